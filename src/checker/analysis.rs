@@ -1,0 +1,454 @@
+//! The end of a history: classify every message from its folded state (DESIGN.md definitions).
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::verdict::{Cited, Counts, DuplicateCauses, Example, GroupCounts, Verdict};
+use super::{At, Checker, Idx, MessageState, Seen, ACKED, ATOMIC, NONE, NO_POS};
+use crate::history::Guarantee;
+
+/// Stands for "every consumer" when no group delivered anything at all: acknowledged messages
+/// are then still expected somewhere, so a run whose consumers saw nothing shows its loss.
+const NO_GROUP: u16 = u16::MAX;
+const NO_GROUP_NAME: &str = "(no group delivered anything)";
+
+/// How the messages of one judged unit reached one group: a message's own deliveries, or, in
+/// a pipeline, every delivery derived from one upstream message.
+#[derive(Debug, Clone, Default)]
+struct Reached {
+    count: u32,
+    written_twice: bool,
+    redelivered: bool,
+    unknown_pos: bool,
+    first: Option<(At, Idx)>,
+    second: Option<(At, Idx)>,
+}
+
+impl Reached {
+    fn add(&mut self, seen: &Seen, message: Idx, distinct_derived: bool, no_pos: bool) {
+        if self.count > 0 && distinct_derived {
+            self.written_twice = true;
+        }
+        self.count += seen.count;
+        self.written_twice |= seen.positions_seen.count_ones() > 1;
+        self.redelivered |= seen.redelivered;
+        self.unknown_pos |= no_pos;
+        for at in [seen.first, seen.second].into_iter().take(seen.count.min(2) as usize) {
+            if self.first.is_none() {
+                self.first = Some((at, message));
+            } else if self.second.is_none() {
+                self.second = Some((at, message));
+            }
+        }
+    }
+}
+
+struct Analysis<'a> {
+    c: &'a Checker,
+    max_examples: usize,
+    counts: Counts,
+    causes: DuplicateCauses,
+    groups: BTreeMap<u16, GroupCounts>,
+    examples: BTreeMap<String, Vec<Example>>,
+}
+
+impl Analysis<'_> {
+    fn group_name(&self, g: u16) -> String {
+        if g == NO_GROUP {
+            NO_GROUP_NAME.to_string()
+        } else {
+            self.c.groups.name(g as Idx).to_string()
+        }
+    }
+
+    fn id(&self, i: Idx) -> &str {
+        self.c.ids.name(i)
+    }
+
+    fn wants_example(&self, kind: &str) -> bool {
+        self.examples.get(kind).map_or(0, Vec::len) < self.max_examples
+    }
+
+    fn example(&mut self, kind: &str, message: Idx, group: Option<u16>, explanation: String, events: Vec<Cited>) {
+        let message = self.id(message).to_string();
+        let group = group.map(|g| self.group_name(g));
+        self.examples.entry(kind.to_string()).or_default().push(Example { message, group, explanation, events });
+    }
+
+    fn cite(at: At, what: impl Into<String>) -> Cited {
+        Cited { index: at.index, time: at.time, what: what.into() }
+    }
+
+    fn group_counts(&mut self, g: u16) -> &mut GroupCounts {
+        self.groups.entry(g).or_default()
+    }
+
+    /// Judge one unit (a message, or an upstream message of a pipeline) against the groups
+    /// that should see it.
+    fn judge(&mut self, unit: Idx, reached: &[(u16, Reached)], expected: &[u16]) {
+        let s = &self.c.messages[unit as usize];
+        let drained = self.c.evidence.drained;
+        let sent = s.sends > 0;
+        let acked = s.flags & ACKED != 0;
+        let failed = sent && !acked && s.fails == s.sends;
+        let delivered = reached.iter().any(|(_, r)| r.count > 0);
+        if sent {
+            self.counts.messages += 1;
+            match (acked, failed) {
+                (true, _) => self.counts.acknowledged += 1,
+                (false, true) => self.counts.failed += 1,
+                (false, false) => self.counts.indeterminate += 1,
+            }
+        }
+        if delivered {
+            self.counts.delivered += 1;
+            for (g, r) in reached {
+                if r.count > 0 {
+                    self.group_counts(*g).delivered += 1;
+                }
+            }
+        }
+        let first_delivery = reached.iter().find_map(|(g, r)| r.first.map(|f| (*g, f)));
+
+        if !sent && delivered {
+            self.counts.unexpected += 1;
+            if self.wants_example("unexpected") {
+                let (g, (at, via)) = first_delivery.expect("delivered");
+                let what = format!("delivered to {} as {}", self.group_name(g), self.id(via));
+                self.example("unexpected", unit, Some(g), "delivered, but no send of it is in the history".into(), vec![Self::cite(at, what)]);
+            }
+        }
+        if sent && !acked && !failed && delivered {
+            self.counts.recovered += 1;
+        }
+        if failed && delivered {
+            self.counts.failed_delivered += 1;
+            let (g, (at, _)) = first_delivery.expect("delivered");
+            self.group_counts(g).failed_delivered += 1;
+            let kind = if s.flags & ATOMIC != 0 { "aborted-read" } else { "failed-delivered" };
+            if self.wants_example(kind) {
+                let why = if s.flags & ATOMIC != 0 {
+                    "its transaction was aborted (every send ended fail), yet it was delivered"
+                } else {
+                    "every send of it ended fail (the client was told it did not happen), yet it was delivered"
+                };
+                let events = vec![Self::cite(s.outcome, "send fail"), Self::cite(at, format!("delivered to {}", self.group_name(g)))];
+                self.example(kind, unit, Some(g), why.into(), events);
+            }
+        }
+
+        // Loss: acknowledged, and some group that should see it never did.
+        if acked {
+            let mut lost_somewhere = false;
+            let mut unseen_somewhere = false;
+            for &g in expected {
+                let count = reached.iter().find(|(rg, _)| *rg == g).map_or(0, |(_, r)| r.count);
+                if count > 0 {
+                    continue;
+                }
+                if drained {
+                    lost_somewhere = true;
+                    self.group_counts(g).lost += 1;
+                    if self.wants_example("lost") {
+                        let why = format!(
+                            "acknowledged, never delivered to {} although the drain completed",
+                            self.group_name(g)
+                        );
+                        let events = vec![Self::cite(s.first_invoke, "send invoked"), Self::cite(s.outcome, "send ok")];
+                        self.example("lost", unit, Some(g), why, events);
+                    }
+                } else {
+                    unseen_somewhere = true;
+                    self.group_counts(g).unseen += 1;
+                }
+            }
+            self.counts.lost += lost_somewhere as u64;
+            self.counts.unseen += unseen_somewhere as u64;
+        }
+
+        // Duplicates: more than one delivery to one group.
+        let mut duplicated = false;
+        let (mut written_twice, mut redelivered, mut unknown) = (false, false, false);
+        for (g, r) in reached {
+            if r.count < 2 {
+                continue;
+            }
+            duplicated = true;
+            self.group_counts(*g).duplicated += 1;
+            written_twice |= r.written_twice;
+            redelivered |= r.redelivered;
+            unknown |= !r.written_twice && !r.redelivered;
+            if self.wants_example("duplicated") {
+                let cause = match (r.written_twice, r.redelivered, r.unknown_pos) {
+                    (true, true, _) => "written twice and redelivered",
+                    (true, false, _) => "written twice (the same id at two positions, or two outputs from one input)",
+                    (false, true, _) => "redelivered (the same position delivered twice)",
+                    (false, false, _) => "cause unknown (no positions recorded)",
+                };
+                let name = self.group_name(*g);
+                let mut events = Vec::new();
+                if acked {
+                    events.push(Self::cite(s.outcome, "send ok"));
+                }
+                for (at, via) in [r.first, r.second].into_iter().flatten() {
+                    let what = if via == unit {
+                        format!("delivered to {name}")
+                    } else {
+                        format!("delivered to {name} as {}", self.id(via))
+                    };
+                    events.push(Self::cite(at, what));
+                }
+                let why = format!("delivered {} times to {name}: {cause}", r.count);
+                self.example("duplicated", unit, Some(*g), why, events);
+            }
+        }
+        if duplicated {
+            self.counts.duplicated += 1;
+            self.causes.written_twice += written_twice as u64;
+            self.causes.redelivered += redelivered as u64;
+            self.causes.unknown += unknown as u64;
+        }
+    }
+}
+
+fn seen_in(s: &MessageState, g: u16) -> u32 {
+    s.seen.iter().find(|x| x.group == g).map_or(0, |x| x.count)
+}
+
+/// Groups expected to see messages of each dest: those that delivered anything from it; every
+/// group for a message without dest, or whose dest nobody read.
+fn expected_groups(c: &Checker) -> (Vec<u16>, FxHashMap<Idx, Vec<u16>>) {
+    let mut all: Vec<u16> = (0..c.groups.names.len() as u16).collect();
+    if all.is_empty() {
+        all.push(NO_GROUP);
+    }
+    let mut by_dest: FxHashMap<Idx, Vec<u16>> = FxHashMap::default();
+    for &(g, dest) in &c.group_dests {
+        by_dest.entry(dest).or_default().push(g);
+    }
+    for groups in by_dest.values_mut() {
+        groups.sort_unstable();
+    }
+    (all, by_dest)
+}
+
+pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) -> Verdict {
+    let claim = claim.or(c.header.as_ref().and_then(|h| h.claim));
+    let (all_groups, by_dest) = expected_groups(&c);
+    let expected_for = |s: &MessageState| -> &[u16] {
+        if s.dest == NONE {
+            return &all_groups;
+        }
+        by_dest.get(&s.dest).map_or(&all_groups[..], |g| &g[..])
+    };
+    let mut a = Analysis {
+        c: &c,
+        max_examples,
+        counts: Counts::default(),
+        causes: DuplicateCauses::default(),
+        groups: BTreeMap::new(),
+        examples: BTreeMap::new(),
+    };
+
+    if c.pipeline {
+        judge_pipeline(&mut a);
+    } else {
+        for (i, s) in c.messages.iter().enumerate() {
+            let reached: Vec<(u16, Reached)> = s
+                .seen
+                .iter()
+                .map(|seen| {
+                    let mut r = Reached::default();
+                    r.add(seen, i as Idx, false, s.flags & NO_POS != 0);
+                    (seen.group, r)
+                })
+                .collect();
+            a.judge(i as Idx, &reached, expected_for(s));
+        }
+    }
+    judge_atomic_sends(&mut a, &expected_for);
+    judge_order(&mut a);
+
+    let Analysis { counts, causes, groups, examples, .. } = a;
+    let verdict = Verdict::classify(counts.lost, counts.duplicated);
+    let violations = claim.map(|g| Verdict::violations_of(g, &counts)).unwrap_or_default();
+    let mut notes = Vec::new();
+    if !c.evidence.drained && counts.unseen > 0 {
+        notes.push(format!(
+            "the history has no completed drain: {} acknowledged message(s) were not delivered, which may be loss or delay; record a drain to judge loss",
+            counts.unseen
+        ));
+    }
+    if c.groups.names.is_empty() && counts.acknowledged > 0 {
+        notes.push("no consumer group delivered anything: every acknowledged message is expected by an implicit group".into());
+    }
+    if let Some(line) = c.truncated_line {
+        notes.push(format!("line {line} was cut off mid-write (a killed recorder) and was ignored"));
+    }
+    let group_names = groups.into_iter().map(|(g, counts)| {
+        let name = if g == NO_GROUP { NO_GROUP_NAME.to_string() } else { c.groups.name(g as Idx).to_string() };
+        (name, counts)
+    });
+    Verdict {
+        verdict,
+        claim,
+        claim_holds: claim.map(|_| violations.is_empty()),
+        violations,
+        counts,
+        duplicate_causes: causes,
+        evidence: c.evidence.clone(),
+        groups: group_names.collect(),
+        pipeline: c.pipeline,
+        examples,
+        notes,
+    }
+}
+
+/// Pipelines: every upstream message (one without `from`) must yield exactly one delivery
+/// derived from it in each sink group (a group that delivered derived messages).
+fn judge_pipeline(a: &mut Analysis) {
+    let c = a.c;
+    let root_of = |mut i: Idx| {
+        // Follow `from` to the first stage; the bound guards against cycles in bad input.
+        for _ in 0..64 {
+            let from = c.messages[i as usize].from;
+            if from == NONE {
+                break;
+            }
+            i = from;
+        }
+        i
+    };
+    let mut sinks: Vec<u16> = Vec::new();
+    let mut reached: FxHashMap<Idx, Vec<(u16, Reached)>> = FxHashMap::default();
+    for (i, s) in c.messages.iter().enumerate() {
+        if s.from == NONE {
+            continue;
+        }
+        let root = root_of(i as Idx);
+        for seen in &s.seen {
+            if !sinks.contains(&seen.group) {
+                sinks.push(seen.group);
+            }
+            let per_group = reached.entry(root).or_default();
+            let entry = match per_group.iter().position(|(g, _)| *g == seen.group) {
+                Some(k) => &mut per_group[k].1,
+                None => {
+                    per_group.push((seen.group, Reached::default()));
+                    &mut per_group.last_mut().expect("just pushed").1
+                }
+            };
+            entry.add(seen, i as Idx, true, s.flags & NO_POS != 0);
+        }
+        // A derived message whose own sends all failed (an aborted processor transaction) and
+        // that reached the sink is an aborted read, whatever its upstream did.
+        let failed = s.sends > 0 && s.flags & ACKED == 0 && s.fails == s.sends;
+        if failed && !s.seen.is_empty() {
+            a.counts.failed_delivered += 1;
+            if a.wants_example("aborted-read") {
+                let g = s.seen[0].group;
+                let events = vec![Analysis::cite(s.outcome, "send fail"), Analysis::cite(s.seen[0].first, "delivered")];
+                a.example("aborted-read", i as Idx, Some(g), "written by an aborted transaction, yet delivered".into(), events);
+            }
+        }
+    }
+    sinks.sort_unstable();
+    let empty = Vec::new();
+    for (i, s) in c.messages.iter().enumerate() {
+        if s.from != NONE {
+            continue;
+        }
+        let r = reached.get(&(i as Idx)).unwrap_or(&empty);
+        a.judge(i as Idx, r, &sinks);
+    }
+}
+
+/// Torn transactions: an atomic send that did not fail, of which a group saw some but not all
+/// of the messages it should see. Judged only after a drain (before it, the rest may be on its way).
+fn judge_atomic_sends<'e>(a: &mut Analysis, expected_for: &dyn Fn(&MessageState) -> &'e [u16]) {
+    let c = a.c;
+    if !c.evidence.drained {
+        return;
+    }
+    for send in c.atomic_sends.iter().filter(|s| !s.failed) {
+        let mut groups: Vec<u16> = send.messages.iter().flat_map(|&m| expected_for(&c.messages[m as usize]).iter().copied()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut torn_anywhere = false;
+        for g in groups {
+            let members: Vec<Idx> =
+                send.messages.iter().copied().filter(|&m| expected_for(&c.messages[m as usize]).contains(&g)).collect();
+            let delivered = members.iter().filter(|&&m| seen_in(&c.messages[m as usize], g) > 0).count();
+            if delivered == 0 || delivered == members.len() {
+                continue;
+            }
+            torn_anywhere = true;
+            a.group_counts(g).torn += 1;
+            if a.wants_example("torn") {
+                let missing = members.iter().copied().find(|&m| seen_in(&c.messages[m as usize], g) == 0).expect("some missing");
+                let why = format!(
+                    "atomic send of {} messages: {} of them delivered to {}, {} not (e.g. this one)",
+                    members.len(),
+                    delivered,
+                    a.group_name(g),
+                    members.len() - delivered
+                );
+                a.example("torn", missing, Some(g), why, vec![Analysis::cite(send.at, "atomic send completed")]);
+            }
+        }
+        a.counts.torn += torn_anywhere as u64;
+    }
+}
+
+/// Order within a key: a message delivered after another message of its key that was sent only
+/// after it had been acknowledged. First deliveries only (a redelivery replays old messages).
+fn judge_order(a: &mut Analysis) {
+    let c = a.c;
+    let mut by_group_key: FxHashMap<(u16, Idx), Vec<((u64, u32), Idx)>> = FxHashMap::default();
+    for (i, s) in c.messages.iter().enumerate() {
+        if s.key == NONE || s.flags & ACKED == 0 {
+            continue;
+        }
+        for seen in &s.seen {
+            by_group_key.entry((seen.group, s.key)).or_default().push(((seen.first.index, seen.first_slot), i as Idx));
+        }
+    }
+    let mut keys: Vec<_> = by_group_key.into_iter().collect();
+    keys.sort_unstable_by_key(|(k, _)| *k);
+    for ((g, _key), mut deliveries) in keys {
+        deliveries.sort_unstable();
+        // The latest send invocation among messages delivered so far, and which message it was.
+        let mut latest: Option<(u64, Idx, u64)> = None;
+        for ((delivered_at, _), m) in deliveries {
+            let s = &c.messages[m as usize];
+            if let Some((invoked, other, other_delivered)) = latest {
+                if s.outcome.index < invoked {
+                    a.counts.order_violations += 1;
+                    a.group_counts(g).order_violations += 1;
+                    if a.wants_example("order") {
+                        let o = &c.messages[other as usize];
+                        let why = format!(
+                            "acknowledged before {} was sent, yet delivered to {} after it",
+                            a.id(other),
+                            a.group_name(g)
+                        );
+                        let at_of = |index: u64, s: &MessageState| -> At {
+                            s.seen.iter().find(|x| x.first.index == index).map_or(At { index, time: 0 }, |x| x.first)
+                        };
+                        let events = vec![
+                            Analysis::cite(s.outcome, "send ok"),
+                            Analysis::cite(o.first_invoke, format!("send of {} invoked", a.id(other))),
+                            Analysis::cite(at_of(other_delivered, o), format!("{} delivered", a.id(other))),
+                            Analysis::cite(at_of(delivered_at, s), "delivered"),
+                        ];
+                        a.example("order", m, Some(g), why, events);
+                    }
+                }
+            }
+            if latest.is_none_or(|(invoked, _, _)| s.first_invoke.index > invoked) {
+                latest = Some((s.first_invoke.index, m, delivered_at));
+            }
+        }
+    }
+}

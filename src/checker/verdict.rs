@@ -1,0 +1,183 @@
+//! What the checker concludes: counts, evidence, examples, the observed guarantee and whether the
+//! claim held. Serialized as the JSON verdict (a stable interface: see docs/history-format.md).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::history::Guarantee;
+
+/// The observed class of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Observed {
+    ExactlyOnce,
+    AtLeastOnce,
+    AtMostOnce,
+    NoGuarantee,
+}
+
+impl Observed {
+    pub fn name(self) -> &'static str {
+        match self {
+            Observed::ExactlyOnce => "exactly-once",
+            Observed::AtLeastOnce => "at-least-once",
+            Observed::AtMostOnce => "at-most-once",
+            Observed::NoGuarantee => "no-guarantee",
+        }
+    }
+}
+
+/// Message-level counts: each is a number of distinct messages (for a pipeline history, of
+/// upstream messages), except `torn` (atomic sends) and `order_violations` (deliveries).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub messages: u64,
+    pub acknowledged: u64,
+    pub indeterminate: u64,
+    pub failed: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub unseen: u64,
+    pub duplicated: u64,
+    pub unexpected: u64,
+    pub recovered: u64,
+    pub failed_delivered: u64,
+    pub torn: u64,
+    pub order_violations: u64,
+}
+
+/// Why duplicated messages were duplicated (a message may show more than one cause).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DuplicateCauses {
+    /// The same id at two positions, or (pipelines) two outputs derived from one input.
+    pub written_twice: u64,
+    /// The same position delivered twice to one group.
+    pub redelivered: u64,
+    /// No positions recorded: the cause cannot be told.
+    pub unknown: u64,
+}
+
+/// How hard the run tried: a clean verdict is evidence, not proof.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// Send operations (invocations).
+    pub sends: u64,
+    /// Messages delivered (one per message per deliver event).
+    pub deliveries: u64,
+    /// Send operations that ended `info` or never completed.
+    pub indeterminate_sends: u64,
+    /// Client crashes.
+    pub crashes: u64,
+    /// Nemesis operation (`start-X` recorded as `X`) → how many times it started.
+    pub faults: BTreeMap<String, u64>,
+    /// Whether the history has a completed drain (without one, loss cannot be proven).
+    pub drained: bool,
+}
+
+/// Per consumer group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GroupCounts {
+    pub delivered: u64,
+    pub lost: u64,
+    pub unseen: u64,
+    pub duplicated: u64,
+    pub failed_delivered: u64,
+    pub torn: u64,
+    pub order_violations: u64,
+}
+
+/// One event cited by an example.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cited {
+    pub index: u64,
+    /// Nanoseconds since the run started.
+    pub time: u64,
+    /// What this event shows, e.g. "send ok", "delivered to g1 at 0@17".
+    pub what: String,
+}
+
+/// A proof by example: one message (or atomic send) and the events that show the anomaly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Example {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    pub explanation: String,
+    pub events: Vec<Cited>,
+}
+
+/// The checker's verdict on one history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub verdict: Observed,
+    pub claim: Option<Guarantee>,
+    pub claim_holds: Option<bool>,
+    /// Why the claim does not hold (empty when it holds or there is none).
+    pub violations: Vec<String>,
+    pub counts: Counts,
+    pub duplicate_causes: DuplicateCauses,
+    pub evidence: Evidence,
+    pub groups: BTreeMap<String, GroupCounts>,
+    /// Whether the history was judged as a pipeline (messages with `from`).
+    pub pipeline: bool,
+    /// Anomaly kind → up to N examples.
+    pub examples: BTreeMap<String, Vec<Example>>,
+    /// Caveats a reader must know (no drain, a cut-off last line, …).
+    pub notes: Vec<String>,
+}
+
+impl Verdict {
+    /// The observed class from loss and duplicates.
+    pub fn classify(lost: u64, duplicated: u64) -> Observed {
+        match (lost > 0, duplicated > 0) {
+            (false, false) => Observed::ExactlyOnce,
+            (false, true) => Observed::AtLeastOnce,
+            (true, false) => Observed::AtMostOnce,
+            (true, true) => Observed::NoGuarantee,
+        }
+    }
+
+    /// Why `claim` is violated by these counts; empty when it holds.
+    pub fn violations_of(claim: Guarantee, c: &Counts) -> Vec<String> {
+        let mut v = Vec::new();
+        let duplicates = || format!("{} message(s) duplicated", c.duplicated);
+        let loss = || format!("{} acknowledged message(s) lost", c.lost);
+        match claim {
+            Guarantee::AtMostOnce => {
+                if c.duplicated > 0 {
+                    v.push(duplicates());
+                }
+            }
+            Guarantee::AtLeastOnce => {
+                if c.lost > 0 {
+                    v.push(loss());
+                }
+            }
+            Guarantee::ExactlyOnce => {
+                if c.lost > 0 {
+                    v.push(loss());
+                }
+                if c.duplicated > 0 {
+                    v.push(duplicates());
+                }
+                if c.failed_delivered > 0 {
+                    v.push(format!("{} message(s) delivered although every send failed (aborted reads)", c.failed_delivered));
+                }
+                if c.torn > 0 {
+                    v.push(format!("{} atomic send(s) delivered in part (torn transactions)", c.torn));
+                }
+            }
+        }
+        v
+    }
+
+    /// 0: the claim holds or there is none; 1: the claim is violated.
+    pub fn exit_code(&self) -> i32 {
+        if self.claim_holds == Some(false) {
+            1
+        } else {
+            0
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `ackcheck check FILE [--claim MODE] [--json] [--examples N]`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::checker;
+use crate::history::reader::HistoryReader;
+use crate::history::Guarantee;
+use crate::report;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The history (JSON Lines, format v1); `-` reads standard input.
+    pub file: PathBuf,
+    /// The guarantee to judge against (overrides the header's claim).
+    #[arg(long, value_enum)]
+    pub claim: Option<Guarantee>,
+    /// Print the verdict as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Examples to show per anomaly.
+    #[arg(long, default_value_t = 3)]
+    pub examples: usize,
+}
+
+/// Exit codes: 0 claim holds (or none), 1 claim violated, 2 unusable input.
+pub fn run(args: CheckArgs) -> i32 {
+    let reader = match HistoryReader::open(&args.file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let verdict = match checker::check(reader, args.claim, args.examples) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {} is not a usable history: {e}", args.file.display());
+            return 2;
+        }
+    };
+    if args.json {
+        println!("{}", report::json(&verdict));
+    } else {
+        print!("{}", report::human(&verdict));
+    }
+    verdict.exit_code()
+}

@@ -1,0 +1,34 @@
+//! The command line: a thin layer over the library.
+
+pub mod check;
+pub mod cluster;
+pub mod generate;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "ackcheck", version, about = "Finds out what message brokers really deliver: at-most-once, at-least-once or exactly-once.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Judge a recorded history: which guarantee was observed, and whether the claim held.
+    Check(check::CheckArgs),
+    /// Install, start, stop and break local broker nodes (no Docker needed).
+    Cluster(cluster::ClusterArgs),
+    /// Write a synthetic history with planted anomalies (for tests and benchmarks).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
+}
+
+/// Run the parsed command; returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Check(args) => Ok(check::run(args)),
+        Command::Cluster(args) => cluster::run(args),
+        Command::Generate(args) => generate::run(args),
+    }
+}

@@ -1,0 +1,245 @@
+//! Process plumbing shared by every broker: detached node processes with pid files and logs,
+//! signals, port checks, install steps and readiness polling.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+use super::{BrokerKind, ClusterError, Home, Result};
+
+/// One node's process, known by its pid file. The pid is the broker process itself (the JVM,
+/// the Erlang VM, Python), started in its own process group so that a Ctrl-C to ackcheck does
+/// not reach it and so that `stop` can take the whole group down.
+#[derive(Debug, Clone)]
+pub struct NodeProcess {
+    pub dir: PathBuf,
+    pub pid_file: PathBuf,
+    pub log_file: PathBuf,
+}
+
+impl NodeProcess {
+    /// The conventional layout: `<dir>/pid`, `<dir>/node.log`.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> NodeProcess {
+        let dir = dir.into();
+        NodeProcess { pid_file: dir.join("pid"), log_file: dir.join("node.log"), dir }
+    }
+
+    /// Spawn `cmd` detached (own process group, stdin closed, stdout and stderr appended to the
+    /// log) and record its pid.
+    pub fn spawn(&self, mut cmd: Command) -> Result<u32> {
+        fs::create_dir_all(&self.dir).map_err(ClusterError::io(format!("creating {}", self.dir.display())))?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_file)
+            .map_err(ClusterError::io(format!("opening {}", self.log_file.display())))?;
+        let log2 = log.try_clone().map_err(ClusterError::io("duplicating the log file handle"))?;
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0);
+        let child = cmd.spawn().map_err(ClusterError::io(format!("starting {:?}", cmd.get_program())))?;
+        let pid = child.id();
+        // The child is reaped by a detached thread so that it never lingers as a zombie while
+        // this process lives; after we exit, init adopts it.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        fs::write(&self.pid_file, pid.to_string()).map_err(ClusterError::io(format!("writing {}", self.pid_file.display())))?;
+        Ok(pid)
+    }
+
+    /// The recorded pid if that process is alive (and not a zombie).
+    pub fn pid(&self) -> Option<u32> {
+        let pid: u32 = fs::read_to_string(&self.pid_file).ok()?.trim().parse().ok()?;
+        pid_alive(pid).then_some(pid)
+    }
+
+    /// True if the process is stopped by SIGSTOP.
+    pub fn is_paused(&self) -> bool {
+        self.pid().and_then(proc_state).is_some_and(|s| s == 'T')
+    }
+
+    /// SIGKILL the process group. Returns whether anything was running.
+    pub fn kill(&self) -> Result<bool> {
+        let Some(pid) = self.pid() else { return Ok(false) };
+        signal_group(pid, Signal::SIGKILL)?;
+        wait_dead(pid, Duration::from_secs(10));
+        Ok(true)
+    }
+
+    pub fn pause(&self) -> Result<()> {
+        if let Some(pid) = self.pid() {
+            signal_group(pid, Signal::SIGSTOP)?;
+        }
+        Ok(())
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        if let Some(pid) = self.pid() {
+            signal_group(pid, Signal::SIGCONT)?;
+        }
+        Ok(())
+    }
+
+    /// Graceful stop: SIGCONT (a paused process cannot exit), SIGTERM, then SIGKILL after
+    /// `grace`. Removes the pid file.
+    pub fn stop(&self, grace: Duration) -> Result<()> {
+        if let Some(pid) = self.pid() {
+            let _ = signal_group(pid, Signal::SIGCONT);
+            let _ = signal_group(pid, Signal::SIGTERM);
+            if !wait_dead(pid, grace) {
+                let _ = signal_group(pid, Signal::SIGKILL);
+                wait_dead(pid, Duration::from_secs(10));
+            }
+        }
+        let _ = fs::remove_file(&self.pid_file);
+        Ok(())
+    }
+
+    /// The last `lines` lines of the node's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_file, lines)
+    }
+}
+
+fn signal_group(pid: u32, sig: Signal) -> Result<()> {
+    // Signal the group (the node was started as its group leader), falling back to the pid.
+    let group = Pid::from_raw(-(pid as i32));
+    if signal::kill(group, sig).is_err() {
+        signal::kill(Pid::from_raw(pid as i32), sig)
+            .map_err(|e| ClusterError::Other(format!("sending {sig} to pid {pid} failed: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Alive and not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    if signal::kill(Pid::from_raw(pid as i32), None).is_err() {
+        return false;
+    }
+    !matches!(proc_state(pid), Some('Z') | Some('X') | None)
+}
+
+/// The state letter from `/proc/<pid>/stat` (R, S, D, T, Z, …).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+fn wait_dead(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if !pid_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    !pid_alive(pid)
+}
+
+/// The last `lines` lines of a file (reads at most the last 64 KiB).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let Ok(mut f) = fs::File::open(path) else {
+        return format!("(no log at {})", path.display());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// True if something listens on (or holds) 127.0.0.1:`port`.
+pub fn port_taken(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_err()
+}
+
+/// Fail with [`ClusterError::PortTaken`] if any port is taken.
+pub fn ensure_ports_free(ports: &[u16], needed_by: &str) -> Result<()> {
+    for &port in ports {
+        if port_taken(port) {
+            return Err(ClusterError::PortTaken { port, needed_by: needed_by.to_string() });
+        }
+    }
+    Ok(())
+}
+
+/// Wait until every port is free; returns the ones still taken after `timeout`.
+pub async fn wait_ports_free(ports: &[u16], timeout: Duration) -> Vec<u16> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let taken: Vec<u16> = ports.iter().copied().filter(|&p| port_taken(p)).collect();
+        if taken.is_empty() || Instant::now() >= deadline {
+            return taken;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Poll `check` every `interval` until it returns Ok or `timeout` passes; returns the last error.
+pub async fn wait_until<F, Fut>(timeout: Duration, interval: Duration, mut check: F) -> std::result::Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let err = match tokio::time::timeout(interval.max(Duration::from_secs(5)), check()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => "check timed out".to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(err);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Run one install step to completion, capturing its output; on failure the error names the
+/// step and carries the tail of the output.
+pub fn run_step(what: &str, step: &str, cmd: &mut Command) -> Result<String> {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| ClusterError::Install {
+        what: what.to_string(),
+        step: step.to_string(),
+        reason: format!("could not run {:?}: {e}", cmd.get_program()),
+        output: String::new(),
+    })?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        let lines: Vec<&str> = text.lines().collect();
+        return Err(ClusterError::Install {
+            what: what.to_string(),
+            step: step.to_string(),
+            reason: format!("{:?} exited with {}", cmd.get_program(), out.status),
+            output: lines[lines.len().saturating_sub(30)..].join("\n"),
+        });
+    }
+    Ok(text)
+}
+
+/// The node count recorded by the last `up` of this broker (`run/<broker>/nodes`).
+pub fn recorded_nodes(home: &Home, kind: BrokerKind) -> Option<usize> {
+    fs::read_to_string(home.run_dir(kind).join("nodes")).ok()?.trim().parse().ok()
+}
+
+/// Record the node count at `up` so that later commands find the same cluster.
+pub fn record_nodes(home: &Home, kind: BrokerKind, nodes: usize) -> Result<()> {
+    let dir = home.run_dir(kind);
+    fs::create_dir_all(&dir).map_err(ClusterError::io(format!("creating {}", dir.display())))?;
+    fs::write(dir.join("nodes"), nodes.to_string()).map_err(ClusterError::io("recording the node count"))
+}
+
+/// Forget the recorded node count (at `down`).
+pub fn forget_nodes(home: &Home, kind: BrokerKind) {
+    let _ = fs::remove_file(home.run_dir(kind).join("nodes"));
+}

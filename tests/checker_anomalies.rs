@@ -1,0 +1,328 @@
+//! One test per anomaly of DESIGN.md's checker semantics, on small hand-built histories.
+
+use std::io::Cursor;
+
+use ackcheck::checker::{self, Observed, Verdict};
+use ackcheck::history::reader::HistoryReader;
+use ackcheck::history::Guarantee;
+
+/// A tiny history builder: each call appends JSON lines as a recorder would.
+#[derive(Default)]
+struct H {
+    lines: Vec<String>,
+    index: u64,
+    op: u64,
+}
+
+impl H {
+    fn line(&mut self, process: &str, kind: &str, f: &str, op: Option<u64>, value: &str) {
+        let op = op.map(|o| format!(",\"op\":{o}")).unwrap_or_default();
+        let value = if value.is_empty() { String::new() } else { format!(",\"value\":{value}") };
+        self.lines.push(format!(
+            "{{\"index\":{},\"time\":{},\"process\":{process},\"type\":\"{kind}\",\"f\":\"{f}\"{op}{value}}}",
+            self.index,
+            self.index * 1000
+        ));
+        self.index += 1;
+    }
+
+    fn messages(msgs: &[&str]) -> String {
+        // "id" or "id|key" or "id|key|dest" or "id||dest|from"
+        let parts: Vec<String> = msgs
+            .iter()
+            .map(|m| {
+                let f: Vec<&str> = m.split('|').collect();
+                let mut s = format!("{{\"id\":\"{}\"", f[0]);
+                for (name, v) in ["key", "dest", "from"].iter().zip(f.iter().skip(1)) {
+                    if !v.is_empty() {
+                        s.push_str(&format!(",\"{name}\":\"{v}\""));
+                    }
+                }
+                s.push('}');
+                s
+            })
+            .collect();
+        format!("[{}]", parts.join(","))
+    }
+
+    /// A send by process `p` ending with `outcome` (`None`: never completed).
+    fn send(&mut self, p: u64, msgs: &[&str], outcome: Option<&str>) -> &mut Self {
+        self.send_with(p, msgs, outcome, false)
+    }
+
+    fn send_with(&mut self, p: u64, msgs: &[&str], outcome: Option<&str>, atomic: bool) -> &mut Self {
+        self.op += 1;
+        let atomic = if atomic { ",\"atomic\":true" } else { "" };
+        let value = format!("{{\"messages\":{}{atomic}}}", Self::messages(msgs));
+        self.line(&p.to_string(), "invoke", "send", Some(self.op), &value);
+        if let Some(outcome) = outcome {
+            self.line(&p.to_string(), outcome, "send", Some(self.op), "");
+        }
+        self
+    }
+
+    /// A delivery to `group` of messages given as "id@pos" (or "id" without a position).
+    fn deliver(&mut self, group: &str, msgs: &[&str]) -> &mut Self {
+        let parts: Vec<String> = msgs
+            .iter()
+            .map(|m| match m.split_once('@') {
+                Some((id, pos)) => {
+                    let (id, rest) = id.split_once('|').map_or((id, ""), |(a, b)| (a, b));
+                    let mut s = format!("{{\"id\":\"{id}\",\"pos\":\"{pos}\"");
+                    for (name, v) in ["key", "dest", "from"].iter().zip(rest.split('|')) {
+                        if !v.is_empty() {
+                            s.push_str(&format!(",\"{name}\":\"{v}\""));
+                        }
+                    }
+                    s + "}"
+                }
+                None => format!("{{\"id\":\"{m}\"}}"),
+            })
+            .collect();
+        let value = format!("{{\"group\":\"{group}\",\"messages\":[{}]}}", parts.join(","));
+        self.line("100", "ok", "deliver", None, &value);
+        self
+    }
+
+    fn drain(&mut self) -> &mut Self {
+        self.line("0", "invoke", "drain", None, "");
+        self.line("0", "ok", "drain", None, "");
+        self
+    }
+
+    fn nemesis(&mut self, f: &str) -> &mut Self {
+        self.line("\"nemesis\"", "info", f, None, "");
+        self
+    }
+
+    fn check(&self, claim: Option<Guarantee>) -> Verdict {
+        let text = self.lines.join("\n") + "\n";
+        let reader = HistoryReader::new(Box::new(Cursor::new(text.into_bytes())));
+        checker::check(reader, claim, 5).expect("a well-formed history")
+    }
+}
+
+#[test]
+fn clean_run_is_exactly_once() {
+    let v = H::default().send(1, &["a", "b"], Some("ok")).deliver("g", &["a@0@1", "b@0@2"]).drain().check(Some(Guarantee::ExactlyOnce));
+    assert_eq!(v.verdict, Observed::ExactlyOnce);
+    assert_eq!(v.claim_holds, Some(true));
+    assert_eq!((v.counts.messages, v.counts.acknowledged, v.counts.delivered), (2, 2, 2));
+    assert_eq!(v.exit_code(), 0);
+}
+
+#[test]
+fn loss_needs_a_drain() {
+    let mut h = H::default();
+    h.send(1, &["a", "b"], Some("ok")).deliver("g", &["a@0@1"]);
+    let v = h.check(Some(Guarantee::AtLeastOnce));
+    assert_eq!((v.counts.lost, v.counts.unseen), (0, 1));
+    assert_eq!(v.claim_holds, Some(true));
+    assert!(v.notes[0].contains("no completed drain"), "{:?}", v.notes);
+    h.drain();
+    let v = h.check(Some(Guarantee::AtLeastOnce));
+    assert_eq!((v.counts.lost, v.counts.unseen), (1, 0));
+    assert_eq!(v.verdict, Observed::AtMostOnce);
+    assert_eq!(v.claim_holds, Some(false));
+    assert_eq!(v.exit_code(), 1);
+    assert_eq!(v.examples["lost"][0].message, "b");
+    assert_eq!(v.examples["lost"][0].events[1].what, "send ok");
+}
+
+#[test]
+fn nothing_delivered_at_all_is_loss() {
+    let v = H::default().send(1, &["a"], Some("ok")).drain().check(Some(Guarantee::AtMostOnce));
+    assert_eq!(v.counts.lost, 1);
+    assert_eq!(v.verdict, Observed::AtMostOnce);
+    assert_eq!(v.claim_holds, Some(true), "at-most-once allows loss");
+}
+
+#[test]
+fn written_twice_and_redelivered_are_told_apart() {
+    let v = H::default()
+        .send(1, &["a"], Some("info"))
+        .send(1, &["a"], Some("ok"))
+        .send(2, &["b"], Some("ok"))
+        .deliver("g", &["a@0@1", "a@0@2", "b@1@1"])
+        .deliver("g", &["b@1@1"])
+        .drain()
+        .check(Some(Guarantee::AtMostOnce));
+    assert_eq!(v.counts.duplicated, 2);
+    assert_eq!(v.duplicate_causes.written_twice, 1);
+    assert_eq!(v.duplicate_causes.redelivered, 1);
+    assert_eq!(v.duplicate_causes.unknown, 0);
+    assert_eq!(v.verdict, Observed::AtLeastOnce);
+    assert_eq!(v.claim_holds, Some(false));
+    assert_eq!(v.evidence.indeterminate_sends, 1);
+}
+
+#[test]
+fn duplicates_without_positions_have_unknown_cause() {
+    let v = H::default().send(1, &["a"], Some("ok")).deliver("g", &["a", "a"]).drain().check(None);
+    assert_eq!(v.duplicate_causes.unknown, 1);
+    assert_eq!(v.claim_holds, None);
+}
+
+#[test]
+fn the_same_message_in_two_groups_is_not_a_duplicate() {
+    let v = H::default().send(1, &["a"], Some("ok")).deliver("g1", &["a@0@1"]).deliver("g2", &["a@0@1"]).drain().check(None);
+    assert_eq!(v.counts.duplicated, 0);
+    assert_eq!(v.groups.len(), 2);
+}
+
+#[test]
+fn dest_rule_only_expects_messages_in_groups_that_read_the_dest() {
+    let v = H::default()
+        .send(1, &["a||orders", "b||audit"], Some("ok"))
+        .deliver("billing", &["a||orders@0@1"])
+        .deliver("auditor", &["b||audit@0@1"])
+        .drain()
+        .check(Some(Guarantee::ExactlyOnce));
+    assert_eq!(v.counts.lost, 0, "billing never reads audit, auditor never reads orders");
+    // A message without dest is expected in every group.
+    let v = H::default().send(1, &["a"], Some("ok")).deliver("g1", &["a@0@1"]).deliver("g2", &["x@0@9"]).drain().check(None);
+    assert_eq!(v.counts.lost, 1);
+    assert_eq!(v.groups["g2"].lost, 1);
+}
+
+#[test]
+fn unexpected_recovered_and_failed_delivered() {
+    let v = H::default()
+        .send(1, &["ind"], Some("info"))
+        .send(2, &["open"], None)
+        .send(3, &["bad"], Some("fail"))
+        .send(4, &["gone"], Some("fail"))
+        .deliver("g", &["ind@0@1", "open@0@2", "bad@0@3", "ghost@0@4"])
+        .drain()
+        .check(Some(Guarantee::ExactlyOnce));
+    assert_eq!(v.counts.messages, 4);
+    assert_eq!((v.counts.indeterminate, v.counts.failed), (2, 2));
+    assert_eq!(v.counts.recovered, 2);
+    assert_eq!(v.counts.failed_delivered, 1);
+    assert_eq!(v.counts.unexpected, 1);
+    assert_eq!(v.counts.lost, 0, "indeterminate and failed messages are never lost");
+    assert_eq!(v.verdict, Observed::ExactlyOnce);
+    assert_eq!(v.claim_holds, Some(false), "a failed-delivered message violates exactly-once");
+    assert_eq!(v.examples["failed-delivered"][0].message, "bad");
+    assert_eq!(v.examples["unexpected"][0].message, "ghost");
+    assert_eq!(v.evidence.indeterminate_sends, 2);
+}
+
+#[test]
+fn a_retry_that_succeeds_makes_a_failed_message_acknowledged() {
+    let v = H::default().send(1, &["a"], Some("fail")).send(1, &["a"], Some("ok")).deliver("g", &["a@0@1"]).drain().check(None);
+    assert_eq!((v.counts.acknowledged, v.counts.failed, v.counts.failed_delivered), (1, 0, 0));
+}
+
+#[test]
+fn torn_and_aborted_transactions() {
+    let v = H::default()
+        .send_with(1, &["t1a", "t1b", "t1c"], Some("ok"), true)
+        .send_with(2, &["t2a", "t2b"], Some("fail"), true)
+        .send_with(3, &["t3a", "t3b"], Some("ok"), true)
+        .deliver("committed", &["t1a@0@1", "t1c@1@1", "t3a@0@2", "t3b@1@2"])
+        .deliver("uncommitted", &["t1a@0@1", "t1b@0@9", "t1c@1@1", "t2a@0@3", "t3a@0@2", "t3b@1@2"])
+        .drain()
+        .check(Some(Guarantee::ExactlyOnce));
+    assert_eq!(v.counts.torn, 1);
+    assert_eq!(v.groups["committed"].torn, 1);
+    assert_eq!(v.groups["uncommitted"].torn, 0);
+    assert_eq!(v.examples["torn"][0].message, "t1b");
+    assert_eq!(v.counts.failed_delivered, 1);
+    assert_eq!(v.groups["uncommitted"].failed_delivered, 1);
+    assert_eq!(v.examples["aborted-read"][0].message, "t2a");
+    assert_eq!(v.claim_holds, Some(false));
+}
+
+#[test]
+fn torn_is_not_judged_without_a_drain() {
+    let v = H::default().send_with(1, &["a", "b"], Some("ok"), true).deliver("g", &["a@0@1"]).check(None);
+    assert_eq!(v.counts.torn, 0);
+    assert_eq!(v.counts.unseen, 1);
+}
+
+#[test]
+fn pipeline_duplicates_and_loss_are_judged_per_upstream_message() {
+    let v = H::default()
+        .send(1, &["u1", "u2", "u3", "u4"], Some("ok"))
+        // u1 → one output (fine); u2 → processed twice (two outputs); u3 → nothing; u4 → its
+        // output delivered twice from one position.
+        .deliver("sink", &["d1|||u1@0@1", "d2a|||u2@0@2", "d2b|||u2@0@3", "d4|||u4@0@4", "d4|||u4@0@4"])
+        // The processor's own reads of the source do not count.
+        .deliver("processor", &["u1@0@1", "u1@0@1"])
+        .drain()
+        .check(Some(Guarantee::ExactlyOnce));
+    assert!(v.pipeline);
+    assert_eq!(v.counts.messages, 4);
+    assert_eq!(v.counts.delivered, 3);
+    assert_eq!(v.counts.lost, 1);
+    assert_eq!(v.examples["lost"][0].message, "u3");
+    assert_eq!(v.counts.duplicated, 2);
+    assert_eq!(v.duplicate_causes.written_twice, 1);
+    assert_eq!(v.duplicate_causes.redelivered, 1);
+    assert_eq!(v.verdict, Observed::NoGuarantee);
+    assert_eq!(v.claim_holds, Some(false));
+}
+
+#[test]
+fn order_violation_within_a_key() {
+    let v = H::default()
+        .send(1, &["a|k"], Some("ok"))
+        .send(1, &["b|k"], Some("ok"))
+        .send(2, &["c|j"], Some("ok"))
+        .deliver("g", &["b|k@0@2", "c|j@1@1", "a|k@0@1"])
+        .drain()
+        .check(Some(Guarantee::ExactlyOnce));
+    assert_eq!(v.counts.order_violations, 1);
+    assert_eq!(v.examples["order"][0].message, "a");
+    assert_eq!(v.claim_holds, Some(true), "order is reported, not part of the classification");
+}
+
+#[test]
+fn concurrent_sends_of_one_key_are_not_ordered() {
+    // b was invoked before a was acknowledged: either order is fine.
+    let mut h = H::default();
+    h.line("1", "invoke", "send", Some(1), r#"{"messages":[{"id":"a","key":"k"}]}"#);
+    h.line("2", "invoke", "send", Some(2), r#"{"messages":[{"id":"b","key":"k"}]}"#);
+    h.line("1", "ok", "send", Some(1), "");
+    h.line("2", "ok", "send", Some(2), "");
+    h.deliver("g", &["b|k@0@2", "a|k@0@1"]).drain();
+    assert_eq!(h.check(None).counts.order_violations, 0);
+}
+
+#[test]
+fn delivery_before_the_send_completes_is_fine() {
+    let mut h = H::default();
+    h.line("1", "invoke", "send", Some(1), r#"{"messages":[{"id":"a"}]}"#);
+    h.deliver("g", &["a@0@1"]);
+    h.line("1", "ok", "send", Some(1), "");
+    let v = h.drain().check(Some(Guarantee::ExactlyOnce));
+    assert_eq!((v.counts.acknowledged, v.counts.delivered, v.counts.unexpected), (1, 1, 0));
+}
+
+#[test]
+fn evidence_counts_faults_crashes_and_sends() {
+    let v = H::default()
+        .nemesis("start-kill")
+        .nemesis("stop-kill")
+        .nemesis("start-kill")
+        .nemesis("start-lose-acks")
+        .send(1, &["a"], Some("ok"))
+        .send(1, &["b"], Some("info"))
+        .check(None);
+    assert_eq!(v.evidence.faults["kill"], 2);
+    assert_eq!(v.evidence.faults["lose-acks"], 1);
+    assert_eq!(v.evidence.sends, 2);
+    assert!(!v.evidence.drained);
+}
+
+#[test]
+fn claim_override_beats_the_header() {
+    let text = "{\"history\":1,\"claim\":\"exactly-once\"}\n".to_string()
+        + &H::default().send(1, &["a"], Some("ok")).deliver("g", &["a@0@1", "a@0@1"]).drain().lines.join("\n");
+    let reader = || HistoryReader::new(Box::new(Cursor::new(text.clone().into_bytes())));
+    let v = checker::check(reader(), None, 3).unwrap();
+    assert_eq!((v.claim, v.claim_holds), (Some(Guarantee::ExactlyOnce), Some(false)));
+    let v = checker::check(reader(), Some(Guarantee::AtLeastOnce), 3).unwrap();
+    assert_eq!((v.claim, v.claim_holds), (Some(Guarantee::AtLeastOnce), Some(true)));
+}
