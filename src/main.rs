@@ -1,8 +1,13 @@
 use clap::Parser;
 
+// mimalloc: the checker allocates and frees millions of small strings across threads (parsed on
+// workers, dropped on the main thread); glibc's arenas make that slower and fatter.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ACKCHECK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ACKCHECK_LOG").unwrap_or_else(|_| "warn,pulsar=off".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = ackcheck::cli::Cli::parse();

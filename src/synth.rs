@@ -320,6 +320,8 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             let stored = broker.store(p % partitions, m);
             if rng.gen_bool(0.05) {
                 // The consumer is fast: the delivery is recorded before the send's completion.
+                // Earlier messages go first, so that the order of the key is kept.
+                flush(&mut w, &mut broker, &group_name, plan.batch, true)?;
                 for g in 0..sink_groups {
                     let consumer = Process::Client(1_000_000 + g as u64);
                     w.emit(consumer, EventType::Ok, "deliver", None, value(vec![derive(plan, &stored, 0)], false, Some(group_name(g))))?;

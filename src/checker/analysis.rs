@@ -26,7 +26,7 @@ struct Reached {
 }
 
 impl Reached {
-    fn add(&mut self, seen: &Seen, message: Idx, distinct_derived: bool, no_pos: bool) {
+    fn add(&mut self, seen: &Seen, second: Option<At>, message: Idx, distinct_derived: bool, no_pos: bool) {
         if self.count > 0 && distinct_derived {
             self.written_twice = true;
         }
@@ -34,7 +34,7 @@ impl Reached {
         self.written_twice |= seen.positions_seen.count_ones() > 1;
         self.redelivered |= seen.redelivered;
         self.unknown_pos |= no_pos;
-        for at in [seen.first, seen.second].into_iter().take(seen.count.min(2) as usize) {
+        for at in [Some(seen.first), second].into_iter().flatten() {
             if self.first.is_none() {
                 self.first = Some((at, message));
             } else if self.second.is_none() {
@@ -219,7 +219,7 @@ fn seen_in(s: &MessageState, g: u16) -> u32 {
 /// Groups expected to see messages of each dest: those that delivered anything from it; every
 /// group for a message without dest, or whose dest nobody read.
 fn expected_groups(c: &Checker) -> (Vec<u16>, FxHashMap<Idx, Vec<u16>>) {
-    let mut all: Vec<u16> = (0..c.groups.names.len() as u16).collect();
+    let mut all: Vec<u16> = (0..c.groups.len() as u16).collect();
     if all.is_empty() {
         all.push(NO_GROUP);
     }
@@ -260,7 +260,7 @@ pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) 
                 .iter()
                 .map(|seen| {
                     let mut r = Reached::default();
-                    r.add(seen, i as Idx, false, s.flags & NO_POS != 0);
+                    r.add(seen, c.second_deliveries.get(&(i as Idx, seen.group)).copied(), i as Idx, false, s.flags & NO_POS != 0);
                     (seen.group, r)
                 })
                 .collect();
@@ -280,7 +280,7 @@ pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) 
             counts.unseen
         ));
     }
-    if c.groups.names.is_empty() && counts.acknowledged > 0 {
+    if c.groups.len() == 0 && counts.acknowledged > 0 {
         notes.push("no consumer group delivered anything: every acknowledged message is expected by an implicit group".into());
     }
     if let Some(line) = c.truncated_line {
@@ -339,7 +339,7 @@ fn judge_pipeline(a: &mut Analysis) {
                     &mut per_group.last_mut().expect("just pushed").1
                 }
             };
-            entry.add(seen, i as Idx, true, s.flags & NO_POS != 0);
+            entry.add(seen, c.second_deliveries.get(&(i as Idx, seen.group)).copied(), i as Idx, true, s.flags & NO_POS != 0);
         }
         // A derived message whose own sends all failed (an aborted processor transaction) and
         // that reached the sink is an aborted read, whatever its upstream did.
@@ -405,7 +405,9 @@ fn judge_atomic_sends<'e>(a: &mut Analysis, expected_for: &dyn Fn(&MessageState)
 /// after it had been acknowledged. First deliveries only (a redelivery replays old messages).
 fn judge_order(a: &mut Analysis) {
     let c = a.c;
-    let mut by_group_key: FxHashMap<(u16, Idx), Vec<((u64, u32), Idx)>> = FxHashMap::default();
+    // (group, key) → first deliveries as ((event index, place in the event), message).
+    type Deliveries = Vec<((u64, u32), Idx)>;
+    let mut by_group_key: FxHashMap<(u16, Idx), Deliveries> = FxHashMap::default();
     for (i, s) in c.messages.iter().enumerate() {
         if s.key == NONE || s.flags & ACKED == 0 {
             continue;

@@ -9,7 +9,7 @@ pub mod verdict;
 
 use std::hash::{Hash, Hasher};
 
-use rustc_hash::{FxHashSet, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use smallvec::SmallVec;
 
 use crate::history::reader::{HistoryError, HistoryReader, Record};
@@ -46,7 +46,6 @@ struct Seen {
     /// delivered in the order listed).
     first_slot: u32,
     first: At,
-    second: At,
 }
 
 const ACKED: u8 = 1;
@@ -71,8 +70,9 @@ struct MessageState {
     first_invoke: At,
     /// The first `ok` completion; else the latest completion (fail or info).
     outcome: At,
-    /// Hashes of the distinct positions at which it was delivered (up to 8 tracked).
-    positions: SmallVec<[u64; 2]>,
+    /// Hash of the first position at which it was delivered (0: none yet). Further distinct
+    /// positions, rare (a message written twice), live in `Checker::more_positions`.
+    first_pos: u64,
     seen: SmallVec<[Seen; 1]>,
 }
 
@@ -87,7 +87,7 @@ impl MessageState {
             from: NONE,
             first_invoke: At { index: u64::MAX, time: 0 },
             outcome: At::default(),
-            positions: SmallVec::new(),
+            first_pos: 0,
             seen: SmallVec::new(),
         }
     }
@@ -117,17 +117,24 @@ pub struct Checker {
     /// (group, dest) pairs with at least one delivery.
     group_dests: FxHashSet<(u16, Idx)>,
     atomic_sends: Vec<AtomicSend>,
+    /// Distinct positions of a message after its first (up to 7).
+    more_positions: FxHashMap<Idx, SmallVec<[u64; 2]>>,
+    /// The second delivery of a message to a group (examples of duplicates cite it).
+    second_deliveries: FxHashMap<(Idx, u16), At>,
     evidence: verdict::Evidence,
     /// Some message has `from`: judge upstream messages end to end.
     pipeline: bool,
     truncated_line: Option<u64>,
 }
 
-/// Interns strings (message ids, dests, keys, groups) into dense indices, storing each once.
+/// Interns strings (message ids, dests, keys, groups) into dense indices. The text of all
+/// strings lives in one buffer: a million short ids cost their bytes plus 8, not an allocation each.
 #[derive(Debug, Default)]
 struct Interner {
     map: hashbrown::HashTable<Idx>,
-    names: Vec<Box<str>>,
+    text: String,
+    /// (start, length) of string i in `text`.
+    spans: Vec<(u32, u32)>,
 }
 
 impl Interner {
@@ -139,19 +146,29 @@ impl Interner {
 
     fn get_or_insert(&mut self, s: String) -> (Idx, bool) {
         let hash = Self::hash(&s);
-        let names = &self.names;
-        if let Some(&i) = self.map.find(hash, |&i| *names[i as usize] == *s) {
+        let (text, spans) = (&self.text, &self.spans);
+        if let Some(&i) = self.map.find(hash, |&i| Self::at(text, spans, i) == s) {
             return (i, false);
         }
-        let i = self.names.len() as Idx;
-        self.names.push(s.into_boxed_str());
-        let names = &self.names;
-        self.map.insert_unique(hash, i, |&j| Self::hash(&names[j as usize]));
+        let i = self.spans.len() as Idx;
+        self.spans.push((self.text.len() as u32, s.len() as u32));
+        self.text.push_str(&s);
+        let (text, spans) = (&self.text, &self.spans);
+        self.map.insert_unique(hash, i, |&j| Self::hash(Self::at(text, spans, j)));
         (i, true)
     }
 
+    fn at<'a>(text: &'a str, spans: &[(u32, u32)], i: Idx) -> &'a str {
+        let (start, len) = spans[i as usize];
+        &text[start as usize..(start + len) as usize]
+    }
+
     fn name(&self, i: Idx) -> &str {
-        &self.names[i as usize]
+        Self::at(&self.text, &self.spans, i)
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
     }
 }
 
@@ -178,6 +195,8 @@ impl Checker {
             groups: Interner::default(),
             group_dests: FxHashSet::default(),
             atomic_sends: Vec::new(),
+            more_positions: FxHashMap::default(),
+            second_deliveries: FxHashMap::default(),
             evidence: verdict::Evidence::default(),
             pipeline: false,
             truncated_line: None,
@@ -329,13 +348,19 @@ impl Checker {
             let bit = match pos {
                 Some(pos) => {
                     let h = pos_hash(&pos);
-                    match s.positions.iter().position(|&p| p == h) {
-                        Some(k) => Some(k),
-                        None if s.positions.len() < 8 => {
-                            s.positions.push(h);
-                            Some(s.positions.len() - 1)
+                    if s.first_pos == 0 || s.first_pos == h {
+                        s.first_pos = h;
+                        Some(0)
+                    } else {
+                        let more = self.more_positions.entry(i).or_default();
+                        match more.iter().position(|&p| p == h) {
+                            Some(k) => Some(k + 1),
+                            None if more.len() < 7 => {
+                                more.push(h);
+                                Some(more.len())
+                            }
+                            None => None,
                         }
-                        None => None,
                     }
                 }
                 None => {
@@ -353,14 +378,13 @@ impl Checker {
                         redelivered: false,
                         first_slot: slot as u32,
                         first: at,
-                        second: at,
                     });
                     s.seen.last_mut().expect("just pushed")
                 }
             };
             seen.count += 1;
             if seen.count == 2 {
-                seen.second = at;
+                self.second_deliveries.insert((i, group), at);
             }
             if let Some(k) = bit {
                 if seen.positions_seen & (1 << k) != 0 {

@@ -5,7 +5,9 @@
 //! and put back in file order before sequencing checks (increasing `index`, pairing), which need
 //! the order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::io::{self, Read};
 use std::path::Path;
 use std::thread;
@@ -71,7 +73,7 @@ struct ParsedChunk {
     unterminated_tail: bool,
 }
 
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Key of an open invocation: its op id, or its process when it has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,7 +90,7 @@ pub struct HistoryReader {
     current: std::vec::IntoIter<(u64, Parsed)>,
     current_unterminated: bool,
     last_index: Option<(u64, u64)>,
-    open: HashMap<OpenKey, (u64, Event)>,
+    open: FxHashMap<OpenKey, (u64, Event)>,
     unfinished: Option<std::vec::IntoIter<(u64, Event)>>,
     read_error: Option<Receiver<io::Error>>,
     done: bool,
@@ -137,7 +139,7 @@ impl HistoryReader {
             current: Vec::new().into_iter(),
             current_unterminated: false,
             last_index: None,
-            open: HashMap::new(),
+            open: FxHashMap::default(),
             unfinished: None,
             read_error: Some(error_rx),
             done: false,
@@ -196,8 +198,11 @@ impl HistoryReader {
                 };
                 return Err(HistoryError::line(line, format!("{what} while its invocation on line {open_line} is still open")));
             }
-            self.open.insert(key, (line, event.clone()));
-            return Ok(Record::Event { line, event, invocation: None });
+            // The table keeps the invocation with its value (the completion needs it); the
+            // record handed out now carries the rest, which is all an invocation tells alone.
+            let head = Event { value: None, error: None, f: event.f.clone(), ..event };
+            self.open.insert(key, (line, event));
+            return Ok(Record::Event { line, event: head, invocation: None });
         }
         // A completion: pair it with its invocation when one of the same operation is open.
         let matches = self.open.get(&key).is_some_and(|(_, inv)| inv.f == event.f);
@@ -289,7 +294,7 @@ fn split_chunks(mut source: Box<dyn Read + Send>, mut emit: impl FnMut(Chunk) ->
         let at_eof = filled < start + CHUNK_BYTES;
         if !at_eof {
             // Keep the partial last line for the next chunk.
-            match buf.iter().rposition(|&b| b == b'\n') {
+            match memchr::memrchr(b'\n', &buf) {
                 Some(nl) => carry = buf.split_off(nl + 1),
                 None => {
                     carry = buf;
@@ -309,19 +314,19 @@ fn split_chunks(mut source: Box<dyn Read + Send>, mut emit: impl FnMut(Chunk) ->
 }
 
 fn bytecount_newlines(buf: &[u8]) -> u64 {
-    buf.iter().filter(|&&b| b == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', buf).count() as u64
 }
 
 fn parse_chunk(chunk: Chunk) -> ParsedChunk {
     let mut lines = Vec::with_capacity(chunk.bytes.len() / 100);
-    let mut line_no = chunk.first_line;
-    for raw in chunk.bytes.split(|&b| b == b'\n') {
-        lines.push((line_no, parse_line(line_no, raw)));
-        line_no += 1;
-    }
-    // `split` yields an empty piece after a final newline; it is not a line.
-    if chunk.bytes.last() == Some(&b'\n') {
-        lines.pop();
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', &chunk.bytes).chain(std::iter::once(chunk.bytes.len()));
+    for (line_no, end) in (chunk.first_line..).zip(ends) {
+        if start == chunk.bytes.len() && end == start {
+            break; // after a final newline there is no further line
+        }
+        lines.push((line_no, parse_line(line_no, &chunk.bytes[start..end])));
+        start = end + 1;
     }
     ParsedChunk { seq: chunk.seq, lines, unterminated_tail: chunk.unterminated_tail }
 }
