@@ -1,8 +1,88 @@
-//! The pulsar cluster: not written yet (in progress in this session).
+//! Apache Pulsar 4.0 standalone (broker, in-process bookie, RocksDB metadata), run from Maven
+//! Central jars.
+//!
+//! Install: a generated pom resolved with `mvn dependency:copy-dependencies` into
+//! `install/pulsar-<version>/lib` (`org.apache.pulsar:pulsar-broker` plus a log4j2 binding), with
+//! a generated global settings file that keeps Maven on Maven Central.
+//!
+//! The one node is `org.apache.pulsar.PulsarStandaloneStarter` with a generated standalone.conf:
+//! metadata in RocksDB, one bookie in the same JVM, no functions worker, no stream storage, broker
+//! deduplication and the transaction coordinator on. The broker has two listeners:
+//!
+//! - `internal` (slot 1, `brokerServicePort`): the broker's own clients use it, direct;
+//! - `external` (slot 2, a `bindAddresses` entry): the upstream of the node's Toxiproxy proxy
+//!   (slot 0). Pulsar clients look a topic up and then connect to the address the broker returns;
+//!   a lookup that names no listener is answered with the listener of the port it arrived on, so a
+//!   client that came through the proxy is sent back to the proxy (`external` advertises it).
+//!
+//! `restart` keeps the data; `down` deletes it (keeping the node log), so the next `up` starts a
+//! fresh cluster.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use pulsar::{ConnectionRetryOptions, OperationRetryOptions, Pulsar, TokioExecutor};
 
-use super::{BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeProcess, NodeStatus, Result};
+use super::process::{self, NodeProcess};
+use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT};
+use crate::toxiproxy::{self, Toxiproxy};
+
+/// The pinned Pulsar release. 4.0.8 is the newest 4.0.x, but two of its jars
+/// (`jetcd-core-shaded`, `pulsar-opentelemetry`) are not served by the registry these machines reach.
+pub const VERSION: &str = "4.0.7";
+/// The log4j2 version Pulsar 4.0 builds with; pinned because a transitive dependency asks for 2.18.
+const LOG4J_VERSION: &str = "2.23.1";
+const DEPENDENCY_PLUGIN: &str = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies";
+
+const INTERNAL_SLOT: u16 = 1;
+const EXTERNAL_SLOT: u16 = 2;
+const WEB_SLOT: u16 = 3;
+const BOOKIE_SLOT: u16 = 4;
+/// Stream storage is off; the port is passed anyway so that the default (4181) is never touched.
+const STREAM_STORAGE_SLOT: u16 = 5;
+
+/// Broker and bookie share one JVM. Direct memory holds the managed-ledger cache and the bookie's
+/// write and read caches, all sized down in the config below.
+const JVM_MEMORY: [&str; 3] = ["-Xms384m", "-Xmx384m", "-XX:MaxDirectMemorySize=256m"];
+/// What Pulsar's own launch script opens (`--add-opens M=ALL-UNNAMED`) for Netty, BookKeeper and
+/// the JVM metrics on Java 17.
+const JVM_OPENS: &str = "java.base/java.io java.base/java.util.zip java.base/sun.net java.management/sun.management \
+    jdk.management/com.sun.management.internal java.base/jdk.internal.platform java.base/java.lang java.base/java.nio \
+    java.base/sun.nio.ch java.base/jdk.internal.misc";
+/// A cold start on 2 busy cores takes 15–60 s (bookie, broker, namespaces, system topics).
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+const STOP_GRACE: Duration = Duration::from_secs(20);
+/// The topic the readiness probe writes to (no subscription, so nothing piles up).
+const PROBE_TOPIC: &str = "persistent://public/default/ackcheck-ready";
+
+const LOG4J2_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by ackcheck: everything to stdout, which the node's log file collects. -->
+<Configuration status="warn">
+  <Appenders>
+    <Console name="stdout" target="SYSTEM_OUT">
+      <PatternLayout pattern="%d{ISO8601} %-5level [%t] %c{1} - %msg%n"/>
+    </Console>
+  </Appenders>
+  <Loggers>
+    <Logger name="org.apache.pulsar.broker.web.RequestLog" level="warn"/>
+    <Root level="info"><AppenderRef ref="stdout"/></Root>
+  </Loggers>
+</Configuration>
+"#;
+
+/// Pulsar's poms name two extra repositories (Confluent's, Restlet's) that cannot be reached from
+/// here; a blocked mirror of every repository but Maven Central makes Maven skip them at once.
+const MAVEN_SETTINGS: &str = r#"<settings xmlns="http://maven.apache.org/SETTINGS/1.0.0">
+  <mirrors>
+    <mirror><id>central-only</id><mirrorOf>*,!central</mirrorOf><url>http://0.0.0.0/</url><blocked>true</blocked></mirror>
+  </mirrors>
+</settings>
+"#;
 
 pub struct PulsarCluster {
     home: Home,
@@ -13,6 +93,194 @@ impl PulsarCluster {
     pub fn new(home: Home, nodes: usize) -> PulsarCluster {
         PulsarCluster { home, nodes }
     }
+
+    fn install_dir(&self) -> PathBuf {
+        self.home.install_dir(&format!("pulsar-{VERSION}"))
+    }
+
+    /// Resolve the jars with Maven (cached). Built in a staging directory and renamed into place
+    /// at the end, so that an interrupted install is never mistaken for a finished one.
+    fn install(&self) -> Result<PathBuf> {
+        let dir = self.install_dir();
+        if dir.join("lib").is_dir() && dir.join("log4j2.xml").is_file() {
+            return Ok(dir);
+        }
+        let staging = dir.with_extension("partial");
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging).map_err(ClusterError::io(format!("creating {}", staging.display())))?;
+        fs::write(staging.join("pom.xml"), pom()).map_err(ClusterError::io("writing the Pulsar install pom"))?;
+        fs::write(staging.join("settings.xml"), MAVEN_SETTINGS).map_err(ClusterError::io("writing the Maven settings"))?;
+        process::run_step(
+            &format!("Pulsar {VERSION}"),
+            "mvn dependency:copy-dependencies (Maven Central)",
+            Command::new("mvn").current_dir(&staging).args([
+                "-q",
+                "-B",
+                "--global-settings",
+                "settings.xml",
+                DEPENDENCY_PLUGIN,
+                "-DoutputDirectory=lib",
+                "-DincludeScope=runtime",
+            ]),
+        )?;
+        fs::write(staging.join("log4j2.xml"), LOG4J2_XML).map_err(ClusterError::io("writing the Pulsar log4j2 config"))?;
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(&staging, &dir).map_err(ClusterError::io(format!("moving the Pulsar install to {}", dir.display())))?;
+        Ok(dir)
+    }
+
+    fn node_dir(&self) -> PathBuf {
+        self.home.node_dir(BrokerKind::Pulsar, 0)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.node_dir().join("data")
+    }
+
+    /// True once the node has been started on this data (the bookie wrote its cookie).
+    fn has_data(&self) -> bool {
+        self.data_dir().join("bookkeeper").join("current").join("VERSION").is_file()
+    }
+
+    fn standalone_conf(&self) -> String {
+        let p = |slot| port(BrokerKind::Pulsar, 0, slot);
+        format!(
+            "# Written by ackcheck. Broker and bookie both read this file.
+clusterName=standalone
+bindAddress=127.0.0.1
+brokerServicePort={internal}
+webServicePort={web}
+advertisedListeners=internal:pulsar://127.0.0.1:{internal},external:pulsar://127.0.0.1:{proxy}
+internalListenerName=internal
+bindAddresses=external:pulsar://127.0.0.1:{external}
+brokerDeduplicationEnabled=true
+transactionCoordinatorEnabled=true
+systemTopicEnabled=true
+topicLevelPoliciesEnabled=true
+# Test topics must outlive idle phases (kill, restart) of a run.
+brokerDeleteInactiveTopicsEnabled=false
+functionsWorkerEnabled=false
+webSocketServiceEnabled=false
+loadManagerClassName=org.apache.pulsar.broker.loadbalance.NoopLoadManager
+loadBalancerEnabled=false
+brokerShutdownTimeoutMs=10000
+statusFilePath=
+narExtractionDirectory={tmp}
+numIOThreads=4
+managedLedgerDefaultEnsembleSize=1
+managedLedgerDefaultWriteQuorum=1
+managedLedgerDefaultAckQuorum=1
+managedLedgerCacheSizeMB=32
+# Bookie: a fixed port (its identity is recorded in the data, so it must not change across
+# restarts), loopback only, and an fsync of the journal before every acknowledgement.
+bookiePort={bookie}
+allowEphemeralPorts=true
+allowLoopback=true
+listeningInterface=lo
+httpServerEnabled=false
+journalWriteData=true
+journalSyncData=true
+ledgerStorageClass=org.apache.bookkeeper.bookie.storage.ldb.DbLedgerStorage
+dbStorage_writeCacheMaxSizeMb=16
+dbStorage_readAheadCacheMaxSizeMb=16
+dbStorage_rocksDB_blockCacheSize=16777216
+diskUsageThreshold=0.99
+diskUsageWarnThreshold=0.99
+",
+            internal = p(INTERNAL_SLOT),
+            external = p(EXTERNAL_SLOT),
+            web = p(WEB_SLOT),
+            bookie = p(BOOKIE_SLOT),
+            proxy = p(CLIENT_PROXY_SLOT),
+            tmp = self.node_dir().join("tmp").display(),
+        )
+    }
+
+    /// Start the JVM on the node's data (creating it on the first start).
+    async fn start_node(&self, install: &Path) -> Result<u32> {
+        // Right after a kill -9 the JVM's main thread is already a zombie (so the pid counts as
+        // dead) while its other threads still hold the sockets: give them a moment to go.
+        let ports = &node_ports()[1..];
+        if let Some(&port) = process::wait_ports_free(ports, Duration::from_secs(15)).await.first() {
+            return Err(ClusterError::PortTaken { port, needed_by: "pulsar node 0".into() });
+        }
+        let node_dir = self.node_dir();
+        let data = self.data_dir();
+        let tmp = node_dir.join("tmp");
+        fs::create_dir_all(&data).map_err(ClusterError::io("creating the Pulsar data directory"))?;
+        fs::create_dir_all(&tmp).map_err(ClusterError::io("creating the Pulsar temp directory"))?;
+        let conf = node_dir.join("standalone.conf");
+        fs::write(&conf, self.standalone_conf()).map_err(ClusterError::io(format!("writing {}", conf.display())))?;
+
+        let mut cmd = Command::new("java");
+        cmd.current_dir(&node_dir).args(JVM_MEMORY).arg("-XX:+ExitOnOutOfMemoryError");
+        for module in JVM_OPENS.split_whitespace() {
+            cmd.arg("--add-opens").arg(format!("{module}=ALL-UNNAMED"));
+        }
+        cmd.arg("-Dio.netty.tryReflectionSetAccessible=true")
+            .arg(format!("-Dlog4j2.configurationFile={}", install.join("log4j2.xml").display()))
+            .arg(format!("-Djava.io.tmpdir={}", tmp.display()))
+            .arg("-cp")
+            .arg(install.join("lib").join("*"))
+            .arg("org.apache.pulsar.PulsarStandaloneStarter");
+        // No ZooKeeper directory: the standalone then keeps its metadata in RocksDB.
+        let paths = [
+            ("--config", conf),
+            ("--metadata-dir", data.join("metadata")),
+            ("--zookeeper-dir", data.join("zookeeper")),
+            ("--bookkeeper-dir", data.join("bookkeeper")),
+        ];
+        for (flag, path) in paths {
+            cmd.arg(flag).arg(path);
+        }
+        cmd.args(["--bookkeeper-port", &port(BrokerKind::Pulsar, 0, BOOKIE_SLOT).to_string()])
+            .args(["--stream-storage-port", &port(BrokerKind::Pulsar, 0, STREAM_STORAGE_SLOT).to_string()])
+            .args(["--no-functions-worker", "--no-stream-storage"]);
+        self.node_process(0).spawn(cmd)
+    }
+
+    /// Create the node's proxy unless it exists (re-creating would drop connections and toxics).
+    async fn ensure_proxy(&self, proxy: &Toxiproxy) -> Result<()> {
+        if !proxy.proxies().await?.contains(&proxy_name()) {
+            let upstream = format!("127.0.0.1:{}", port(BrokerKind::Pulsar, 0, EXTERNAL_SLOT));
+            proxy.create_proxy(&proxy_name(), port(BrokerKind::Pulsar, 0, CLIENT_PROXY_SLOT), &upstream).await?;
+        }
+        Ok(())
+    }
+
+    /// Wait until a produce through the proxy succeeds and the transaction coordinator is
+    /// assigned. Fails at once if the JVM exits.
+    async fn wait_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let proc = self.node_process(0);
+        loop {
+            let err = match probe().await {
+                Ok(_) => match transaction_coordinators().await {
+                    Ok(0) => "the transaction coordinator is not assigned yet".to_string(),
+                    Ok(_) => return Ok(()),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            let dead = proc.pid().is_none();
+            if dead || Instant::now() >= deadline {
+                let step = if dead { "the JVM exited".to_string() } else { err };
+                return Err(ClusterError::NotReady {
+                    broker: BrokerKind::Pulsar,
+                    node: 0,
+                    seconds: READY_TIMEOUT.as_secs(),
+                    step,
+                    log_tail: proc.log_tail(30),
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn stop_node(&self) {
+        let proc = self.node_process(0);
+        let _ = tokio::task::spawn_blocking(move || proc.stop(STOP_GRACE)).await;
+    }
 }
 
 #[async_trait]
@@ -20,25 +288,225 @@ impl Cluster for PulsarCluster {
     fn kind(&self) -> BrokerKind {
         BrokerKind::Pulsar
     }
+
     fn nodes(&self) -> usize {
         self.nodes
     }
+
     async fn up(&self) -> Result<()> {
-        Err(ClusterError::Other("pulsar is not supported by this build yet".into()))
-    }
-    async fn down(&self) -> Result<()> {
+        let running = self.node_process(0).pid().is_some();
+        let recorded = process::recorded_nodes(&self.home, BrokerKind::Pulsar);
+        if running && recorded.is_some_and(|n| n != self.nodes) {
+            return Err(ClusterError::AlreadyUp { broker: BrokerKind::Pulsar, nodes: recorded.unwrap_or(1) });
+        }
+        let install = self.install()?;
+        if running || (recorded == Some(self.nodes) && self.has_data()) {
+            // This cluster exists (running, or killed): bring it back on its data.
+            let proxy = toxiproxy::ensure_running(&self.home).await?;
+            self.ensure_proxy(&proxy).await?;
+            if !running {
+                self.start_node(&install).await?;
+            }
+            return self.wait_ready().await;
+        }
+        // A fresh cluster. Check the ports before starting anything, so that a port held by
+        // something else fails at once and leaves nothing behind (the proxy port only counts when
+        // it is not our own leftover proxy, which is deleted below).
+        let leftover_proxy = Toxiproxy::default().proxies().await.unwrap_or_default().contains(&proxy_name());
+        process::ensure_ports_free(&node_ports()[usize::from(leftover_proxy)..], "pulsar")?;
+        let proxy = toxiproxy::ensure_running(&self.home).await?;
+        let _ = proxy.delete_proxy(&proxy_name()).await;
+        let _ = fs::remove_dir_all(self.data_dir());
+        let _ = fs::remove_file(self.node_process(0).log_file);
+        process::record_nodes(&self.home, BrokerKind::Pulsar, self.nodes)?;
+        let started = async {
+            self.ensure_proxy(&proxy).await?;
+            self.start_node(&install).await?;
+            self.wait_ready().await
+        };
+        if let Err(e) = started.await {
+            let _ = self.down().await;
+            return Err(e);
+        }
         Ok(())
     }
+
+    async fn down(&self) -> Result<()> {
+        self.stop_node().await;
+        let proxy = Toxiproxy::default();
+        if proxy.is_up().await {
+            proxy.delete_proxy(&proxy_name()).await?;
+        }
+        toxiproxy::stop_if_unused(&self.home).await?;
+        let taken = process::wait_ports_free(&node_ports(), Duration::from_secs(30)).await;
+        if let Some(&port) = taken.first() {
+            return Err(ClusterError::PortTaken { port, needed_by: "pulsar (still held after down)".into() });
+        }
+        let _ = fs::remove_dir_all(self.data_dir());
+        process::forget_nodes(&self.home, BrokerKind::Pulsar);
+        Ok(())
+    }
+
     async fn status(&self) -> Result<Vec<NodeStatus>> {
-        Ok(vec![])
+        let proc = self.node_process(0);
+        let pid = proc.pid();
+        let (state, detail) = if pid.is_none() {
+            (NodeState::Down, "no process".to_string())
+        } else if proc.is_paused() {
+            (NodeState::Paused, "stopped by SIGSTOP".to_string())
+        } else {
+            match probe().await {
+                Ok(detail) => (NodeState::Healthy, detail),
+                Err(e) => (NodeState::Unhealthy, e),
+            }
+        };
+        Ok(vec![NodeStatus { node: 0, pid, state, detail }])
     }
+
     fn endpoints(&self) -> Vec<NodeEndpoint> {
-        vec![]
+        vec![NodeEndpoint {
+            node: 0,
+            client: client_addr(),
+            // The internal listener: lookups there answer with direct addresses, so a client
+            // that starts here never touches the proxy.
+            direct: SocketAddr::from(([127, 0, 0, 1], port(BrokerKind::Pulsar, 0, INTERNAL_SLOT))),
+            proxy: proxy_name(),
+            url: client_url(),
+        }]
     }
+
     fn node_process(&self, node: usize) -> NodeProcess {
-        NodeProcess::in_dir(self.home.node_dir(self.kind(), node))
+        NodeProcess::in_dir(self.home.node_dir(BrokerKind::Pulsar, node))
     }
-    async fn restart(&self, _node: usize) -> Result<()> {
-        Err(ClusterError::Other("pulsar is not supported by this build yet".into()))
+
+    async fn restart(&self, node: usize) -> Result<()> {
+        self.check_node(node)?;
+        if !self.has_data() {
+            return Err(ClusterError::NotUp { broker: BrokerKind::Pulsar });
+        }
+        let install = self.install()?;
+        let proxy = toxiproxy::ensure_running(&self.home).await?;
+        self.ensure_proxy(&proxy).await?;
+        if self.node_process(0).pid().is_none() {
+            self.start_node(&install).await?;
+        }
+        self.wait_ready().await
     }
+}
+
+fn proxy_name() -> String {
+    "pulsar-node0".to_string()
+}
+
+fn client_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port(BrokerKind::Pulsar, 0, CLIENT_PROXY_SLOT)))
+}
+
+/// The service URL clients use: the node's proxy.
+pub fn client_url() -> String {
+    format!("pulsar://{}", client_addr())
+}
+
+/// Every port the node uses: its proxy, both broker listeners, the web service, the bookie and
+/// the (unused) stream storage port.
+fn node_ports() -> Vec<u16> {
+    [CLIENT_PROXY_SLOT, INTERNAL_SLOT, EXTERNAL_SLOT, WEB_SLOT, BOOKIE_SLOT, STREAM_STORAGE_SLOT]
+        .iter()
+        .map(|&s| port(BrokerKind::Pulsar, 0, s))
+        .collect()
+}
+
+/// A Pulsar client on the proxy that gives up quickly (the callers poll).
+pub async fn connect(service_url: &str) -> std::result::Result<Pulsar<TokioExecutor>, pulsar::Error> {
+    Pulsar::builder(service_url, TokioExecutor)
+        .with_connection_retry_options(ConnectionRetryOptions {
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            max_retries: 2,
+            connection_timeout: Duration::from_secs(5),
+            ..Default::default()
+        })
+        .with_operation_retry_options(OperationRetryOptions {
+            operation_timeout: Duration::from_secs(10),
+            retry_delay: Duration::from_millis(500),
+            max_retries: Some(2),
+        })
+        .build()
+        .await
+}
+
+/// One round trip through the proxy: a topic lookup must send the client back to the proxy, and
+/// a message produced there must be acknowledged (so the bookie stored it).
+async fn probe() -> std::result::Result<String, String> {
+    let url = client_url();
+    let round_trip = async {
+        let client = connect(&url).await.map_err(|e| format!("connecting to {url} failed: {e}"))?;
+        let owner = client.lookup_topic(PROBE_TOPIC).await.map_err(|e| format!("topic lookup through {url} failed: {e}"))?;
+        if owner.url.port() != Some(client_addr().port()) {
+            return Err(format!("the broker sends clients to {}, not to the proxy {url}", owner.url));
+        }
+        let mut producer = client
+            .producer()
+            .with_topic(PROBE_TOPIC)
+            .build()
+            .await
+            .map_err(|e| format!("creating a producer through {url} failed: {e}"))?;
+        let receipt = producer
+            .send_non_blocking("ready")
+            .await
+            .map_err(|e| format!("producing through {url} failed: {e}"))?
+            .await
+            .map_err(|e| format!("producing through {url} was not acknowledged: {e}"))?;
+        let _ = producer.close().await;
+        let id = receipt.message_id.map(|m| format!("{}:{}", m.ledger_id, m.entry_id)).unwrap_or_default();
+        Ok(format!("produced message {id} through {url}"))
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, round_trip)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer through {url} within {} s", PROBE_TIMEOUT.as_secs())))
+}
+
+/// How many transaction coordinators the broker has assigned (its admin API, direct).
+async fn transaction_coordinators() -> std::result::Result<usize, String> {
+    let url = format!("http://127.0.0.1:{}/admin/v3/transactions/coordinators", port(BrokerKind::Pulsar, 0, WEB_SLOT));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("creating an HTTP client failed: {e}"))?;
+    let resp = http.get(&url).send().await.map_err(|e| format!("GET {url} failed: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("GET {url} answered HTTP {}", resp.status()));
+    }
+    let coordinators: Vec<serde_json::Value> = resp.json().await.map_err(|e| format!("GET {url} answered no JSON list: {e}"))?;
+    Ok(coordinators.len())
+}
+
+fn pom() -> String {
+    let managed = |artifact: &str| {
+        format!("      <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>{artifact}</artifactId><version>{LOG4J_VERSION}</version></dependency>\n")
+    };
+    format!(
+        "<project xmlns=\"http://maven.apache.org/POM/4.0.0\">
+  <!-- Generated by ackcheck: resolves Apache Pulsar's broker jars into lib/. -->
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>ackcheck</groupId>
+  <artifactId>pulsar-install</artifactId>
+  <version>{VERSION}</version>
+  <packaging>pom</packaging>
+  <dependencyManagement>
+    <dependencies>
+{}{}{}    </dependencies>
+  </dependencyManagement>
+  <dependencies>
+    <dependency><groupId>org.apache.pulsar</groupId><artifactId>pulsar-broker</artifactId><version>{VERSION}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId></dependency>
+  </dependencies>
+</project>
+",
+        managed("log4j-api"),
+        managed("log4j-core"),
+        managed("log4j-slf4j2-impl"),
+    )
 }

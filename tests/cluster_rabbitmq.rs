@@ -1,0 +1,198 @@
+//! Real RabbitMQ nodes (Debian's rabbitmq-server) behind Toxiproxy, driven through lapin.
+//! Needs the package installed (`.ci/install-rabbitmq.sh`); installs Toxiproxy itself if missing.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use ackcheck::cluster::rabbitmq::RabbitCluster;
+use ackcheck::cluster::{process, Cluster, Home, NodeState};
+use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+/// Both tests use the same ports and run directory.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const STEP: Duration = Duration::from_secs(30);
+
+/// A connection with a publisher-confirm channel.
+async fn open(url: &str) -> (Connection, Channel) {
+    let conn = tokio::time::timeout(STEP, Connection::connect(url, ConnectionProperties::default()))
+        .await
+        .expect("connecting timed out")
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let channel = conn.create_channel().await.expect("opening a channel");
+    channel.confirm_select(ConfirmSelectOptions::default()).await.expect("enabling publisher confirms");
+    (conn, channel)
+}
+
+async fn close(conn: Connection) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.close(200, "test done".into())).await;
+}
+
+async fn declare(channel: &Channel, queue: &str, quorum: bool) {
+    let mut args = FieldTable::default();
+    if quorum {
+        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    }
+    let options = QueueDeclareOptions { durable: true, ..Default::default() };
+    channel.queue_declare(queue.into(), options, args).await.unwrap_or_else(|e| panic!("declaring {queue}: {e}"));
+}
+
+/// Publish persistent messages and wait for each publisher confirm.
+async fn publish_confirmed(channel: &Channel, queue: &str, ids: &[String]) {
+    for id in ids {
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let confirm = async {
+            channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), id.as_bytes(), props).await?.await
+        };
+        let confirmation = tokio::time::timeout(STEP, confirm)
+            .await
+            .unwrap_or_else(|_| panic!("no confirm for {id} within {STEP:?}"))
+            .unwrap_or_else(|e| panic!("publishing {id}: {e}"));
+        assert!(confirmation.is_ack(), "{id} was not acked: {confirmation:?}");
+    }
+}
+
+/// Read (and ack) `n` messages with basic.get; fails if they do not arrive within STEP.
+async fn consume(channel: &Channel, queue: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + STEP;
+    let mut got = Vec::new();
+    while got.len() < n {
+        match channel.basic_get(queue.into(), BasicGetOptions::default()).await.expect("basic.get") {
+            Some(message) => {
+                got.push(String::from_utf8_lossy(&message.delivery.data).into_owned());
+                message.delivery.ack(BasicAckOptions::default()).await.expect("acking");
+            }
+            None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => panic!("only {} of {n} messages arrived in {queue} within {STEP:?}: {got:?}", got.len()),
+        }
+    }
+    got
+}
+
+fn ids(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}-{i}")).collect()
+}
+
+async fn produce_and_consume(url: &str, queue: &str, quorum: bool, ids: &[String]) {
+    let (conn, channel) = open(url).await;
+    declare(&channel, queue, quorum).await;
+    publish_confirmed(&channel, queue, ids).await;
+    assert_eq!(consume(&channel, queue, ids.len()).await, ids);
+    close(conn).await;
+}
+
+/// Runs `scenario`, then `down` whatever happened, then checks that nothing is left.
+async fn with_cluster<F, Fut>(nodes: usize, scenario: F)
+where
+    F: FnOnce(Home) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _serial = SERIAL.lock().await;
+    let home = Home::from_env();
+    let cluster = RabbitCluster::new(home.clone(), nodes);
+    cluster.down().await.expect("cleaning up before the test"); // a clean slate: no old queues
+    let outcome = tokio::spawn(scenario(home.clone())).await;
+    // Every pid this cluster recorded, whether alive or not, read before `down` removes the files.
+    let mut pid_files: Vec<_> = (0..nodes).map(|n| cluster.node_process(n).pid_file).collect();
+    pid_files.push(cluster.epmd_process().pid_file);
+    let pids: Vec<u32> = pid_files.iter().filter_map(|f| fs::read_to_string(f).ok()?.trim().parse().ok()).collect();
+    let started = Instant::now();
+    let down = cluster.down().await;
+    eprintln!("down took {:.1} s", started.elapsed().as_secs_f64());
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    down.expect("down");
+    assert_eq!(pids.len(), nodes + 1, "expected a pid per node and one for epmd");
+    for pid in pids {
+        assert!(!process::pid_alive(pid), "pid {pid} still runs after down");
+    }
+    let taken: Vec<u16> = cluster.ports().into_iter().filter(|&p| process::port_taken(p)).collect();
+    assert!(taken.is_empty(), "ports still taken after down: {taken:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_durable_queue_survives_kill_and_lost_acks_hide_stored_messages() {
+    with_cluster(1, |home| async move {
+        let cluster = RabbitCluster::new(home, 1);
+        let started = Instant::now();
+        cluster.up().await.expect("up");
+        eprintln!("up (1 node) took {:.1} s", started.elapsed().as_secs_f64());
+        let endpoint = cluster.endpoints().remove(0);
+        let url = endpoint.url.clone();
+
+        produce_and_consume(&url, "ackcheck-roundtrip", false, &ids("m", 0..100)).await;
+
+        // Confirmed persistent messages in a durable queue must survive kill -9.
+        let durable = ids("d", 0..100);
+        let (conn, channel) = open(&url).await;
+        declare(&channel, "ackcheck-durable", false).await;
+        publish_confirmed(&channel, "ackcheck-durable", &durable).await;
+        close(conn).await;
+        let pid = cluster.node_process(0).pid().expect("node 0 runs");
+        cluster.kill(0).await.expect("kill");
+        assert!(!process::pid_alive(pid), "the broker survived SIGKILL");
+        assert_eq!(cluster.status().await.expect("status")[0].state, NodeState::Down);
+        let started = Instant::now();
+        cluster.restart(0).await.expect("restart");
+        eprintln!("restart after kill -9 took {:.1} s", started.elapsed().as_secs_f64());
+        let (conn, channel) = open(&url).await;
+        assert_eq!(consume(&channel, "ackcheck-durable", 100).await, durable, "durable messages after kill -9 and restart");
+        close(conn).await;
+
+        // Lost ack: the broker gets the publish and stores it, the confirm never reaches us.
+        let proxy = Toxiproxy::default();
+        let (conn, channel) = open(&url).await;
+        declare(&channel, "ackcheck-lost-ack", false).await;
+        proxy.add_toxic(&endpoint.proxy, &Toxic::lost_acks(0)).await.expect("adding the lost-ack toxic");
+        let publish = async {
+            let props = BasicProperties::default().with_delivery_mode(2);
+            channel.basic_publish("".into(), "ackcheck-lost-ack".into(), BasicPublishOptions::default(), b"lost-ack-0", props).await?.await
+        };
+        let sent = tokio::time::timeout(Duration::from_secs(3), publish).await;
+        proxy.remove_toxic(&endpoint.proxy, "lost-acks").await.expect("removing the toxic");
+        assert!(sent.is_err(), "the publish completed despite the lost-ack toxic: {sent:?}");
+        drop(channel);
+        close(conn).await;
+        let (conn, channel) = open(&url).await;
+        assert_eq!(consume(&channel, "ackcheck-lost-ack", 1).await, ["lost-ack-0"], "the unconfirmed message was stored");
+        close(conn).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_keep_serving_a_quorum_queue_while_one_is_killed_and_it_rejoins() {
+    with_cluster(3, |home| async move {
+        let cluster = RabbitCluster::new(home, 3);
+        let started = Instant::now();
+        cluster.up().await.expect("up");
+        eprintln!("up (3 nodes) took {:.1} s", started.elapsed().as_secs_f64());
+        assert_eq!(cluster.running_nodes(0).await.expect("cluster_status").len(), 3);
+        let urls: Vec<String> = cluster.endpoints().into_iter().map(|e| e.url).collect();
+
+        produce_and_consume(&urls[0], "ackcheck-quorum", true, &ids("q", 0..100)).await;
+
+        // Kill a node the client does not use; the quorum queue keeps a majority (2 of 3).
+        let pid = cluster.node_process(2).pid().expect("node 2 runs");
+        cluster.kill(2).await.expect("kill");
+        assert!(!process::pid_alive(pid), "node 2 survived SIGKILL");
+        produce_and_consume(&urls[0], "ackcheck-quorum", true, &ids("q", 100..200)).await;
+        let running = cluster.running_nodes(0).await.expect("cluster_status");
+        assert_eq!(running.len(), 2, "node 0 should see two running nodes: {running:?}");
+
+        let started = Instant::now();
+        cluster.restart(2).await.expect("restart");
+        eprintln!("restart of node 2 took {:.1} s", started.elapsed().as_secs_f64());
+        let running = cluster.running_nodes(0).await.expect("cluster_status");
+        assert_eq!(running.len(), 3, "node 2 should have rejoined: {running:?}");
+        // The rejoined node serves the quorum queue too.
+        produce_and_consume(&urls[2], "ackcheck-quorum", true, &ids("q", 200..210)).await;
+        let statuses = cluster.status().await.expect("status");
+        assert!(statuses.iter().all(|s| s.state == NodeState::Healthy), "{statuses:?}");
+    })
+    .await;
+}
