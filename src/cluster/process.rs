@@ -133,15 +133,28 @@ fn proc_state(pid: u32) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
+/// Gone for good: no process, or a zombie whose threads have all exited. A JVM's main thread
+/// turns zombie before its other threads finish, and those may still hold listening sockets;
+/// a restart on the same ports must wait for them.
+fn fully_exited(pid: u32) -> bool {
+    if !pid_alive(pid) {
+        let threads = fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|status| {
+            status.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|n| n.trim().parse::<u32>().ok()))
+        });
+        return threads.is_none_or(|n| n <= 1);
+    }
+    false
+}
+
 fn wait_dead(pid: u32, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if !pid_alive(pid) {
+        if fully_exited(pid) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    !pid_alive(pid)
+    fully_exited(pid)
 }
 
 /// The last `lines` lines of a file (reads at most the last 64 KiB).
