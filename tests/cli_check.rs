@@ -1,0 +1,77 @@
+//! `ackcheck check` as a user runs it: exit codes, the JSON interface, stdin, errors naming lines.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn ackcheck(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the ackcheck binary runs");
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("writing stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("ackcheck finishes");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn the_example_violates_exactly_once_and_holds_at_least_once() {
+    let (code, out, _) = ackcheck(&["check", "examples/orders.jsonl"], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("verdict: at-least-once"), "{out}");
+    assert!(out.contains("claim exactly-once: VIOLATED"), "{out}");
+    let (code, out, _) = ackcheck(&["check", "--claim", "at-least-once", "examples/orders.jsonl"], None);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn json_verdict_has_the_documented_keys() {
+    let (code, out, _) = ackcheck(&["check", "--json", "--examples", "1", "examples/orders.jsonl"], None);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["verdict"], "at-least-once");
+    assert_eq!(v["claim"], "exactly-once");
+    assert_eq!(v["claim_holds"], false);
+    for key in [
+        "messages", "acknowledged", "indeterminate", "failed", "delivered", "lost", "unseen", "duplicated",
+        "unexpected", "recovered", "failed_delivered", "torn", "order_violations",
+    ] {
+        assert!(v["counts"][key].is_u64(), "counts.{key} missing in {out}");
+    }
+    assert_eq!(v["duplicate_causes"]["written_twice"], 1);
+    assert_eq!(v["duplicate_causes"]["redelivered"], 2);
+    assert_eq!(v["duplicate_causes"]["unknown"], 0);
+    assert_eq!(v["evidence"]["faults"]["lose-acks"], 1);
+    assert_eq!(v["evidence"]["drained"], true);
+    assert_eq!(v["evidence"]["crashes"], 1);
+    assert_eq!(v["examples"]["duplicated"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn stdin_and_no_claim() {
+    let history = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/orders.jsonl")).unwrap();
+    let without_header: String = history.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    let (code, out, _) = ackcheck(&["check", "--json", "-"], Some(&without_header));
+    assert_eq!(code, 0, "no claim: exit 0");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["claim"], serde_json::Value::Null);
+    assert_eq!(v["claim_holds"], serde_json::Value::Null);
+}
+
+#[test]
+fn unusable_input_exits_2_and_names_the_line() {
+    let text = "{\"history\":1}\n{\"index\":0,\"time\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"send\"}\n{\"index\":1,\"time\":0,\"process\":1,\"type\":\"finished\",\"f\":\"send\"}\n";
+    let (code, _, err) = ackcheck(&["check", "-"], Some(text));
+    assert_eq!(code, 2);
+    assert!(err.contains("line 3: invalid event: unknown variant `finished`"), "{err}");
+    let (code, _, err) = ackcheck(&["check", "no/such/history.jsonl"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("no/such/history.jsonl"), "{err}");
+}
