@@ -8,7 +8,9 @@ use std::io::{BufRead, BufReader};
 use ackcheck::history::Event;
 
 fn main() -> anyhow::Result<()> {
-    let path = std::env::args().nth(1).ok_or_else(|| anyhow::anyhow!("usage: floor HISTORY.jsonl"))?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: floor HISTORY.jsonl"))?;
     let reader = BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
     let mut ids: HashSet<String> = HashSet::new();
     let mut events = 0u64;

@@ -3,10 +3,10 @@
 //! Roles (see DESIGN.md): [`history`] (the event log), [`checker`] (history in, verdict out),
 //! [`cluster`] (local broker nodes), [`toxiproxy`] (the fault proxy).
 
-pub mod cluster;
-pub mod toxiproxy;
-pub mod cli;
 pub mod checker;
+pub mod cli;
+pub mod cluster;
 pub mod history;
 pub mod report;
 pub mod synth;
+pub mod toxiproxy;

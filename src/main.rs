@@ -7,7 +7,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ACKCHECK_LOG").unwrap_or_else(|_| "warn,pulsar=off".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ACKCHECK_LOG").unwrap_or_else(|_| "warn,pulsar=off".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = ackcheck::cli::Cli::parse();

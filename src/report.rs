@@ -29,9 +29,17 @@ pub fn human(v: &Verdict) -> String {
         ("duplicated", c.duplicated, "delivered more than once to one group"),
         ("unexpected", c.unexpected, "delivered, never sent"),
         ("recovered", c.recovered, "indeterminate and delivered (fine)"),
-        ("failed-delivered", c.failed_delivered, "every send failed, yet delivered"),
+        (
+            "failed-delivered",
+            c.failed_delivered,
+            "every send failed, yet delivered",
+        ),
         ("torn", c.torn, "atomic sends delivered in part"),
-        ("order violations", c.order_violations, "deliveries out of send order within a key"),
+        (
+            "order violations",
+            c.order_violations,
+            "deliveries out of send order within a key",
+        ),
     ];
     for (name, n, meaning) in rows {
         let _ = writeln!(out, "  {name:<17} {n:>10}   {meaning}");
@@ -48,7 +56,11 @@ pub fn human(v: &Verdict) -> String {
     let faults = if e.faults.is_empty() {
         "none".to_string()
     } else {
-        e.faults.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
+        e.faults
+            .iter()
+            .map(|(k, n)| format!("{k} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let _ = writeln!(
         out,

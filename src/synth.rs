@@ -91,8 +91,24 @@ struct Writer<'w> {
 }
 
 impl Writer<'_> {
-    fn emit(&mut self, process: Process, kind: EventType, f: &str, op: Option<u64>, value: Option<OpValue>) -> io::Result<()> {
-        let event = Event { index: self.index, time: self.index * 1000, process, kind, f: f.to_string(), op, value, error: None };
+    fn emit(
+        &mut self,
+        process: Process,
+        kind: EventType,
+        f: &str,
+        op: Option<u64>,
+        value: Option<OpValue>,
+    ) -> io::Result<()> {
+        let event = Event {
+            index: self.index,
+            time: self.index * 1000,
+            process,
+            kind,
+            f: f.to_string(),
+            op,
+            value,
+            error: None,
+        };
         self.index += 1;
         self.line.clear();
         serde_json::to_writer(&mut self.line, &event)?;
@@ -128,21 +144,46 @@ impl Broker {
 }
 
 fn value(messages: Vec<Message>, atomic: bool, group: Option<String>) -> Option<OpValue> {
-    Some(OpValue { messages, atomic, group, ..OpValue::default() })
+    Some(OpValue {
+        messages,
+        atomic,
+        group,
+        ..OpValue::default()
+    })
 }
 
 /// Write a history for `plan` to `out`; returns the planted truth.
 pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
     let mut rng = SmallRng::seed_from_u64(plan.seed);
-    let mut w = Writer { out, index: 0, op: 0, line: Vec::with_capacity(512) };
-    let header = Header { history: 1, claim: plan.claim, broker: Some("synthetic".into()), seed: Some(plan.seed), ..Header::default() };
+    let mut w = Writer {
+        out,
+        index: 0,
+        op: 0,
+        line: Vec::with_capacity(512),
+    };
+    let header = Header {
+        history: 1,
+        claim: plan.claim,
+        broker: Some("synthetic".into()),
+        seed: Some(plan.seed),
+        ..Header::default()
+    };
     serde_json::to_writer(&mut *w.out, &header)?;
     w.out.write_all(b"\n")?;
     let groups = plan.groups.max(1) as usize;
     let sink_groups = if plan.pipeline { 1 } else { groups };
-    let group_name = |g: usize| if plan.pipeline { "sink".to_string() } else { format!("g{g}") };
+    let group_name = |g: usize| {
+        if plan.pipeline {
+            "sink".to_string()
+        } else {
+            format!("g{g}")
+        }
+    };
     let partitions = 8;
-    let mut broker = Broker { offsets: vec![0; partitions], pending: (0..sink_groups).map(|_| Vec::new()).collect() };
+    let mut broker = Broker {
+        offsets: vec![0; partitions],
+        pending: (0..sink_groups).map(|_| Vec::new()).collect(),
+    };
     let mut t = Truth::default();
     let mut seq = vec![0u64; plan.producers.max(1) as usize];
     // A message held back from the first group until the next message of its key is delivered.
@@ -174,11 +215,23 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             let members: Vec<Message> = (0..n).map(|_| make(&mut seq)).collect();
             sent += n;
             let op = w.next_op();
-            w.emit(process, EventType::Invoke, "send", Some(op), value(members.clone(), true, None))?;
+            w.emit(
+                process,
+                EventType::Invoke,
+                "send",
+                Some(op),
+                value(members.clone(), true, None),
+            )?;
             t.counts.messages += n;
             let fate: f64 = rng.gen();
             if fate < plan.aborted {
-                w.emit(process, EventType::Fail, "send", Some(op), value(members.clone(), true, None))?;
+                w.emit(
+                    process,
+                    EventType::Fail,
+                    "send",
+                    Some(op),
+                    value(members.clone(), true, None),
+                )?;
                 t.counts.failed += n;
                 // The aborted transaction's first message leaks into the first group.
                 let leaked = broker.store(p % partitions, members[0].clone());
@@ -186,7 +239,13 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
                 t.counts.delivered += 1;
                 t.counts.failed_delivered += 1;
             } else {
-                w.emit(process, EventType::Ok, "send", Some(op), value(members.clone(), true, None))?;
+                w.emit(
+                    process,
+                    EventType::Ok,
+                    "send",
+                    Some(op),
+                    value(members.clone(), true, None),
+                )?;
                 t.counts.acknowledged += n;
                 t.counts.delivered += n;
                 let torn = fate < plan.aborted + plan.torn && n > 1;
@@ -196,7 +255,9 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
                         if torn && g == 0 && k == 0 {
                             continue;
                         }
-                        broker.pending[g].push(Pending { message: stored.clone() });
+                        broker.pending[g].push(Pending {
+                            message: stored.clone(),
+                        });
                     }
                 }
                 if torn {
@@ -226,7 +287,9 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             // Not sent: appears in deliveries only.
             let stored = broker.store(p % partitions, m);
             for g in 0..sink_groups {
-                broker.pending[g].push(Pending { message: derive(plan, &stored, 0) });
+                broker.pending[g].push(Pending {
+                    message: derive(plan, &stored, 0),
+                });
             }
             t.counts.unexpected += 1;
             t.counts.delivered += 1;
@@ -240,7 +303,9 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             t.counts.acknowledged += 1;
             let stored = broker.store(p % partitions, m);
             for g in 1..sink_groups {
-                broker.pending[g].push(Pending { message: derive(plan, &stored, 0) });
+                broker.pending[g].push(Pending {
+                    message: derive(plan, &stored, 0),
+                });
             }
             if sink_groups > 1 {
                 t.counts.delivered += 1;
@@ -261,14 +326,20 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             if plan.pipeline {
                 // Pipelines: one stored input, processed twice into two derived messages.
                 let stored = broker.store(p % partitions, m);
-                broker.pending[0].push(Pending { message: derive(plan, &stored, 0) });
-                broker.pending[0].push(Pending { message: derive(plan, &stored, 1) });
+                broker.pending[0].push(Pending {
+                    message: derive(plan, &stored, 0),
+                });
+                broker.pending[0].push(Pending {
+                    message: derive(plan, &stored, 1),
+                });
             } else {
                 let first = broker.store(p % partitions, m.clone());
                 let second = broker.store(p % partitions, m);
                 for g in 0..sink_groups {
                     broker.pending[g].push(Pending { message: first.clone() });
-                    broker.pending[g].push(Pending { message: second.clone() });
+                    broker.pending[g].push(Pending {
+                        message: second.clone(),
+                    });
                 }
             }
         } else if next(plan.redelivered) {
@@ -279,10 +350,16 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             t.duplicate_causes.redelivered += 1;
             acked_to_first_group = true;
             let stored = broker.store(p % partitions, m);
-            broker.pending[0].push(Pending { message: derive(plan, &stored, 0) });
-            broker.pending[0].push(Pending { message: derive(plan, &stored, 0) });
+            broker.pending[0].push(Pending {
+                message: derive(plan, &stored, 0),
+            });
+            broker.pending[0].push(Pending {
+                message: derive(plan, &stored, 0),
+            });
             for g in 1..sink_groups {
-                broker.pending[g].push(Pending { message: derive(plan, &stored, 0) });
+                broker.pending[g].push(Pending {
+                    message: derive(plan, &stored, 0),
+                });
             }
         } else if next(plan.indeterminate) {
             let stored_too = rng.gen_bool(0.5);
@@ -293,7 +370,9 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             if stored_too {
                 let stored = broker.store(p % partitions, m);
                 for g in 0..sink_groups {
-                    broker.pending[g].push(Pending { message: derive(plan, &stored, 0) });
+                    broker.pending[g].push(Pending {
+                        message: derive(plan, &stored, 0),
+                    });
                 }
                 t.counts.delivered += 1;
                 t.counts.recovered += 1;
@@ -303,7 +382,9 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             t.counts.failed += 1;
             if rng.gen_bool(0.1) {
                 let stored = broker.store(p % partitions, m);
-                broker.pending[0].push(Pending { message: derive(plan, &stored, 0) });
+                broker.pending[0].push(Pending {
+                    message: derive(plan, &stored, 0),
+                });
                 t.counts.delivered += 1;
                 t.counts.failed_delivered += 1;
             }
@@ -313,7 +394,9 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
             t.counts.delivered += 1;
             let stored = broker.store(p % partitions, m);
             for g in 1..sink_groups {
-                broker.pending[g].push(Pending { message: stored.clone() });
+                broker.pending[g].push(Pending {
+                    message: stored.clone(),
+                });
             }
             held[p] = Some(stored);
         } else {
@@ -324,11 +407,19 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
                 flush(&mut w, &mut broker, &group_name, plan.batch, true)?;
                 for g in 0..sink_groups {
                     let consumer = Process::Client(1_000_000 + g as u64);
-                    w.emit(consumer, EventType::Ok, "deliver", None, value(vec![derive(plan, &stored, 0)], false, Some(group_name(g))))?;
+                    w.emit(
+                        consumer,
+                        EventType::Ok,
+                        "deliver",
+                        None,
+                        value(vec![derive(plan, &stored, 0)], false, Some(group_name(g))),
+                    )?;
                 }
             } else {
                 for g in 0..sink_groups {
-                    broker.pending[g].push(Pending { message: derive(plan, &stored, 0) });
+                    broker.pending[g].push(Pending {
+                        message: derive(plan, &stored, 0),
+                    });
                 }
             }
             w.emit(process, EventType::Ok, "send", Some(op), one(&stored))?;
@@ -380,13 +471,25 @@ fn derive(plan: &Plan, m: &Message, n: u32) -> Message {
     }
 }
 
-fn flush(w: &mut Writer, broker: &mut Broker, group_name: &dyn Fn(usize) -> String, batch: usize, all: bool) -> io::Result<()> {
+fn flush(
+    w: &mut Writer,
+    broker: &mut Broker,
+    group_name: &dyn Fn(usize) -> String,
+    batch: usize,
+    all: bool,
+) -> io::Result<()> {
     for g in 0..broker.pending.len() {
         while broker.pending[g].len() >= batch.max(1) || (all && !broker.pending[g].is_empty()) {
             let n = broker.pending[g].len().min(batch.max(1));
             let messages: Vec<Message> = broker.pending[g].drain(..n).map(|p| p.message).collect();
             let consumer = Process::Client(1_000_000 + g as u64);
-            w.emit(consumer, EventType::Ok, "deliver", None, value(messages, false, Some(group_name(g))))?;
+            w.emit(
+                consumer,
+                EventType::Ok,
+                "deliver",
+                None,
+                value(messages, false, Some(group_name(g))),
+            )?;
         }
     }
     Ok(())

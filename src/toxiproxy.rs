@@ -83,11 +83,17 @@ impl Toxiproxy {
             .no_proxy()
             .build()
             .expect("a reqwest client with only a timeout and no proxy always builds");
-        Toxiproxy { base: format!("http://127.0.0.1:{api_port}"), http }
+        Toxiproxy {
+            base: format!("http://127.0.0.1:{api_port}"),
+            http,
+        }
     }
 
     fn err(what: &str, e: impl std::fmt::Display) -> ClusterError {
-        ClusterError::Proxy { what: what.to_string(), reason: e.to_string() }
+        ClusterError::Proxy {
+            what: what.to_string(),
+            reason: e.to_string(),
+        }
     }
 
     async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
@@ -102,22 +108,33 @@ impl Toxiproxy {
 
     /// True when the API answers.
     pub async fn is_up(&self) -> bool {
-        self.http.get(format!("{}/version", self.base)).send().await.is_ok_and(|r| r.status().is_success())
+        self.http
+            .get(format!("{}/version", self.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
     }
 
     /// Create (or replace) a proxy `name` listening on 127.0.0.1:`listen`, forwarding to `upstream`.
     pub async fn create_proxy(&self, name: &str, listen: u16, upstream: &str) -> Result<()> {
         let what = format!("creating proxy {name}");
         let _ = self.delete_proxy(name).await;
-        let body = json!({ "name": name, "listen": format!("127.0.0.1:{listen}"), "upstream": upstream, "enabled": true });
-        self.send(&what, self.http.post(format!("{}/proxies", self.base)).json(&body)).await?;
+        let body =
+            json!({ "name": name, "listen": format!("127.0.0.1:{listen}"), "upstream": upstream, "enabled": true });
+        self.send(&what, self.http.post(format!("{}/proxies", self.base)).json(&body))
+            .await?;
         Ok(())
     }
 
     /// Delete a proxy (closing its connections); deleting a missing proxy is not an error.
     pub async fn delete_proxy(&self, name: &str) -> Result<()> {
         let what = format!("deleting proxy {name}");
-        let resp = self.http.delete(format!("{}/proxies/{name}", self.base)).send().await.map_err(|e| Self::err(&what, e))?;
+        let resp = self
+            .http
+            .delete(format!("{}/proxies/{name}", self.base))
+            .send()
+            .await
+            .map_err(|e| Self::err(&what, e))?;
         if resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND {
             Ok(())
         } else {
@@ -129,19 +146,34 @@ impl Toxiproxy {
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<()> {
         let what = format!("setting proxy {name} enabled={enabled}");
         let body = json!({ "enabled": enabled });
-        self.send(&what, self.http.post(format!("{}/proxies/{name}", self.base)).json(&body)).await?;
+        self.send(
+            &what,
+            self.http.post(format!("{}/proxies/{name}", self.base)).json(&body),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn add_toxic(&self, proxy: &str, toxic: &Toxic) -> Result<()> {
         let what = format!("adding toxic {} to {proxy}", toxic.name);
-        self.send(&what, self.http.post(format!("{}/proxies/{proxy}/toxics", self.base)).json(toxic)).await?;
+        self.send(
+            &what,
+            self.http
+                .post(format!("{}/proxies/{proxy}/toxics", self.base))
+                .json(toxic),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<()> {
         let what = format!("removing toxic {toxic} from {proxy}");
-        let resp = self.http.delete(format!("{}/proxies/{proxy}/toxics/{toxic}", self.base)).send().await.map_err(|e| Self::err(&what, e))?;
+        let resp = self
+            .http
+            .delete(format!("{}/proxies/{proxy}/toxics/{toxic}", self.base))
+            .send()
+            .await
+            .map_err(|e| Self::err(&what, e))?;
         if resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND {
             Ok(())
         } else {
@@ -151,14 +183,18 @@ impl Toxiproxy {
 
     /// Remove every toxic from every proxy (the heal-all the nemesis runs at the end).
     pub async fn reset(&self) -> Result<()> {
-        self.send("resetting all toxics", self.http.post(format!("{}/reset", self.base))).await?;
+        self.send("resetting all toxics", self.http.post(format!("{}/reset", self.base)))
+            .await?;
         Ok(())
     }
 
     /// Names of the proxies that exist.
     pub async fn proxies(&self) -> Result<Vec<String>> {
-        let resp = self.send("listing proxies", self.http.get(format!("{}/proxies", self.base))).await?;
-        let map: serde_json::Map<String, serde_json::Value> = resp.json().await.map_err(|e| Self::err("listing proxies", e))?;
+        let resp = self
+            .send("listing proxies", self.http.get(format!("{}/proxies", self.base)))
+            .await?;
+        let map: serde_json::Map<String, serde_json::Value> =
+            resp.json().await.map_err(|e| Self::err("listing proxies", e))?;
         Ok(map.keys().cloned().collect())
     }
 }
@@ -209,10 +245,21 @@ pub async fn ensure_running(home: &Home) -> Result<Toxiproxy> {
     let c = client.clone();
     process::wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
         let c = c.clone();
-        async move { if c.is_up().await { Ok(()) } else { Err("API not answering".to_string()) } }
+        async move {
+            if c.is_up().await {
+                Ok(())
+            } else {
+                Err("API not answering".to_string())
+            }
+        }
     })
     .await
-    .map_err(|e| ClusterError::Other(format!("Toxiproxy did not start ({e}); its log ends with:\n{}", proc.log_tail(20))))?;
+    .map_err(|e| {
+        ClusterError::Other(format!(
+            "Toxiproxy did not start ({e}); its log ends with:\n{}",
+            proc.log_tail(20)
+        ))
+    })?;
     Ok(client)
 }
 

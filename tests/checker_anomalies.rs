@@ -17,7 +17,11 @@ struct H {
 impl H {
     fn line(&mut self, process: &str, kind: &str, f: &str, op: Option<u64>, value: &str) {
         let op = op.map(|o| format!(",\"op\":{o}")).unwrap_or_default();
-        let value = if value.is_empty() { String::new() } else { format!(",\"value\":{value}") };
+        let value = if value.is_empty() {
+            String::new()
+        } else {
+            format!(",\"value\":{value}")
+        };
         self.lines.push(format!(
             "{{\"index\":{},\"time\":{},\"process\":{process},\"type\":\"{kind}\",\"f\":\"{f}\"{op}{value}}}",
             self.index,
@@ -104,10 +108,17 @@ impl H {
 
 #[test]
 fn clean_run_is_exactly_once() {
-    let v = H::default().send(1, &["a", "b"], Some("ok")).deliver("g", &["a@0@1", "b@0@2"]).drain().check(Some(Guarantee::ExactlyOnce));
+    let v = H::default()
+        .send(1, &["a", "b"], Some("ok"))
+        .deliver("g", &["a@0@1", "b@0@2"])
+        .drain()
+        .check(Some(Guarantee::ExactlyOnce));
     assert_eq!(v.verdict, Observed::ExactlyOnce);
     assert_eq!(v.claim_holds, Some(true));
-    assert_eq!((v.counts.messages, v.counts.acknowledged, v.counts.delivered), (2, 2, 2));
+    assert_eq!(
+        (v.counts.messages, v.counts.acknowledged, v.counts.delivered),
+        (2, 2, 2)
+    );
     assert_eq!(v.exit_code(), 0);
 }
 
@@ -131,7 +142,10 @@ fn loss_needs_a_drain() {
 
 #[test]
 fn nothing_delivered_at_all_is_loss() {
-    let v = H::default().send(1, &["a"], Some("ok")).drain().check(Some(Guarantee::AtMostOnce));
+    let v = H::default()
+        .send(1, &["a"], Some("ok"))
+        .drain()
+        .check(Some(Guarantee::AtMostOnce));
     assert_eq!(v.counts.lost, 1);
     assert_eq!(v.verdict, Observed::AtMostOnce);
     assert_eq!(v.claim_holds, Some(true), "at-most-once allows loss");
@@ -158,14 +172,23 @@ fn written_twice_and_redelivered_are_told_apart() {
 
 #[test]
 fn duplicates_without_positions_have_unknown_cause() {
-    let v = H::default().send(1, &["a"], Some("ok")).deliver("g", &["a", "a"]).drain().check(None);
+    let v = H::default()
+        .send(1, &["a"], Some("ok"))
+        .deliver("g", &["a", "a"])
+        .drain()
+        .check(None);
     assert_eq!(v.duplicate_causes.unknown, 1);
     assert_eq!(v.claim_holds, None);
 }
 
 #[test]
 fn the_same_message_in_two_groups_is_not_a_duplicate() {
-    let v = H::default().send(1, &["a"], Some("ok")).deliver("g1", &["a@0@1"]).deliver("g2", &["a@0@1"]).drain().check(None);
+    let v = H::default()
+        .send(1, &["a"], Some("ok"))
+        .deliver("g1", &["a@0@1"])
+        .deliver("g2", &["a@0@1"])
+        .drain()
+        .check(None);
     assert_eq!(v.counts.duplicated, 0);
     assert_eq!(v.groups.len(), 2);
 }
@@ -178,9 +201,17 @@ fn dest_rule_only_expects_messages_in_groups_that_read_the_dest() {
         .deliver("auditor", &["b||audit@0@1"])
         .drain()
         .check(Some(Guarantee::ExactlyOnce));
-    assert_eq!(v.counts.lost, 0, "billing never reads audit, auditor never reads orders");
+    assert_eq!(
+        v.counts.lost, 0,
+        "billing never reads audit, auditor never reads orders"
+    );
     // A message without dest is expected in every group.
-    let v = H::default().send(1, &["a"], Some("ok")).deliver("g1", &["a@0@1"]).deliver("g2", &["x@0@9"]).drain().check(None);
+    let v = H::default()
+        .send(1, &["a"], Some("ok"))
+        .deliver("g1", &["a@0@1"])
+        .deliver("g2", &["x@0@9"])
+        .drain()
+        .check(None);
     assert_eq!(v.counts.lost, 1);
     assert_eq!(v.groups["g2"].lost, 1);
 }
@@ -202,7 +233,11 @@ fn unexpected_recovered_and_failed_delivered() {
     assert_eq!(v.counts.unexpected, 1);
     assert_eq!(v.counts.lost, 0, "indeterminate and failed messages are never lost");
     assert_eq!(v.verdict, Observed::ExactlyOnce);
-    assert_eq!(v.claim_holds, Some(false), "a failed-delivered message violates exactly-once");
+    assert_eq!(
+        v.claim_holds,
+        Some(false),
+        "a failed-delivered message violates exactly-once"
+    );
     assert_eq!(v.examples["failed-delivered"][0].message, "bad");
     assert_eq!(v.examples["unexpected"][0].message, "ghost");
     assert_eq!(v.evidence.indeterminate_sends, 2);
@@ -210,8 +245,16 @@ fn unexpected_recovered_and_failed_delivered() {
 
 #[test]
 fn a_retry_that_succeeds_makes_a_failed_message_acknowledged() {
-    let v = H::default().send(1, &["a"], Some("fail")).send(1, &["a"], Some("ok")).deliver("g", &["a@0@1"]).drain().check(None);
-    assert_eq!((v.counts.acknowledged, v.counts.failed, v.counts.failed_delivered), (1, 0, 0));
+    let v = H::default()
+        .send(1, &["a"], Some("fail"))
+        .send(1, &["a"], Some("ok"))
+        .deliver("g", &["a@0@1"])
+        .drain()
+        .check(None);
+    assert_eq!(
+        (v.counts.acknowledged, v.counts.failed, v.counts.failed_delivered),
+        (1, 0, 0)
+    );
 }
 
 #[test]
@@ -221,7 +264,10 @@ fn torn_and_aborted_transactions() {
         .send_with(2, &["t2a", "t2b"], Some("fail"), true)
         .send_with(3, &["t3a", "t3b"], Some("ok"), true)
         .deliver("committed", &["t1a@0@1", "t1c@1@1", "t3a@0@2", "t3b@1@2"])
-        .deliver("uncommitted", &["t1a@0@1", "t1b@0@9", "t1c@1@1", "t2a@0@3", "t3a@0@2", "t3b@1@2"])
+        .deliver(
+            "uncommitted",
+            &["t1a@0@1", "t1b@0@9", "t1c@1@1", "t2a@0@3", "t3a@0@2", "t3b@1@2"],
+        )
         .drain()
         .check(Some(Guarantee::ExactlyOnce));
     assert_eq!(v.counts.torn, 1);
@@ -236,7 +282,10 @@ fn torn_and_aborted_transactions() {
 
 #[test]
 fn torn_is_not_judged_without_a_drain() {
-    let v = H::default().send_with(1, &["a", "b"], Some("ok"), true).deliver("g", &["a@0@1"]).check(None);
+    let v = H::default()
+        .send_with(1, &["a", "b"], Some("ok"), true)
+        .deliver("g", &["a@0@1"])
+        .check(None);
     assert_eq!(v.counts.torn, 0);
     assert_eq!(v.counts.unseen, 1);
 }
@@ -247,7 +296,16 @@ fn pipeline_duplicates_and_loss_are_judged_per_upstream_message() {
         .send(1, &["u1", "u2", "u3", "u4"], Some("ok"))
         // u1 → one output (fine); u2 → processed twice (two outputs); u3 → nothing; u4 → its
         // output delivered twice from one position.
-        .deliver("sink", &["d1|||u1@0@1", "d2a|||u2@0@2", "d2b|||u2@0@3", "d4|||u4@0@4", "d4|||u4@0@4"])
+        .deliver(
+            "sink",
+            &[
+                "d1|||u1@0@1",
+                "d2a|||u2@0@2",
+                "d2b|||u2@0@3",
+                "d4|||u4@0@4",
+                "d4|||u4@0@4",
+            ],
+        )
         // The processor's own reads of the source do not count.
         .deliver("processor", &["u1@0@1", "u1@0@1"])
         .drain()
@@ -275,7 +333,11 @@ fn order_violation_within_a_key() {
         .check(Some(Guarantee::ExactlyOnce));
     assert_eq!(v.counts.order_violations, 1);
     assert_eq!(v.examples["order"][0].message, "a");
-    assert_eq!(v.claim_holds, Some(true), "order is reported, not part of the classification");
+    assert_eq!(
+        v.claim_holds,
+        Some(true),
+        "order is reported, not part of the classification"
+    );
 }
 
 #[test]
@@ -297,7 +359,10 @@ fn delivery_before_the_send_completes_is_fine() {
     h.deliver("g", &["a@0@1"]);
     h.line("1", "ok", "send", Some(1), "");
     let v = h.drain().check(Some(Guarantee::ExactlyOnce));
-    assert_eq!((v.counts.acknowledged, v.counts.delivered, v.counts.unexpected), (1, 1, 0));
+    assert_eq!(
+        (v.counts.acknowledged, v.counts.delivered, v.counts.unexpected),
+        (1, 1, 0)
+    );
 }
 
 #[test]
@@ -319,7 +384,12 @@ fn evidence_counts_faults_crashes_and_sends() {
 #[test]
 fn claim_override_beats_the_header() {
     let text = "{\"history\":1,\"claim\":\"exactly-once\"}\n".to_string()
-        + &H::default().send(1, &["a"], Some("ok")).deliver("g", &["a@0@1", "a@0@1"]).drain().lines.join("\n");
+        + &H::default()
+            .send(1, &["a"], Some("ok"))
+            .deliver("g", &["a@0@1", "a@0@1"])
+            .drain()
+            .lines
+            .join("\n");
     let reader = || HistoryReader::new(Box::new(Cursor::new(text.clone().into_bytes())));
     let v = checker::check(reader(), None, 3).unwrap();
     assert_eq!((v.claim, v.claim_holds), (Some(Guarantee::ExactlyOnce), Some(false)));

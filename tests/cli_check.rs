@@ -18,7 +18,11 @@ fn ackcheck(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     }
     drop(input);
     let out = child.wait_with_output().expect("ackcheck finishes");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -40,8 +44,19 @@ fn json_verdict_has_the_documented_keys() {
     assert_eq!(v["claim"], "exactly-once");
     assert_eq!(v["claim_holds"], false);
     for key in [
-        "messages", "acknowledged", "indeterminate", "failed", "delivered", "lost", "unseen", "duplicated",
-        "unexpected", "recovered", "failed_delivered", "torn", "order_violations",
+        "messages",
+        "acknowledged",
+        "indeterminate",
+        "failed",
+        "delivered",
+        "lost",
+        "unseen",
+        "duplicated",
+        "unexpected",
+        "recovered",
+        "failed_delivered",
+        "torn",
+        "order_violations",
     ] {
         assert!(v["counts"][key].is_u64(), "counts.{key} missing in {out}");
     }
@@ -70,7 +85,10 @@ fn unusable_input_exits_2_and_names_the_line() {
     let text = "{\"history\":1}\n{\"index\":0,\"time\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"send\"}\n{\"index\":1,\"time\":0,\"process\":1,\"type\":\"finished\",\"f\":\"send\"}\n";
     let (code, _, err) = ackcheck(&["check", "-"], Some(text));
     assert_eq!(code, 2);
-    assert!(err.contains("line 3: invalid event: unknown variant `finished`"), "{err}");
+    assert!(
+        err.contains("line 3: invalid event: unknown variant `finished`"),
+        "{err}"
+    );
     let (code, _, err) = ackcheck(&["check", "no/such/history.jsonl"], None);
     assert_eq!(code, 2);
     assert!(err.contains("no/such/history.jsonl"), "{err}");

@@ -73,11 +73,20 @@ impl Analysis<'_> {
     fn example(&mut self, kind: &str, message: Idx, group: Option<u16>, explanation: String, events: Vec<Cited>) {
         let message = self.id(message).to_string();
         let group = group.map(|g| self.group_name(g));
-        self.examples.entry(kind.to_string()).or_default().push(Example { message, group, explanation, events });
+        self.examples.entry(kind.to_string()).or_default().push(Example {
+            message,
+            group,
+            explanation,
+            events,
+        });
     }
 
     fn cite(at: At, what: impl Into<String>) -> Cited {
-        Cited { index: at.index, time: at.time, what: what.into() }
+        Cited {
+            index: at.index,
+            time: at.time,
+            what: what.into(),
+        }
     }
 
     fn group_counts(&mut self, g: u16) -> &mut GroupCounts {
@@ -116,7 +125,13 @@ impl Analysis<'_> {
             if self.wants_example("unexpected") {
                 let (g, (at, via)) = first_delivery.expect("delivered");
                 let what = format!("delivered to {} as {}", self.group_name(g), self.id(via));
-                self.example("unexpected", unit, Some(g), "delivered, but no send of it is in the history".into(), vec![Self::cite(at, what)]);
+                self.example(
+                    "unexpected",
+                    unit,
+                    Some(g),
+                    "delivered, but no send of it is in the history".into(),
+                    vec![Self::cite(at, what)],
+                );
             }
         }
         if sent && !acked && !failed && delivered {
@@ -126,14 +141,21 @@ impl Analysis<'_> {
             self.counts.failed_delivered += 1;
             let (g, (at, _)) = first_delivery.expect("delivered");
             self.group_counts(g).failed_delivered += 1;
-            let kind = if s.flags & ATOMIC != 0 { "aborted-read" } else { "failed-delivered" };
+            let kind = if s.flags & ATOMIC != 0 {
+                "aborted-read"
+            } else {
+                "failed-delivered"
+            };
             if self.wants_example(kind) {
                 let why = if s.flags & ATOMIC != 0 {
                     "its transaction was aborted (every send ended fail), yet it was delivered"
                 } else {
                     "every send of it ended fail (the client was told it did not happen), yet it was delivered"
                 };
-                let events = vec![Self::cite(s.outcome, "send fail"), Self::cite(at, format!("delivered to {}", self.group_name(g)))];
+                let events = vec![
+                    Self::cite(s.outcome, "send fail"),
+                    Self::cite(at, format!("delivered to {}", self.group_name(g))),
+                ];
                 self.example(kind, unit, Some(g), why.into(), events);
             }
         }
@@ -155,7 +177,10 @@ impl Analysis<'_> {
                             "acknowledged, never delivered to {} although the drain completed",
                             self.group_name(g)
                         );
-                        let events = vec![Self::cite(s.first_invoke, "send invoked"), Self::cite(s.outcome, "send ok")];
+                        let events = vec![
+                            Self::cite(s.first_invoke, "send invoked"),
+                            Self::cite(s.outcome, "send ok"),
+                        ];
                         self.example("lost", unit, Some(g), why, events);
                     }
                 } else {
@@ -260,7 +285,13 @@ pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) 
                 .iter()
                 .map(|seen| {
                     let mut r = Reached::default();
-                    r.add(seen, c.second_deliveries.get(&(i as Idx, seen.group)).copied(), i as Idx, false, s.flags & NO_POS != 0);
+                    r.add(
+                        seen,
+                        c.second_deliveries.get(&(i as Idx, seen.group)).copied(),
+                        i as Idx,
+                        false,
+                        s.flags & NO_POS != 0,
+                    );
                     (seen.group, r)
                 })
                 .collect();
@@ -270,7 +301,13 @@ pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) 
     judge_atomic_sends(&mut a, &expected_for);
     judge_order(&mut a);
 
-    let Analysis { counts, causes, groups, examples, .. } = a;
+    let Analysis {
+        counts,
+        causes,
+        groups,
+        examples,
+        ..
+    } = a;
     let verdict = Verdict::classify(counts.lost, counts.duplicated);
     let violations = claim.map(|g| Verdict::violations_of(g, &counts)).unwrap_or_default();
     let mut notes = Vec::new();
@@ -281,13 +318,21 @@ pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) 
         ));
     }
     if c.groups.len() == 0 && counts.acknowledged > 0 {
-        notes.push("no consumer group delivered anything: every acknowledged message is expected by an implicit group".into());
+        notes.push(
+            "no consumer group delivered anything: every acknowledged message is expected by an implicit group".into(),
+        );
     }
     if let Some(line) = c.truncated_line {
-        notes.push(format!("line {line} was cut off mid-write (a killed recorder) and was ignored"));
+        notes.push(format!(
+            "line {line} was cut off mid-write (a killed recorder) and was ignored"
+        ));
     }
     let group_names = groups.into_iter().map(|(g, counts)| {
-        let name = if g == NO_GROUP { NO_GROUP_NAME.to_string() } else { c.groups.name(g as Idx).to_string() };
+        let name = if g == NO_GROUP {
+            NO_GROUP_NAME.to_string()
+        } else {
+            c.groups.name(g as Idx).to_string()
+        };
         (name, counts)
     });
     Verdict {
@@ -339,7 +384,13 @@ fn judge_pipeline(a: &mut Analysis) {
                     &mut per_group.last_mut().expect("just pushed").1
                 }
             };
-            entry.add(seen, c.second_deliveries.get(&(i as Idx, seen.group)).copied(), i as Idx, true, s.flags & NO_POS != 0);
+            entry.add(
+                seen,
+                c.second_deliveries.get(&(i as Idx, seen.group)).copied(),
+                i as Idx,
+                true,
+                s.flags & NO_POS != 0,
+            );
         }
         // A derived message whose own sends all failed (an aborted processor transaction) and
         // that reached the sink is an aborted read, whatever its upstream did.
@@ -348,8 +399,17 @@ fn judge_pipeline(a: &mut Analysis) {
             a.counts.failed_delivered += 1;
             if a.wants_example("aborted-read") {
                 let g = s.seen[0].group;
-                let events = vec![Analysis::cite(s.outcome, "send fail"), Analysis::cite(s.seen[0].first, "delivered")];
-                a.example("aborted-read", i as Idx, Some(g), "written by an aborted transaction, yet delivered".into(), events);
+                let events = vec![
+                    Analysis::cite(s.outcome, "send fail"),
+                    Analysis::cite(s.seen[0].first, "delivered"),
+                ];
+                a.example(
+                    "aborted-read",
+                    i as Idx,
+                    Some(g),
+                    "written by an aborted transaction, yet delivered".into(),
+                    events,
+                );
             }
         }
     }
@@ -372,21 +432,36 @@ fn judge_atomic_sends<'e>(a: &mut Analysis, expected_for: &dyn Fn(&MessageState)
         return;
     }
     for send in c.atomic_sends.iter().filter(|s| !s.failed) {
-        let mut groups: Vec<u16> = send.messages.iter().flat_map(|&m| expected_for(&c.messages[m as usize]).iter().copied()).collect();
+        let mut groups: Vec<u16> = send
+            .messages
+            .iter()
+            .flat_map(|&m| expected_for(&c.messages[m as usize]).iter().copied())
+            .collect();
         groups.sort_unstable();
         groups.dedup();
         let mut torn_anywhere = false;
         for g in groups {
-            let members: Vec<Idx> =
-                send.messages.iter().copied().filter(|&m| expected_for(&c.messages[m as usize]).contains(&g)).collect();
-            let delivered = members.iter().filter(|&&m| seen_in(&c.messages[m as usize], g) > 0).count();
+            let members: Vec<Idx> = send
+                .messages
+                .iter()
+                .copied()
+                .filter(|&m| expected_for(&c.messages[m as usize]).contains(&g))
+                .collect();
+            let delivered = members
+                .iter()
+                .filter(|&&m| seen_in(&c.messages[m as usize], g) > 0)
+                .count();
             if delivered == 0 || delivered == members.len() {
                 continue;
             }
             torn_anywhere = true;
             a.group_counts(g).torn += 1;
             if a.wants_example("torn") {
-                let missing = members.iter().copied().find(|&m| seen_in(&c.messages[m as usize], g) == 0).expect("some missing");
+                let missing = members
+                    .iter()
+                    .copied()
+                    .find(|&m| seen_in(&c.messages[m as usize], g) == 0)
+                    .expect("some missing");
                 let why = format!(
                     "atomic send of {} messages: {} of them delivered to {}, {} not (e.g. this one)",
                     members.len(),
@@ -394,7 +469,13 @@ fn judge_atomic_sends<'e>(a: &mut Analysis, expected_for: &dyn Fn(&MessageState)
                     a.group_name(g),
                     members.len() - delivered
                 );
-                a.example("torn", missing, Some(g), why, vec![Analysis::cite(send.at, "atomic send completed")]);
+                a.example(
+                    "torn",
+                    missing,
+                    Some(g),
+                    why,
+                    vec![Analysis::cite(send.at, "atomic send completed")],
+                );
             }
         }
         a.counts.torn += torn_anywhere as u64;
@@ -413,7 +494,10 @@ fn judge_order(a: &mut Analysis) {
             continue;
         }
         for seen in &s.seen {
-            by_group_key.entry((seen.group, s.key)).or_default().push(((seen.first.index, seen.first_slot), i as Idx));
+            by_group_key
+                .entry((seen.group, s.key))
+                .or_default()
+                .push(((seen.first.index, seen.first_slot), i as Idx));
         }
     }
     let mut keys: Vec<_> = by_group_key.into_iter().collect();
@@ -436,7 +520,10 @@ fn judge_order(a: &mut Analysis) {
                             a.group_name(g)
                         );
                         let at_of = |index: u64, s: &MessageState| -> At {
-                            s.seen.iter().find(|x| x.first.index == index).map_or(At { index, time: 0 }, |x| x.first)
+                            s.seen
+                                .iter()
+                                .find(|x| x.first.index == index)
+                                .map_or(At { index, time: 0 }, |x| x.first)
                         };
                         let events = vec![
                             Analysis::cite(s.outcome, "send ok"),

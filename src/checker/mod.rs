@@ -29,7 +29,10 @@ struct At {
 
 impl At {
     fn of(e: &Event) -> At {
-        At { index: e.index, time: e.time }
+        At {
+            index: e.index,
+            time: e.time,
+        }
     }
 }
 
@@ -85,7 +88,10 @@ impl MessageState {
             dest: NONE,
             key: NONE,
             from: NONE,
-            first_invoke: At { index: u64::MAX, time: 0 },
+            first_invoke: At {
+                index: u64::MAX,
+                time: 0,
+            },
             outcome: At::default(),
             first_pos: 0,
             seen: SmallVec::new(),
@@ -154,7 +160,8 @@ impl Interner {
         self.spans.push((self.text.len() as u32, s.len() as u32));
         self.text.push_str(&s);
         let (text, spans) = (&self.text, &self.spans);
-        self.map.insert_unique(hash, i, |&j| Self::hash(Self::at(text, spans, j)));
+        self.map
+            .insert_unique(hash, i, |&j| Self::hash(Self::at(text, spans, j)));
         (i, true)
     }
 
@@ -327,7 +334,11 @@ impl Checker {
             }
         }
         if atomic && members.len() > 1 {
-            self.atomic_sends.push(AtomicSend { messages: members, failed: kind == EventType::Fail, at: done });
+            self.atomic_sends.push(AtomicSend {
+                messages: members,
+                failed: kind == EventType::Fail,
+                at: done,
+            });
         }
     }
 

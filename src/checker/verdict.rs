@@ -162,10 +162,16 @@ impl Verdict {
                     v.push(duplicates());
                 }
                 if c.failed_delivered > 0 {
-                    v.push(format!("{} message(s) delivered although every send failed (aborted reads)", c.failed_delivered));
+                    v.push(format!(
+                        "{} message(s) delivered although every send failed (aborted reads)",
+                        c.failed_delivered
+                    ));
                 }
                 if c.torn > 0 {
-                    v.push(format!("{} atomic send(s) delivered in part (torn transactions)", c.torn));
+                    v.push(format!(
+                        "{} atomic send(s) delivered in part (torn transactions)",
+                        c.torn
+                    ));
                 }
             }
         }

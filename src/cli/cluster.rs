@@ -49,7 +49,12 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
         Action::Up => {
             let started = std::time::Instant::now();
             c.up().await?;
-            eprintln!("{} is up with {} node(s) in {:.1} s", c.kind(), c.nodes(), started.elapsed().as_secs_f64());
+            eprintln!(
+                "{} is up with {} node(s) in {:.1} s",
+                c.kind(),
+                c.nodes(),
+                started.elapsed().as_secs_f64()
+            );
             print_endpoints(c.as_ref())?;
         }
         Action::Down => {
@@ -61,7 +66,14 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
             let mut all_healthy = !statuses.is_empty();
             for s in &statuses {
                 let pid = s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-                println!("{} node {}  pid {:>7}  {:<9}  {}", c.kind(), s.node, pid, format!("{:?}", s.state).to_lowercase(), s.detail);
+                println!(
+                    "{} node {}  pid {:>7}  {:<9}  {}",
+                    c.kind(),
+                    s.node,
+                    pid,
+                    format!("{:?}", s.state).to_lowercase(),
+                    s.detail
+                );
                 all_healthy &= s.state == NodeState::Healthy;
             }
             return Ok(if all_healthy { 0 } else { 1 });
@@ -76,6 +88,9 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
 }
 
 fn print_endpoints(c: &dyn cluster::Cluster) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(&c.endpoints()).context("serializing endpoints")?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&c.endpoints()).context("serializing endpoints")?
+    );
     Ok(())
 }

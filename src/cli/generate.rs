@@ -82,12 +82,15 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
     let mut out: Box<dyn Write> = if a.out.as_os_str() == "-" {
         Box::new(BufWriter::new(std::io::stdout().lock()))
     } else {
-        Box::new(BufWriter::new(File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?))
+        Box::new(BufWriter::new(
+            File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?,
+        ))
     };
     let truth = synth::generate(&plan, &mut out).context("writing the history")?;
     out.flush().context("writing the history")?;
     if let Some(path) = a.truth {
-        std::fs::write(&path, serde_json::to_string_pretty(&truth)?).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&truth)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(0)
 }

@@ -7,7 +7,11 @@ pub mod generate;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ackcheck", version, about = "Finds out what message brokers really deliver: at-most-once, at-least-once or exactly-once.")]
+#[command(
+    name = "ackcheck",
+    version,
+    about = "Finds out what message brokers really deliver: at-most-once, at-least-once or exactly-once."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

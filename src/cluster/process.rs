@@ -28,7 +28,11 @@ impl NodeProcess {
     /// The conventional layout: `<dir>/pid`, `<dir>/node.log`.
     pub fn in_dir(dir: impl Into<PathBuf>) -> NodeProcess {
         let dir = dir.into();
-        NodeProcess { pid_file: dir.join("pid"), log_file: dir.join("node.log"), dir }
+        NodeProcess {
+            pid_file: dir.join("pid"),
+            log_file: dir.join("node.log"),
+            dir,
+        }
     }
 
     /// Spawn `cmd` detached (own process group, stdin closed, stdout and stderr appended to the
@@ -40,9 +44,13 @@ impl NodeProcess {
             .append(true)
             .open(&self.log_file)
             .map_err(ClusterError::io(format!("opening {}", self.log_file.display())))?;
-        let log2 = log.try_clone().map_err(ClusterError::io("duplicating the log file handle"))?;
+        let log2 = log
+            .try_clone()
+            .map_err(ClusterError::io("duplicating the log file handle"))?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0);
-        let child = cmd.spawn().map_err(ClusterError::io(format!("starting {:?}", cmd.get_program())))?;
+        let child = cmd
+            .spawn()
+            .map_err(ClusterError::io(format!("starting {:?}", cmd.get_program())))?;
         let pid = child.id();
         // The child is reaped by a detached thread so that it never lingers as a zombie while
         // this process lives; after we exit, init adopts it.
@@ -50,7 +58,8 @@ impl NodeProcess {
             let mut child = child;
             let _ = child.wait();
         });
-        fs::write(&self.pid_file, pid.to_string()).map_err(ClusterError::io(format!("writing {}", self.pid_file.display())))?;
+        fs::write(&self.pid_file, pid.to_string())
+            .map_err(ClusterError::io(format!("writing {}", self.pid_file.display())))?;
         Ok(pid)
     }
 
@@ -138,9 +147,13 @@ fn proc_state(pid: u32) -> Option<char> {
 /// a restart on the same ports must wait for them.
 fn fully_exited(pid: u32) -> bool {
     if !pid_alive(pid) {
-        let threads = fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|status| {
-            status.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|n| n.trim().parse::<u32>().ok()))
-        });
+        let threads = fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Threads:").and_then(|n| n.trim().parse::<u32>().ok()))
+            });
         return threads.is_none_or(|n| n <= 1);
     }
     false
@@ -180,7 +193,10 @@ pub fn port_taken(port: u16) -> bool {
 pub fn ensure_ports_free(ports: &[u16], needed_by: &str) -> Result<()> {
     for &port in ports {
         if port_taken(port) {
-            return Err(ClusterError::PortTaken { port, needed_by: needed_by.to_string() });
+            return Err(ClusterError::PortTaken {
+                port,
+                needed_by: needed_by.to_string(),
+            });
         }
     }
     Ok(())
@@ -227,7 +243,11 @@ pub fn run_step(what: &str, step: &str, cmd: &mut Command) -> Result<String> {
         reason: format!("could not run {:?}: {e}", cmd.get_program()),
         output: String::new(),
     })?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     if !out.status.success() {
         let lines: Vec<&str> = text.lines().collect();
         return Err(ClusterError::Install {
@@ -242,7 +262,11 @@ pub fn run_step(what: &str, step: &str, cmd: &mut Command) -> Result<String> {
 
 /// The node count recorded by the last `up` of this broker (`run/<broker>/nodes`).
 pub fn recorded_nodes(home: &Home, kind: BrokerKind) -> Option<usize> {
-    fs::read_to_string(home.run_dir(kind).join("nodes")).ok()?.trim().parse().ok()
+    fs::read_to_string(home.run_dir(kind).join("nodes"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Record the node count at `up` so that later commands find the same cluster.

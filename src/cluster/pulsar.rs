@@ -28,7 +28,9 @@ use async_trait::async_trait;
 use pulsar::{ConnectionRetryOptions, OperationRetryOptions, Pulsar, TokioExecutor};
 
 use super::process::{self, NodeProcess};
-use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT};
+use super::{
+    port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT,
+};
 use crate::toxiproxy::{self, Toxiproxy};
 
 /// The pinned Pulsar release. 4.0.8 is the newest 4.0.x, but two of its jars
@@ -109,7 +111,8 @@ impl PulsarCluster {
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging).map_err(ClusterError::io(format!("creating {}", staging.display())))?;
         fs::write(staging.join("pom.xml"), pom()).map_err(ClusterError::io("writing the Pulsar install pom"))?;
-        fs::write(staging.join("settings.xml"), MAVEN_SETTINGS).map_err(ClusterError::io("writing the Maven settings"))?;
+        fs::write(staging.join("settings.xml"), MAVEN_SETTINGS)
+            .map_err(ClusterError::io("writing the Maven settings"))?;
         process::run_step(
             &format!("Pulsar {VERSION}"),
             "mvn dependency:copy-dependencies (Maven Central)",
@@ -123,9 +126,13 @@ impl PulsarCluster {
                 "-DincludeScope=runtime",
             ]),
         )?;
-        fs::write(staging.join("log4j2.xml"), LOG4J2_XML).map_err(ClusterError::io("writing the Pulsar log4j2 config"))?;
+        fs::write(staging.join("log4j2.xml"), LOG4J2_XML)
+            .map_err(ClusterError::io("writing the Pulsar log4j2 config"))?;
         let _ = fs::remove_dir_all(&dir);
-        fs::rename(&staging, &dir).map_err(ClusterError::io(format!("moving the Pulsar install to {}", dir.display())))?;
+        fs::rename(&staging, &dir).map_err(ClusterError::io(format!(
+            "moving the Pulsar install to {}",
+            dir.display()
+        )))?;
         Ok(dir)
     }
 
@@ -139,7 +146,11 @@ impl PulsarCluster {
 
     /// True once the node has been started on this data (the bookie wrote its cookie).
     fn has_data(&self) -> bool {
-        self.data_dir().join("bookkeeper").join("current").join("VERSION").is_file()
+        self.data_dir()
+            .join("bookkeeper")
+            .join("current")
+            .join("VERSION")
+            .is_file()
     }
 
     fn standalone_conf(&self) -> String {
@@ -202,7 +213,10 @@ diskUsageWarnThreshold=0.99
         // dead) while its other threads still hold the sockets: give them a moment to go.
         let ports = &node_ports()[1..];
         if let Some(&port) = process::wait_ports_free(ports, Duration::from_secs(15)).await.first() {
-            return Err(ClusterError::PortTaken { port, needed_by: "pulsar node 0".into() });
+            return Err(ClusterError::PortTaken {
+                port,
+                needed_by: "pulsar node 0".into(),
+            });
         }
         let node_dir = self.node_dir();
         let data = self.data_dir();
@@ -213,12 +227,17 @@ diskUsageWarnThreshold=0.99
         fs::write(&conf, self.standalone_conf()).map_err(ClusterError::io(format!("writing {}", conf.display())))?;
 
         let mut cmd = Command::new("java");
-        cmd.current_dir(&node_dir).args(JVM_MEMORY).arg("-XX:+ExitOnOutOfMemoryError");
+        cmd.current_dir(&node_dir)
+            .args(JVM_MEMORY)
+            .arg("-XX:+ExitOnOutOfMemoryError");
         for module in JVM_OPENS.split_whitespace() {
             cmd.arg("--add-opens").arg(format!("{module}=ALL-UNNAMED"));
         }
         cmd.arg("-Dio.netty.tryReflectionSetAccessible=true")
-            .arg(format!("-Dlog4j2.configurationFile={}", install.join("log4j2.xml").display()))
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                install.join("log4j2.xml").display()
+            ))
             .arg(format!("-Djava.io.tmpdir={}", tmp.display()))
             .arg("-cp")
             .arg(install.join("lib").join("*"))
@@ -233,9 +252,15 @@ diskUsageWarnThreshold=0.99
         for (flag, path) in paths {
             cmd.arg(flag).arg(path);
         }
-        cmd.args(["--bookkeeper-port", &port(BrokerKind::Pulsar, 0, BOOKIE_SLOT).to_string()])
-            .args(["--stream-storage-port", &port(BrokerKind::Pulsar, 0, STREAM_STORAGE_SLOT).to_string()])
-            .args(["--no-functions-worker", "--no-stream-storage"]);
+        cmd.args([
+            "--bookkeeper-port",
+            &port(BrokerKind::Pulsar, 0, BOOKIE_SLOT).to_string(),
+        ])
+        .args([
+            "--stream-storage-port",
+            &port(BrokerKind::Pulsar, 0, STREAM_STORAGE_SLOT).to_string(),
+        ])
+        .args(["--no-functions-worker", "--no-stream-storage"]);
         self.node_process(0).spawn(cmd)
     }
 
@@ -243,7 +268,9 @@ diskUsageWarnThreshold=0.99
     async fn ensure_proxy(&self, proxy: &Toxiproxy) -> Result<()> {
         if !proxy.proxies().await?.contains(&proxy_name()) {
             let upstream = format!("127.0.0.1:{}", port(BrokerKind::Pulsar, 0, EXTERNAL_SLOT));
-            proxy.create_proxy(&proxy_name(), port(BrokerKind::Pulsar, 0, CLIENT_PROXY_SLOT), &upstream).await?;
+            proxy
+                .create_proxy(&proxy_name(), port(BrokerKind::Pulsar, 0, CLIENT_PROXY_SLOT), &upstream)
+                .await?;
         }
         Ok(())
     }
@@ -297,7 +324,10 @@ impl Cluster for PulsarCluster {
         let running = self.node_process(0).pid().is_some();
         let recorded = process::recorded_nodes(&self.home, BrokerKind::Pulsar);
         if running && recorded.is_some_and(|n| n != self.nodes) {
-            return Err(ClusterError::AlreadyUp { broker: BrokerKind::Pulsar, nodes: recorded.unwrap_or(1) });
+            return Err(ClusterError::AlreadyUp {
+                broker: BrokerKind::Pulsar,
+                nodes: recorded.unwrap_or(1),
+            });
         }
         let install = self.install()?;
         if running || (recorded == Some(self.nodes) && self.has_data()) {
@@ -312,7 +342,11 @@ impl Cluster for PulsarCluster {
         // A fresh cluster. Check the ports before starting anything, so that a port held by
         // something else fails at once and leaves nothing behind (the proxy port only counts when
         // it is not our own leftover proxy, which is deleted below).
-        let leftover_proxy = Toxiproxy::default().proxies().await.unwrap_or_default().contains(&proxy_name());
+        let leftover_proxy = Toxiproxy::default()
+            .proxies()
+            .await
+            .unwrap_or_default()
+            .contains(&proxy_name());
         process::ensure_ports_free(&node_ports()[usize::from(leftover_proxy)..], "pulsar")?;
         let proxy = toxiproxy::ensure_running(&self.home).await?;
         let _ = proxy.delete_proxy(&proxy_name()).await;
@@ -340,7 +374,10 @@ impl Cluster for PulsarCluster {
         toxiproxy::stop_if_unused(&self.home).await?;
         let taken = process::wait_ports_free(&node_ports(), Duration::from_secs(30)).await;
         if let Some(&port) = taken.first() {
-            return Err(ClusterError::PortTaken { port, needed_by: "pulsar (still held after down)".into() });
+            return Err(ClusterError::PortTaken {
+                port,
+                needed_by: "pulsar (still held after down)".into(),
+            });
         }
         let _ = fs::remove_dir_all(self.data_dir());
         process::forget_nodes(&self.home, BrokerKind::Pulsar);
@@ -360,7 +397,12 @@ impl Cluster for PulsarCluster {
                 Err(e) => (NodeState::Unhealthy, e),
             }
         };
-        Ok(vec![NodeStatus { node: 0, pid, state, detail }])
+        Ok(vec![NodeStatus {
+            node: 0,
+            pid,
+            state,
+            detail,
+        }])
     }
 
     fn endpoints(&self) -> Vec<NodeEndpoint> {
@@ -382,7 +424,9 @@ impl Cluster for PulsarCluster {
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
         if !self.has_data() {
-            return Err(ClusterError::NotUp { broker: BrokerKind::Pulsar });
+            return Err(ClusterError::NotUp {
+                broker: BrokerKind::Pulsar,
+            });
         }
         let install = self.install()?;
         let proxy = toxiproxy::ensure_running(&self.home).await?;
@@ -410,10 +454,17 @@ pub fn client_url() -> String {
 /// Every port the node uses: its proxy, both broker listeners, the web service, the bookie and
 /// the (unused) stream storage port.
 fn node_ports() -> Vec<u16> {
-    [CLIENT_PROXY_SLOT, INTERNAL_SLOT, EXTERNAL_SLOT, WEB_SLOT, BOOKIE_SLOT, STREAM_STORAGE_SLOT]
-        .iter()
-        .map(|&s| port(BrokerKind::Pulsar, 0, s))
-        .collect()
+    [
+        CLIENT_PROXY_SLOT,
+        INTERNAL_SLOT,
+        EXTERNAL_SLOT,
+        WEB_SLOT,
+        BOOKIE_SLOT,
+        STREAM_STORAGE_SLOT,
+    ]
+    .iter()
+    .map(|&s| port(BrokerKind::Pulsar, 0, s))
+    .collect()
 }
 
 /// A Pulsar client on the proxy that gives up quickly (the callers poll).
@@ -440,10 +491,18 @@ pub async fn connect(service_url: &str) -> std::result::Result<Pulsar<TokioExecu
 async fn probe() -> std::result::Result<String, String> {
     let url = client_url();
     let round_trip = async {
-        let client = connect(&url).await.map_err(|e| format!("connecting to {url} failed: {e}"))?;
-        let owner = client.lookup_topic(PROBE_TOPIC).await.map_err(|e| format!("topic lookup through {url} failed: {e}"))?;
+        let client = connect(&url)
+            .await
+            .map_err(|e| format!("connecting to {url} failed: {e}"))?;
+        let owner = client
+            .lookup_topic(PROBE_TOPIC)
+            .await
+            .map_err(|e| format!("topic lookup through {url} failed: {e}"))?;
         if owner.url.port() != Some(client_addr().port()) {
-            return Err(format!("the broker sends clients to {}, not to the proxy {url}", owner.url));
+            return Err(format!(
+                "the broker sends clients to {}, not to the proxy {url}",
+                owner.url
+            ));
         }
         let mut producer = client
             .producer()
@@ -458,7 +517,10 @@ async fn probe() -> std::result::Result<String, String> {
             .await
             .map_err(|e| format!("producing through {url} was not acknowledged: {e}"))?;
         let _ = producer.close().await;
-        let id = receipt.message_id.map(|m| format!("{}:{}", m.ledger_id, m.entry_id)).unwrap_or_default();
+        let id = receipt
+            .message_id
+            .map(|m| format!("{}:{}", m.ledger_id, m.entry_id))
+            .unwrap_or_default();
         Ok(format!("produced message {id} through {url}"))
     };
     tokio::time::timeout(PROBE_TIMEOUT, round_trip)
@@ -468,17 +530,27 @@ async fn probe() -> std::result::Result<String, String> {
 
 /// How many transaction coordinators the broker has assigned (its admin API, direct).
 async fn transaction_coordinators() -> std::result::Result<usize, String> {
-    let url = format!("http://127.0.0.1:{}/admin/v3/transactions/coordinators", port(BrokerKind::Pulsar, 0, WEB_SLOT));
+    let url = format!(
+        "http://127.0.0.1:{}/admin/v3/transactions/coordinators",
+        port(BrokerKind::Pulsar, 0, WEB_SLOT)
+    );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .no_proxy()
         .build()
         .map_err(|e| format!("creating an HTTP client failed: {e}"))?;
-    let resp = http.get(&url).send().await.map_err(|e| format!("GET {url} failed: {e}"))?;
+    let resp = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url} failed: {e}"))?;
     if !resp.status().is_success() {
         return Err(format!("GET {url} answered HTTP {}", resp.status()));
     }
-    let coordinators: Vec<serde_json::Value> = resp.json().await.map_err(|e| format!("GET {url} answered no JSON list: {e}"))?;
+    let coordinators: Vec<serde_json::Value> = resp
+        .json()
+        .await
+        .map_err(|e| format!("GET {url} answered no JSON list: {e}"))?;
     Ok(coordinators.len())
 }
 

@@ -64,7 +64,9 @@ impl RabbitCluster {
 
     /// The ports the brokers themselves hold (AMQP, distribution, epmd), up to the largest cluster.
     fn broker_ports() -> Vec<u16> {
-        let mut ports: Vec<u16> = (0..MAX_NODES).flat_map(|i| [port(KIND, i, AMQP_SLOT), port(KIND, i, DIST_SLOT)]).collect();
+        let mut ports: Vec<u16> = (0..MAX_NODES)
+            .flat_map(|i| [port(KIND, i, AMQP_SLOT), port(KIND, i, DIST_SLOT)])
+            .collect();
         ports.push(epmd_port());
         ports
     }
@@ -94,7 +96,13 @@ impl RabbitCluster {
     }
 
     fn not_ready(&self, node: usize, seconds: u64, step: impl Into<String>) -> ClusterError {
-        ClusterError::NotReady { broker: KIND, node, seconds, step: step.into(), log_tail: self.node_process(node).log_tail(30) }
+        ClusterError::NotReady {
+            broker: KIND,
+            node,
+            seconds,
+            step: step.into(),
+            log_tail: self.node_process(node).log_tail(30),
+        }
     }
 
     /// Environment shared by the server and the CLI: our cookie, our epmd, no system env file.
@@ -117,7 +125,12 @@ impl RabbitCluster {
         let path = home.join(".erlang.cookie");
         let _ = fs::remove_file(&path);
         // Erlang refuses a cookie that others can read.
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o400).open(&path).map_err(ClusterError::io("writing the Erlang cookie"))?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&path)
+            .map_err(ClusterError::io("writing the Erlang cookie"))?;
         std::io::Write::write_all(&mut file, cookie.as_bytes()).map_err(ClusterError::io("writing the Erlang cookie"))
     }
 
@@ -147,9 +160,18 @@ impl RabbitCluster {
         cmd.args(["-address", "127.0.0.1", "-port", &epmd_port().to_string()]);
         epmd.spawn(cmd)?;
         let ready = process::wait_until(Duration::from_secs(10), Duration::from_millis(100), || async {
-            if process::port_taken(epmd_port()) { Ok(()) } else { Err("epmd is not listening".to_string()) }
+            if process::port_taken(epmd_port()) {
+                Ok(())
+            } else {
+                Err("epmd is not listening".to_string())
+            }
         });
-        ready.await.map_err(|e| ClusterError::Other(format!("epmd did not start ({e}); its log ends with:\n{}", epmd.log_tail(10))))
+        ready.await.map_err(|e| {
+            ClusterError::Other(format!(
+                "epmd did not start ({e}); its log ends with:\n{}",
+                epmd.log_tail(10)
+            ))
+        })
     }
 
     /// Stop our epmd, and any epmd an Erlang tool daemonized on our port while ours was down.
@@ -160,7 +182,10 @@ impl RabbitCluster {
             let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
             let ours = environ.split(|&b| b == 0).any(|var| var == marker.as_bytes());
             if ours {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
         Ok(())
@@ -170,7 +195,10 @@ impl RabbitCluster {
     /// Erlang VM, when RABBITMQ_ALLOW_INPUT is set (otherwise it stays as a signal-forwarding
     /// shell), so the recorded pid is beam.smp itself; `-noinput` keeps the shell off.
     fn spawn_node(&self, node: usize) -> Result<u32> {
-        process::ensure_ports_free(&[port(KIND, node, AMQP_SLOT), port(KIND, node, DIST_SLOT)], &format!("RabbitMQ node {node}"))?;
+        process::ensure_ports_free(
+            &[port(KIND, node, AMQP_SLOT), port(KIND, node, DIST_SLOT)],
+            &format!("RabbitMQ node {node}"),
+        )?;
         let dir = self.write_node_config(node)?;
         let mut cmd = Command::new(SERVER);
         self.common_env(&mut cmd);
@@ -190,7 +218,10 @@ impl RabbitCluster {
             .env("RABBITMQ_ALLOW_INPUT", "true")
             // Unbound schedulers: several nodes share two cores with other brokers.
             .env("RABBITMQ_SCHEDULER_BIND_TYPE", "u")
-            .env("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "-noinput -start_epmd false -kernel inet_dist_use_interface {127,0,0,1}");
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-noinput -start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
+            );
         self.node_process(node).spawn(cmd)
     }
 
@@ -202,7 +233,13 @@ impl RabbitCluster {
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
         let out = match tokio::time::timeout(timeout, cmd.output()).await {
-            Err(_) => return Err(format!("rabbitmqctl {} timed out after {} s", args.join(" "), timeout.as_secs())),
+            Err(_) => {
+                return Err(format!(
+                    "rabbitmqctl {} timed out after {} s",
+                    args.join(" "),
+                    timeout.as_secs()
+                ))
+            }
             Ok(Err(e)) => return Err(format!("could not run {CTL}: {e}")),
             Ok(Ok(out)) => out,
         };
@@ -217,9 +254,18 @@ impl RabbitCluster {
 
     /// The nodes that `node` sees running in its cluster.
     pub async fn running_nodes(&self, node: usize) -> Result<Vec<String>, String> {
-        let out = self.ctl(node, &["cluster_status", "--formatter", "json"], Duration::from_secs(30)).await?;
-        let json: serde_json::Value = serde_json::from_str(out.trim()).map_err(|e| format!("cluster_status printed no JSON ({e}): {out}"))?;
-        let running = json["running_nodes"].as_array().ok_or_else(|| format!("cluster_status has no running_nodes: {out}"))?;
+        let out = self
+            .ctl(
+                node,
+                &["cluster_status", "--formatter", "json"],
+                Duration::from_secs(30),
+            )
+            .await?;
+        let json: serde_json::Value =
+            serde_json::from_str(out.trim()).map_err(|e| format!("cluster_status printed no JSON ({e}): {out}"))?;
+        let running = json["running_nodes"]
+            .as_array()
+            .ok_or_else(|| format!("cluster_status has no running_nodes: {out}"))?;
         Ok(running.iter().filter_map(|n| n.as_str().map(str::to_string)).collect())
     }
 
@@ -235,7 +281,10 @@ impl RabbitCluster {
                 return Err(self.not_ready(node, started.elapsed().as_secs(), "the node process exited"));
             }
             let step = if !booted {
-                match self.ctl(node, &["await_startup", "--timeout", "10"], Duration::from_secs(30)).await {
+                match self
+                    .ctl(node, &["await_startup", "--timeout", "10"], Duration::from_secs(30))
+                    .await
+                {
                     Ok(_) => {
                         booted = true;
                         continue;
@@ -259,10 +308,19 @@ impl RabbitCluster {
     async fn wait_cluster_formed(&self, node: usize, timeout: Duration) -> Result<()> {
         let check = || async {
             let running = self.running_nodes(node).await?;
-            if running.len() == self.nodes { Ok(()) } else { Err(format!("cluster_status lists {} running node(s): {running:?}", running.len())) }
+            if running.len() == self.nodes {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cluster_status lists {} running node(s): {running:?}",
+                    running.len()
+                ))
+            }
         };
         let seconds = timeout.as_secs();
-        process::wait_until(timeout, Duration::from_secs(1), check).await.map_err(|e| self.not_ready(node, seconds, e))
+        process::wait_until(timeout, Duration::from_secs(1), check)
+            .await
+            .map_err(|e| self.not_ready(node, seconds, e))
     }
 
     /// Create this node's proxy unless it exists (replacing it would cut live connections).
@@ -270,14 +328,21 @@ impl RabbitCluster {
         if proxy.proxies().await?.contains(&Self::proxy_name(node)) {
             return Ok(());
         }
-        proxy.create_proxy(&Self::proxy_name(node), port(KIND, node, 0), &format!("127.0.0.1:{}", port(KIND, node, AMQP_SLOT))).await
+        proxy
+            .create_proxy(
+                &Self::proxy_name(node),
+                port(KIND, node, 0),
+                &format!("127.0.0.1:{}", port(KIND, node, AMQP_SLOT)),
+            )
+            .await
     }
 
     /// A fresh cluster (ports checked): clean state, epmd, proxies, nodes, joins, readiness.
     async fn start_fresh(&self, proxy: &Toxiproxy) -> Result<()> {
         let run_dir = self.home.run_dir(KIND);
         if run_dir.exists() {
-            fs::remove_dir_all(&run_dir).map_err(ClusterError::io(format!("removing old state in {}", run_dir.display())))?;
+            fs::remove_dir_all(&run_dir)
+                .map_err(ClusterError::io(format!("removing old state in {}", run_dir.display())))?;
         }
         process::record_nodes(&self.home, KIND, self.nodes)?;
         self.write_erlang_home()?;
@@ -292,7 +357,9 @@ impl RabbitCluster {
         for node in 1..self.nodes {
             let seed = node_name(0);
             for args in [&["stop_app"][..], &["join_cluster", &seed], &["start_app"]] {
-                self.ctl(node, args, Duration::from_secs(120)).await.map_err(|e| self.not_ready(node, 120, e))?;
+                self.ctl(node, args, Duration::from_secs(120))
+                    .await
+                    .map_err(|e| self.not_ready(node, 120, e))?;
             }
         }
         if self.nodes > 1 {
@@ -319,7 +386,10 @@ impl Cluster for RabbitCluster {
         Self::ensure_installed()?;
         if let Some(recorded) = process::recorded_nodes(&self.home, KIND) {
             if recorded != self.nodes {
-                return Err(ClusterError::AlreadyUp { broker: KIND, nodes: recorded });
+                return Err(ClusterError::AlreadyUp {
+                    broker: KIND,
+                    nodes: recorded,
+                });
             }
             if (0..self.nodes).any(|n| self.node_process(n).pid().is_some()) {
                 // Already up: bring back any killed node and check that all answer.
@@ -358,7 +428,8 @@ impl Cluster for RabbitCluster {
             })
             .collect();
         for stop in stops {
-            stop.await.map_err(|e| ClusterError::Other(format!("stopping a RabbitMQ node panicked: {e}")))??;
+            stop.await
+                .map_err(|e| ClusterError::Other(format!("stopping a RabbitMQ node panicked: {e}")))??;
         }
         let proxy = Toxiproxy::default();
         if proxy.is_up().await {
@@ -370,7 +441,10 @@ impl Cluster for RabbitCluster {
         toxiproxy::stop_if_unused(&self.home).await?;
         let taken = process::wait_ports_free(&self.ports(), Duration::from_secs(20)).await;
         if let Some(&port) = taken.first() {
-            return Err(ClusterError::PortTaken { port, needed_by: "RabbitMQ (still held after down)".into() });
+            return Err(ClusterError::PortTaken {
+                port,
+                needed_by: "RabbitMQ (still held after down)".into(),
+            });
         }
         process::forget_nodes(&self.home, KIND);
         Ok(())
@@ -387,11 +461,19 @@ impl Cluster for RabbitCluster {
                 (NodeState::Paused, "stopped by SIGSTOP".to_string())
             } else {
                 match round_trip(&Self::url(node)).await {
-                    Ok(()) => (NodeState::Healthy, format!("AMQP round trip through 127.0.0.1:{} ok", port(KIND, node, 0))),
+                    Ok(()) => (
+                        NodeState::Healthy,
+                        format!("AMQP round trip through 127.0.0.1:{} ok", port(KIND, node, 0)),
+                    ),
                     Err(e) => (NodeState::Unhealthy, e),
                 }
             };
-            statuses.push(NodeStatus { node, pid, state, detail });
+            statuses.push(NodeStatus {
+                node,
+                pid,
+                state,
+                detail,
+            });
         }
         Ok(statuses)
     }
@@ -424,7 +506,11 @@ impl Cluster for RabbitCluster {
         if self.node_process(node).pid().is_none() {
             self.ensure_epmd().await?;
             // Right after a SIGKILL the VM's threads may still hold its listening sockets for a moment.
-            process::wait_ports_free(&[port(KIND, node, AMQP_SLOT), port(KIND, node, DIST_SLOT)], Duration::from_secs(10)).await;
+            process::wait_ports_free(
+                &[port(KIND, node, AMQP_SLOT), port(KIND, node, DIST_SLOT)],
+                Duration::from_secs(10),
+            )
+            .await;
             self.spawn_node(node)?;
         }
         // A restarted member rejoins on its own (its data remembers the cluster).
@@ -442,10 +528,16 @@ impl Cluster for RabbitCluster {
 /// Connect through `url`, open a channel and declare a server-named exclusive queue.
 async fn round_trip(url: &str) -> Result<(), String> {
     let attempt = async {
-        let conn = Connection::connect(url, ConnectionProperties::default()).await.map_err(|e| format!("connecting: {e}"))?;
+        let conn = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .map_err(|e| format!("connecting: {e}"))?;
         let declared = async {
             let channel = conn.create_channel().await?;
-            let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
+            let options = QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            };
             channel.queue_declare("".into(), options, FieldTable::default()).await?;
             // Closing the channel before the connection keeps lapin from logging a closing race.
             channel.close(200, "ackcheck health check".into()).await
@@ -454,12 +546,16 @@ async fn round_trip(url: &str) -> Result<(), String> {
         let _ = conn.close(200, "ackcheck health check".into()).await;
         result.map(|_| ())
     };
-    tokio::time::timeout(Duration::from_secs(10), attempt).await.unwrap_or_else(|_| Err("no answer within 10 s".into()))
+    tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .unwrap_or_else(|_| Err("no answer within 10 s".into()))
 }
 
 /// Pids of processes whose command name is `name`.
 fn pids_named(name: &str) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))

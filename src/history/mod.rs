@@ -84,7 +84,9 @@ impl<'de> Deserialize<'de> for Process {
                 Ok(Process::Client(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Process, E> {
-                u64::try_from(v).map(Process::Client).map_err(|_| E::custom("process must not be negative"))
+                u64::try_from(v)
+                    .map(Process::Client)
+                    .map_err(|_| E::custom("process must not be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Process, E> {
                 if v == "nemesis" {
@@ -136,7 +138,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(id: impl Into<String>) -> Message {
-        Message { id: id.into(), ..Message::default() }
+        Message {
+            id: id.into(),
+            ..Message::default()
+        }
     }
 }
 

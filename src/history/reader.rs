@@ -31,19 +31,32 @@ pub enum HistoryError {
 
 impl HistoryError {
     pub fn line(line: u64, problem: impl Into<String>) -> HistoryError {
-        HistoryError::Line { line, problem: problem.into() }
+        HistoryError::Line {
+            line,
+            problem: problem.into(),
+        }
     }
 }
 
 /// One item of a history, in file order.
 #[derive(Debug)]
 pub enum Record {
-    Header { line: u64, header: Header },
+    Header {
+        line: u64,
+        header: Header,
+    },
     /// An invocation, or a completion with the invocation it completes (`None` for a standalone
     /// `deliver` or `crash` completion or a nemesis event).
-    Event { line: u64, event: Event, invocation: Option<Event> },
+    Event {
+        line: u64,
+        event: Event,
+        invocation: Option<Event>,
+    },
     /// At the end of the history: an invocation that never completed (its outcome is unknown).
-    Unfinished { line: u64, invocation: Event },
+    Unfinished {
+        line: u64,
+        invocation: Event,
+    },
 }
 
 enum Parsed {
@@ -51,11 +64,17 @@ enum Parsed {
     Header(Header),
     Event(Event),
     /// A malformed line; `incomplete` when the JSON ends early (a line cut off mid-write).
-    Bad { problem: String, incomplete: bool },
+    Bad {
+        problem: String,
+        incomplete: bool,
+    },
 }
 
 fn bad(problem: String) -> Parsed {
-    Parsed::Bad { problem, incomplete: false }
+    Parsed::Bad {
+        problem,
+        incomplete: false,
+    }
 }
 
 struct Chunk {
@@ -104,8 +123,10 @@ impl HistoryReader {
         if path.as_os_str() == "-" {
             return Ok(HistoryReader::new(Box::new(io::stdin())));
         }
-        let file = std::fs::File::open(path)
-            .map_err(|source| HistoryError::Io { what: format!("file {}", path.display()), source })?;
+        let file = std::fs::File::open(path).map_err(|source| HistoryError::Io {
+            what: format!("file {}", path.display()),
+            source,
+        })?;
         Ok(HistoryReader::new(Box::new(file)))
     }
 
@@ -167,7 +188,10 @@ impl HistoryReader {
                 Err(_) => {
                     if let Some(errors) = self.read_error.take() {
                         if let Ok(source) = errors.try_recv() {
-                            return Some(Err(HistoryError::Io { what: "input".into(), source }));
+                            return Some(Err(HistoryError::Io {
+                                what: "input".into(),
+                                source,
+                            }));
                         }
                     }
                     return None;
@@ -181,7 +205,10 @@ impl HistoryReader {
             if event.index <= prev {
                 return Err(HistoryError::line(
                     line,
-                    format!("index {} does not increase (line {prev_line} has index {prev})", event.index),
+                    format!(
+                        "index {} does not increase (line {prev_line} has index {prev})",
+                        event.index
+                    ),
                 ));
             }
         }
@@ -196,29 +223,52 @@ impl HistoryReader {
                     OpenKey::Op(op) => format!("op {op} is invoked again"),
                     OpenKey::Process(p) => format!("process {p} invokes {} without an op id", event.f),
                 };
-                return Err(HistoryError::line(line, format!("{what} while its invocation on line {open_line} is still open")));
+                return Err(HistoryError::line(
+                    line,
+                    format!("{what} while its invocation on line {open_line} is still open"),
+                ));
             }
             // The table keeps the invocation with its value (the completion needs it); the
             // record handed out now carries the rest, which is all an invocation tells alone.
-            let head = Event { value: None, error: None, f: event.f.clone(), ..event };
+            let head = Event {
+                value: None,
+                error: None,
+                f: event.f.clone(),
+                ..event
+            };
             self.open.insert(key, (line, event));
-            return Ok(Record::Event { line, event: head, invocation: None });
+            return Ok(Record::Event {
+                line,
+                event: head,
+                invocation: None,
+            });
         }
         // A completion: pair it with its invocation when one of the same operation is open.
         let matches = self.open.get(&key).is_some_and(|(_, inv)| inv.f == event.f);
         if matches {
             let (_, invocation) = self.open.remove(&key).expect("checked above");
-            return Ok(Record::Event { line, event, invocation: Some(invocation) });
+            return Ok(Record::Event {
+                line,
+                event,
+                invocation: Some(invocation),
+            });
         }
         let standalone = event.process == Process::Nemesis
             || event.f == ops::DELIVER
             || (event.f == ops::CRASH && event.kind == EventType::Info);
         if standalone {
-            return Ok(Record::Event { line, event, invocation: None });
+            return Ok(Record::Event {
+                line,
+                event,
+                invocation: None,
+            });
         }
         let problem = match (key, self.open.get(&key)) {
             (_, Some((open_line, inv))) => {
-                format!("completion of {} does not match the open invocation of {} on line {open_line}", event.f, inv.f)
+                format!(
+                    "completion of {} does not match the open invocation of {} on line {open_line}",
+                    event.f, inv.f
+                )
             }
             (OpenKey::Op(op), None) => format!("completion of {} with op {op} has no open invocation", event.f),
             (OpenKey::Process(p), None) => format!("completion of {} by process {p} has no open invocation", event.f),
@@ -232,7 +282,9 @@ impl Iterator for HistoryReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(unfinished) = &mut self.unfinished {
-            return unfinished.next().map(|(line, invocation)| Ok(Record::Unfinished { line, invocation }));
+            return unfinished
+                .next()
+                .map(|(line, invocation)| Ok(Record::Unfinished { line, invocation }));
         }
         if self.done {
             return None;
@@ -255,7 +307,10 @@ impl Iterator for HistoryReader {
             let result = match parsed {
                 Parsed::Blank => continue,
                 Parsed::Header(header) if line == 1 => Ok(Record::Header { line, header }),
-                Parsed::Header(_) => Err(HistoryError::line(line, "a header (an object with \"history\") may only be the first line")),
+                Parsed::Header(_) => Err(HistoryError::line(
+                    line,
+                    "a header (an object with \"history\") may only be the first line",
+                )),
                 Parsed::Event(event) => self.sequence(line, event),
                 Parsed::Bad { incomplete: true, .. } if last_unterminated => {
                     // Cut off mid-write by a killed recorder: report and ignore.
@@ -304,7 +359,12 @@ fn split_chunks(mut source: Box<dyn Read + Send>, mut emit: impl FnMut(Chunk) ->
         }
         let lines = bytecount_newlines(&buf);
         let unterminated_tail = at_eof && buf.last().is_some_and(|&b| b != b'\n');
-        let chunk = Chunk { seq, first_line, bytes: buf, unterminated_tail };
+        let chunk = Chunk {
+            seq,
+            first_line,
+            bytes: buf,
+            unterminated_tail,
+        };
         seq += 1;
         first_line += lines;
         if !emit(chunk) || at_eof {
@@ -328,7 +388,11 @@ fn parse_chunk(chunk: Chunk) -> ParsedChunk {
         lines.push((line_no, parse_line(line_no, &chunk.bytes[start..end])));
         start = end + 1;
     }
-    ParsedChunk { seq: chunk.seq, lines, unterminated_tail: chunk.unterminated_tail }
+    ParsedChunk {
+        seq: chunk.seq,
+        lines,
+        unterminated_tail: chunk.unterminated_tail,
+    }
 }
 
 fn parse_line(line_no: u64, raw: &[u8]) -> Parsed {
@@ -343,13 +407,19 @@ fn parse_line(line_no: u64, raw: &[u8]) -> Parsed {
     if line_no == 1 && looks_like_header(text) {
         return match serde_json::from_str::<Header>(text) {
             Ok(h) if h.history == super::FORMAT_VERSION => Parsed::Header(h),
-            Ok(h) => bad(format!("history format version {} is not supported (this ackcheck reads version 1)", h.history)),
+            Ok(h) => bad(format!(
+                "history format version {} is not supported (this ackcheck reads version 1)",
+                h.history
+            )),
             Err(e) => bad(format!("invalid header: {}", describe(&e))),
         };
     }
     match serde_json::from_str::<Event>(text) {
         Ok(event) => Parsed::Event(event),
-        Err(e) if e.is_eof() => Parsed::Bad { problem: format!("bad JSON: {}", describe(&e)), incomplete: true },
+        Err(e) if e.is_eof() => Parsed::Bad {
+            problem: format!("bad JSON: {}", describe(&e)),
+            incomplete: true,
+        },
         Err(e) if e.is_syntax() => bad(format!("bad JSON: {}", describe(&e))),
         Err(e) => bad(format!("invalid event: {}", describe(&e))),
     }

@@ -87,7 +87,9 @@ impl Recorder {
             error: None,
             line: Vec::with_capacity(512),
         };
-        let recorder = Recorder { state: Arc::new(Mutex::new(state)) };
+        let recorder = Recorder {
+            state: Arc::new(Mutex::new(state)),
+        };
         {
             let mut s = recorder.lock();
             let json = serde_json::to_string(header).map_err(|e| WriteError(e.to_string()))?;
@@ -151,7 +153,14 @@ impl Recorder {
     }
 
     /// Record a standalone event (a delivery, a crash, a nemesis event).
-    pub fn event(&self, process: Process, kind: EventType, f: &str, value: Option<OpValue>, error: Option<String>) -> Result<(), WriteError> {
+    pub fn event(
+        &self,
+        process: Process,
+        kind: EventType,
+        f: &str,
+        value: Option<OpValue>,
+        error: Option<String>,
+    ) -> Result<(), WriteError> {
         let mut s = self.lock();
         Self::append(&mut s, process, kind, f, None, value, error)
     }
