@@ -82,9 +82,15 @@ impl NodeProcess {
         Ok(true)
     }
 
+    /// SIGSTOP, and wait until the kernel shows the process stopped: a multi-threaded process
+    /// stops a moment after the signal, and a caller checking right away must see it paused.
     pub fn pause(&self) -> Result<()> {
         if let Some(pid) = self.pid() {
             signal_group(pid, Signal::SIGSTOP)?;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while proc_state(pid).is_some_and(|s| s != 'T') && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         Ok(())
     }

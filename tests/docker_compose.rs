@@ -1,0 +1,126 @@
+//! docker-compose.yml (for users with a Docker engine; none runs here) must be valid for
+//! `docker-compose config`, run the four brokers and Toxiproxy from pinned images of the versions
+//! ackcheck installs itself, and put the proxies on ackcheck's port plan.
+//!
+//! Needs the `docker-compose` command (Debian package `docker-compose`); without it the test
+//! fails, saying how to install it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ackcheck::cluster::{kafka, port, pulsar, sqs, BrokerKind, CLIENT_PROXY_SLOT, TOXIPROXY_API_PORT};
+
+fn compose_file() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+}
+
+fn docker_compose(args: &[&str]) -> Output {
+    let file = compose_file();
+    let out = Command::new("docker-compose")
+        .current_dir(file.parent().expect("the compose file is in the repository root"))
+        .arg("-f")
+        .arg(file)
+        .args(args)
+        .output();
+    match out {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("docker-compose is not installed; install it (`apt-get install -y docker-compose` on Debian) and run the tests again")
+        }
+        Err(e) => panic!("could not run docker-compose: {e}"),
+    }
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = docker_compose(args);
+    assert!(
+        out.status.success(),
+        "`docker-compose {}` rejects docker-compose.yml ({}):\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn docker_compose_file_is_valid_and_matches_ackcheck() {
+    // Validity: what the issue asks for.
+    stdout_of(&["config", "-q"]);
+
+    let services: BTreeSet<String> = stdout_of(&["config", "--services"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let expected: BTreeSet<String> = [
+        "kafka",
+        "rabbitmq",
+        "localstack",
+        "pulsar",
+        "toxiproxy",
+        "toxiproxy-proxies",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(services, expected, "the services of docker-compose.yml");
+
+    // Every image is pinned to a version tag, and the brokers are the versions ackcheck runs locally.
+    let images: BTreeSet<String> = stdout_of(&["config"])
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("image:"))
+        .map(|image| image.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+        .collect();
+    assert_eq!(images.len(), expected.len(), "one image per service: {images:?}");
+    for image in &images {
+        let name = image.rsplit('/').next().unwrap_or(image);
+        let tag = name.split_once(':').map(|(_, tag)| tag).unwrap_or("");
+        assert!(
+            !tag.is_empty() && tag != "latest" && tag.starts_with(|c: char| c.is_ascii_digit()),
+            "image {image} is not pinned to a version"
+        );
+    }
+    let toxiproxy_version = ackcheck::toxiproxy::VERSION.trim_start_matches('v');
+    for pinned in [
+        format!("apache/kafka:{}", kafka::VERSION),
+        format!("localstack/localstack:{}", sqs::LOCALSTACK_VERSION),
+        format!("apachepulsar/pulsar:{}", pulsar::VERSION),
+        format!("ghcr.io/shopify/toxiproxy:{toxiproxy_version}"),
+    ] {
+        assert!(
+            images.contains(&pinned),
+            "docker-compose.yml should run {pinned}; it has {images:?}"
+        );
+    }
+    assert!(
+        images
+            .iter()
+            .any(|i| i.starts_with("rabbitmq:3.") || i.starts_with("rabbitmq:4.")),
+        "RabbitMQ 3.x or 4.x: {images:?}"
+    );
+
+    // Toxiproxy's API and the proxies sit where ackcheck looks for them.
+    let text = std::fs::read_to_string(compose_file()).expect("reading docker-compose.yml");
+    assert!(
+        text.contains(&format!("\"127.0.0.1:{TOXIPROXY_API_PORT}:8474\"")),
+        "Toxiproxy's API should be published on {TOXIPROXY_API_PORT}"
+    );
+    for kind in [
+        BrokerKind::Kafka,
+        BrokerKind::Rabbitmq,
+        BrokerKind::Sqs,
+        BrokerKind::Pulsar,
+    ] {
+        let proxy_port = port(kind, 0, CLIENT_PROXY_SLOT);
+        let proxy = format!("{{\"name\":\"{kind}-node0\",\"listen\":\"0.0.0.0:{proxy_port}\"");
+        assert!(
+            text.contains(&proxy),
+            "docker-compose.yml should create the proxy {kind}-node0 on port {proxy_port}"
+        );
+        assert!(
+            text.contains(&format!("\"127.0.0.1:{proxy_port}:{proxy_port}\"")),
+            "the proxy port {proxy_port} should be published on 127.0.0.1"
+        );
+    }
+}
