@@ -7,6 +7,7 @@ pub mod checker;
 pub mod cli;
 pub mod cluster;
 pub mod history;
+pub mod nemesis;
 pub mod report;
 pub mod synth;
 pub mod toxiproxy;

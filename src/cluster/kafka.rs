@@ -24,7 +24,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 use super::process::{self, NodeProcess};
-use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT};
+use super::{
+    port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT,
+};
 use crate::toxiproxy::{self, Toxiproxy};
 
 /// The pinned Kafka release (the jars `org.apache.kafka:kafka_2.13` and `kafka-tools`).
@@ -78,7 +80,10 @@ impl KafkaCluster {
 
     /// `host:port,...` of every node's proxy, for `bootstrap.servers`.
     pub fn bootstrap_servers(&self) -> String {
-        (0..self.nodes).map(|i| client_addr(i).to_string()).collect::<Vec<_>>().join(",")
+        (0..self.nodes)
+            .map(|i| client_addr(i).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn install_dir(&self) -> PathBuf {
@@ -97,12 +102,19 @@ impl KafkaCluster {
             process::run_step(
                 &format!("Kafka {VERSION}"),
                 "mvn dependency:copy-dependencies (Maven Central)",
-                Command::new("mvn")
-                    .current_dir(&staging)
-                    .args(["-q", "-B", DEPENDENCY_PLUGIN, "-DoutputDirectory=lib", "-DincludeScope=runtime"]),
+                Command::new("mvn").current_dir(&staging).args([
+                    "-q",
+                    "-B",
+                    DEPENDENCY_PLUGIN,
+                    "-DoutputDirectory=lib",
+                    "-DincludeScope=runtime",
+                ]),
             )?;
             let _ = fs::remove_dir_all(&dir);
-            fs::rename(&staging, &dir).map_err(ClusterError::io(format!("moving the Kafka install to {}", dir.display())))?;
+            fs::rename(&staging, &dir).map_err(ClusterError::io(format!(
+                "moving the Kafka install to {}",
+                dir.display()
+            )))?;
         }
         // The logging config is ours, not Maven's: keep it current even in a cached install.
         let log4j = dir.join("log4j2.xml");
@@ -118,7 +130,10 @@ impl KafkaCluster {
         cmd.args(heap)
             .arg("-XX:+ExitOnOutOfMemoryError")
             .arg("-Djava.awt.headless=true")
-            .arg(format!("-Dlog4j2.configurationFile={}", install.join("log4j2.xml").display()))
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                install.join("log4j2.xml").display()
+            ))
             .arg("-cp")
             .arg(install.join("lib").join("*"))
             .arg(main);
@@ -186,10 +201,13 @@ group.initial.rebalance.delay.ms=0
         process::ensure_ports_free(&ports[1..], &format!("kafka node {node}"))?;
         let config = self.config_file(node);
         fs::create_dir_all(self.data_dir(node)).map_err(ClusterError::io("creating the Kafka data directory"))?;
-        fs::write(&config, self.server_properties(node)).map_err(ClusterError::io(format!("writing {}", config.display())))?;
+        fs::write(&config, self.server_properties(node))
+            .map_err(ClusterError::io(format!("writing {}", config.display())))?;
         if !self.data_dir(node).join("meta.properties").is_file() {
             let mut format = self.java(install, &["-Xmx256m"], "kafka.tools.StorageTool");
-            format.args(["format", "--cluster-id", CLUSTER_ID, "--config"]).arg(&config);
+            format
+                .args(["format", "--cluster-id", CLUSTER_ID, "--config"])
+                .arg(&config);
             process::run_step(&format!("Kafka {VERSION}"), "kafka.tools.StorageTool format", &mut format).map_err(|e| match e {
                 ClusterError::Install { reason, output, .. } => ClusterError::Other(format!(
                     "formatting kafka node {node}'s storage failed ({reason}); if the install at {} is damaged, delete it so that `up` reinstalls it\n{output}",
@@ -208,7 +226,9 @@ group.initial.rebalance.delay.ms=0
         let name = proxy_name(node);
         if !existing.contains(&name) {
             let upstream = format!("127.0.0.1:{}", port(BrokerKind::Kafka, node, CLIENT_SLOT));
-            proxy.create_proxy(&name, port(BrokerKind::Kafka, node, CLIENT_PROXY_SLOT), &upstream).await?;
+            proxy
+                .create_proxy(&name, port(BrokerKind::Kafka, node, CLIENT_PROXY_SLOT), &upstream)
+                .await?;
         }
         Ok(())
     }
@@ -224,7 +244,9 @@ group.initial.rebalance.delay.ms=0
                 let err = match probe(node).await {
                     Ok(ids) => match expected.iter().find(|&&id| !ids.contains(&(id as i32))) {
                         None => break,
-                        Some(missing) => format!("metadata through the proxy lists brokers {ids:?}, not yet broker {missing}"),
+                        Some(missing) => {
+                            format!("metadata through the proxy lists brokers {ids:?}, not yet broker {missing}")
+                        }
                     },
                     Err(e) => e,
                 };
@@ -295,11 +317,16 @@ impl Cluster for KafkaCluster {
     }
 
     async fn up(&self) -> Result<()> {
-        let running: Vec<usize> = (0..MAX_NODES).filter(|&i| self.node_process(i).pid().is_some()).collect();
+        let running: Vec<usize> = (0..MAX_NODES)
+            .filter(|&i| self.node_process(i).pid().is_some())
+            .collect();
         let recorded = process::recorded_nodes(&self.home, BrokerKind::Kafka);
         if !running.is_empty() && recorded != Some(self.nodes) {
             let nodes = recorded.unwrap_or(running.len());
-            return Err(ClusterError::AlreadyUp { broker: BrokerKind::Kafka, nodes });
+            return Err(ClusterError::AlreadyUp {
+                broker: BrokerKind::Kafka,
+                nodes,
+            });
         }
         let install = self.install()?;
         let proxy = toxiproxy::ensure_running(&self.home).await?;
@@ -341,7 +368,10 @@ impl Cluster for KafkaCluster {
         let ports: Vec<u16> = all.iter().flat_map(|&i| node_ports(i)).collect();
         let taken = process::wait_ports_free(&ports, Duration::from_secs(30)).await;
         if let Some(&port) = taken.first() {
-            return Err(ClusterError::PortTaken { port, needed_by: "kafka (still held after down)".into() });
+            return Err(ClusterError::PortTaken {
+                port,
+                needed_by: "kafka (still held after down)".into(),
+            });
         }
         for node in all {
             let _ = fs::remove_dir_all(self.data_dir(node));
@@ -361,14 +391,23 @@ impl Cluster for KafkaCluster {
                 (NodeState::Paused, "stopped by SIGSTOP".to_string())
             } else {
                 match probe(node).await {
-                    Ok(ids) if ids.contains(&(node as i32)) => {
-                        (NodeState::Healthy, format!("metadata through {} lists brokers {ids:?}", client_addr(node)))
-                    }
-                    Ok(ids) => (NodeState::Unhealthy, format!("not registered: metadata lists brokers {ids:?}")),
+                    Ok(ids) if ids.contains(&(node as i32)) => (
+                        NodeState::Healthy,
+                        format!("metadata through {} lists brokers {ids:?}", client_addr(node)),
+                    ),
+                    Ok(ids) => (
+                        NodeState::Unhealthy,
+                        format!("not registered: metadata lists brokers {ids:?}"),
+                    ),
                     Err(e) => (NodeState::Unhealthy, e),
                 }
             };
-            statuses.push(NodeStatus { node, pid, state, detail });
+            statuses.push(NodeStatus {
+                node,
+                pid,
+                state,
+                detail,
+            });
         }
         Ok(statuses)
     }
@@ -390,10 +429,34 @@ impl Cluster for KafkaCluster {
         NodeProcess::in_dir(self.home.node_dir(BrokerKind::Kafka, node))
     }
 
+    async fn leader(&self, dest: &str) -> Option<usize> {
+        // Node i runs with node.id=i, so the broker id of the leader is the node index.
+        let (bootstrap, topic, nodes) = (self.bootstrap_servers(), dest.to_string(), self.nodes);
+        let task = tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("socket.timeout.ms", "4000")
+                .create()
+                .ok()?;
+            let metadata = client.fetch_metadata(Some(&topic), Duration::from_secs(4)).ok()?;
+            let partition = metadata
+                .topics()
+                .first()?
+                .partitions()
+                .iter()
+                .find(|p| p.id() == 0)?
+                .leader();
+            usize::try_from(partition).ok().filter(|&node| node < nodes)
+        });
+        task.await.ok().flatten()
+    }
+
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
         if !self.data_dir(node).join("meta.properties").is_file() {
-            return Err(ClusterError::NotUp { broker: BrokerKind::Kafka });
+            return Err(ClusterError::NotUp {
+                broker: BrokerKind::Kafka,
+            });
         }
         let install = self.install()?;
         let proxy = toxiproxy::ensure_running(&self.home).await?;
@@ -415,7 +478,10 @@ fn client_addr(node: usize) -> SocketAddr {
 
 /// Every port a node uses: its proxy and its three listeners.
 fn node_ports(node: usize) -> Vec<u16> {
-    [CLIENT_PROXY_SLOT, CLIENT_SLOT, INTERNAL_SLOT, CONTROLLER_SLOT].iter().map(|&s| port(BrokerKind::Kafka, node, s)).collect()
+    [CLIENT_PROXY_SLOT, CLIENT_SLOT, INTERNAL_SLOT, CONTROLLER_SLOT]
+        .iter()
+        .map(|&s| port(BrokerKind::Kafka, node, s))
+        .collect()
 }
 
 /// One metadata round trip with a fresh client whose only bootstrap address is `node`'s proxy,

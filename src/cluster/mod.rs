@@ -162,15 +162,34 @@ pub enum NodeState {
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("{broker} supports {allowed} node(s) locally, not {asked}; pass --nodes with one of those")]
-    NodeCount { broker: BrokerKind, allowed: String, asked: usize },
+    NodeCount {
+        broker: BrokerKind,
+        allowed: String,
+        asked: usize,
+    },
     #[error("{broker} has nodes 0..{nodes}, there is no node {node}; pass --node with one of those")]
-    NoSuchNode { broker: BrokerKind, nodes: usize, node: usize },
+    NoSuchNode {
+        broker: BrokerKind,
+        nodes: usize,
+        node: usize,
+    },
     #[error("installing {what} failed at step '{step}': {reason}; check network access to the package registry and try again\n{output}")]
-    Install { what: String, step: String, reason: String, output: String },
+    Install {
+        what: String,
+        step: String,
+        reason: String,
+        output: String,
+    },
     #[error("port {port} on 127.0.0.1 is already taken (needed by {needed_by}); stop whatever holds it (`ss -ltnp 'sport = :{port}'`) or run `ackcheck cluster down` first")]
     PortTaken { port: u16, needed_by: String },
     #[error("{broker} node {node} did not become ready within {seconds} s ({step}); its log ends with:\n{log_tail}")]
-    NotReady { broker: BrokerKind, node: usize, seconds: u64, step: String, log_tail: String },
+    NotReady {
+        broker: BrokerKind,
+        node: usize,
+        seconds: u64,
+        step: String,
+        log_tail: String,
+    },
     #[error("{broker} is not up; run `ackcheck cluster up {broker}` first")]
     NotUp { broker: BrokerKind },
     #[error("{broker} is already up with {nodes} node(s); run `ackcheck cluster down {broker}` first to change it")]
@@ -228,6 +247,13 @@ pub trait Cluster: Send + Sync {
     /// Start a stopped or killed node on its existing data and wait until it is ready.
     async fn restart(&self, node: usize) -> Result<()>;
 
+    /// The node that leads `dest` (a topic or queue: for Kafka the leader of partition 0), if the
+    /// broker has leaders and one is known now. The nemesis targets it; `None` means "any node".
+    async fn leader(&self, dest: &str) -> Option<usize> {
+        let _ = dest;
+        None
+    }
+
     /// SIGKILL the node.
     async fn kill(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
@@ -248,7 +274,11 @@ pub trait Cluster: Send + Sync {
 
     fn check_node(&self, node: usize) -> Result<()> {
         if node >= self.nodes() {
-            return Err(ClusterError::NoSuchNode { broker: self.kind(), nodes: self.nodes(), node });
+            return Err(ClusterError::NoSuchNode {
+                broker: self.kind(),
+                nodes: self.nodes(),
+                node,
+            });
         }
         Ok(())
     }
@@ -256,7 +286,10 @@ pub trait Cluster: Send + Sync {
     fn running(&self, node: usize) -> Result<NodeProcess> {
         let p = self.node_process(node);
         if p.pid().is_none() {
-            return Err(ClusterError::NodeNotRunning { broker: self.kind(), node });
+            return Err(ClusterError::NodeNotRunning {
+                broker: self.kind(),
+                node,
+            });
         }
         Ok(p)
     }
@@ -268,8 +301,17 @@ pub fn open(kind: BrokerKind, nodes: Option<usize>, home: &Home) -> Result<Box<d
     let recorded = process::recorded_nodes(home, kind);
     let nodes = nodes.or(recorded).unwrap_or(1);
     if !kind.allowed_nodes().contains(&nodes) {
-        let allowed = kind.allowed_nodes().iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" or ");
-        return Err(ClusterError::NodeCount { broker: kind, allowed, asked: nodes });
+        let allowed = kind
+            .allowed_nodes()
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        return Err(ClusterError::NodeCount {
+            broker: kind,
+            allowed,
+            asked: nodes,
+        });
     }
     Ok(match kind {
         BrokerKind::Kafka => Box::new(kafka::KafkaCluster::new(home.clone(), nodes)),

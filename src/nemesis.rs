@@ -1,0 +1,623 @@
+//! The `nemesis` role: break the cluster on a schedule and always heal it.
+//!
+//! Process faults go through the [`Cluster`] trait (kill -9 then restart, SIGSTOP then SIGCONT);
+//! network faults are Toxiproxy toxics on the target node's proxy (lost acks, connection resets,
+//! latency). The schedule comes from the seed alone, so a seed replays the same faults. One fault
+//! is in force at a time; every start and stop is recorded as a nemesis event (`start-kill`,
+//! `stop-kill`, ...) with the node in the value.
+//!
+//! Healing is idempotent and sweeping: it stops the fault in force, then removes *every* toxic on
+//! this cluster's proxies, resumes every node and restarts every node without a process (so
+//! leftovers of a crashed earlier run are healed too), and waits until every node is healthy.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::{Cluster, NodeState, TOXIPROXY_API_PORT};
+use crate::history::writer::Recorder;
+use crate::history::{EventType, OpValue, Process};
+use crate::toxiproxy::{Toxic, Toxiproxy};
+
+/// How long healing may take to bring every node back to healthy.
+const HEAL_TIMEOUT: Duration = Duration::from_secs(120);
+/// The latency fault delays every reply by this much, ± [`LATENCY_JITTER_MS`].
+const LATENCY_MS: u64 = 500;
+const LATENCY_JITTER_MS: u64 = 100;
+/// The end of every heal error: where to look next (followed by the broker and a backquote).
+const SEE_STATUS: &str = "see the node logs and `ackcheck cluster status";
+
+/// The campaign's `[nemesis]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisConfig {
+    /// Fault kinds to draw from; empty = no faults.
+    #[serde(default)]
+    pub faults: Vec<FaultKind>,
+    /// Seconds between the end of one fault and the start of the next (mean; jittered).
+    #[serde(default = "default_seconds")]
+    pub interval: f64,
+    /// Seconds a fault stays in force (mean; jittered).
+    #[serde(default = "default_seconds")]
+    pub duration: f64,
+    /// Which node: a random one, or the leader of the workload's first destination.
+    #[serde(default)]
+    pub target: Target,
+}
+
+fn default_seconds() -> f64 {
+    5.0
+}
+
+impl Default for NemesisConfig {
+    fn default() -> Self {
+        NemesisConfig {
+            faults: Vec::new(),
+            interval: default_seconds(),
+            duration: default_seconds(),
+            target: Target::Random,
+        }
+    }
+}
+
+impl NemesisConfig {
+    /// Impossible values, named by key: `interval` must be ≥ 0, `duration` > 0, both finite.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let (interval, duration) = (self.interval, self.duration);
+        if !interval.is_finite() || interval < 0.0 {
+            return Err(format!(
+                "nemesis.interval must be a number of seconds ≥ 0, not {interval}"
+            ));
+        }
+        if !duration.is_finite() || duration <= 0.0 {
+            return Err(format!(
+                "nemesis.duration must be a number of seconds > 0, not {duration}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// kill -9 the node, restart it on its data to heal.
+    Kill,
+    /// SIGSTOP the node, SIGCONT to heal.
+    Pause,
+    /// Replies from the node never reach clients (requests still do).
+    LoseAcks,
+    /// Client connections to the node are reset.
+    Reset,
+    /// Replies from the node are delayed.
+    Latency,
+}
+
+impl FaultKind {
+    /// The name in events and campaign files (`lose-acks`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::LoseAcks => "lose-acks",
+            FaultKind::Reset => "reset",
+            FaultKind::Latency => "latency",
+        }
+    }
+
+    /// The toxic that makes this fault, for network faults.
+    fn toxic(self) -> Option<Toxic> {
+        match self {
+            FaultKind::Kill | FaultKind::Pause => None,
+            FaultKind::LoseAcks => Some(Toxic::lost_acks(0)),
+            FaultKind::Reset => Some(Toxic::reset(0)),
+            FaultKind::Latency => Some(Toxic::latency(LATENCY_MS, LATENCY_JITTER_MS)),
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    #[default]
+    Random,
+    Leader,
+}
+
+/// One fault of the schedule. Times are nominal: a heal that takes long (a restart) delays every
+/// later fault, since the quiet `wait` is counted from the end of the previous fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledFault {
+    /// Nominal start, from the start of the run.
+    pub at: Duration,
+    /// Quiet time before this fault.
+    pub wait: Duration,
+    pub kind: FaultKind,
+    pub duration: Duration,
+    /// The node drawn from the seed; with `leader`, only the fallback when no leader is known.
+    pub node: usize,
+    pub leader: bool,
+}
+
+impl fmt::Display for ScheduledFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (at, dur) = (self.at.as_secs_f64(), self.duration.as_secs_f64());
+        if self.leader {
+            write!(
+                f,
+                "at {at:.1} s: {} the leader (else node {}) for {dur:.1} s",
+                self.kind, self.node
+            )
+        } else {
+            write!(f, "at {at:.1} s: {} node {} for {dur:.1} s", self.kind, self.node)
+        }
+    }
+}
+
+/// The fault in force.
+#[derive(Debug, Clone)]
+struct Active {
+    kind: FaultKind,
+    node: usize,
+    label: String,
+}
+
+pub struct Nemesis {
+    cluster: Arc<dyn Cluster>,
+    proxy: Toxiproxy,
+    recorder: Recorder,
+    config: NemesisConfig,
+    seed: u64,
+    leader_dest: Option<String>,
+    /// The fault in force; a plain mutex so that `current` is cheap for the progress line.
+    active: Mutex<Option<Active>>,
+    /// Held while a fault starts or stops and while healing, so that a heal from a Ctrl-C
+    /// handler never races the schedule (two restarts of one node would start two brokers).
+    acting: tokio::sync::Mutex<()>,
+}
+
+impl Nemesis {
+    pub fn new(
+        cluster: Arc<dyn Cluster>,
+        proxy: Toxiproxy,
+        recorder: Recorder,
+        config: NemesisConfig,
+        seed: u64,
+        leader_dest: Option<String>,
+    ) -> Nemesis {
+        Nemesis {
+            cluster,
+            proxy,
+            recorder,
+            config,
+            seed,
+            leader_dest,
+            active: Mutex::new(None),
+            acting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The faults of a run of `run_for`, the same for the same seed, config and node count. Only
+    /// faults that end (nominally) within `run_for` are scheduled.
+    pub fn schedule(&self, run_for: Duration) -> Vec<ScheduledFault> {
+        schedule(&self.config, self.seed, self.cluster.nodes(), run_for)
+    }
+
+    /// Run the schedule until `run_for` passes or `stop` is cancelled, then heal everything
+    /// (always, also after an error); returns how many faults started.
+    pub async fn run(&self, run_for: Duration, stop: CancellationToken) -> Result<u64> {
+        let deadline = Instant::now() + run_for;
+        let outcome = self.run_schedule(run_for, deadline, &stop).await;
+        let healed = self.heal_all().await;
+        match (outcome, healed) {
+            (Ok(started), Ok(())) => Ok(started),
+            (Err(e), Ok(())) => Err(e),
+            (Ok(_), Err(h)) => Err(h),
+            (Err(e), Err(h)) => Err(h.context(format!("the nemesis failed ({e:#}), and then"))),
+        }
+    }
+
+    async fn run_schedule(&self, run_for: Duration, deadline: Instant, stop: &CancellationToken) -> Result<u64> {
+        let mut started = 0;
+        for fault in self.schedule(run_for) {
+            if stop.is_cancelled() || !sleep_unless_stopped(fault.wait, deadline, stop).await {
+                break;
+            }
+            // Heals may have delayed us: only start a fault that can last its whole duration.
+            if Instant::now() + fault.duration > deadline {
+                break;
+            }
+            let node = match (fault.leader, &self.leader_dest) {
+                (true, Some(dest)) => self.cluster.leader(dest).await.unwrap_or(fault.node),
+                _ => fault.node,
+            };
+            started += 1;
+            {
+                let _acting = self.acting.lock().await;
+                self.start(fault.kind, node).await?;
+            }
+            sleep_unless_stopped(fault.duration, deadline, stop).await;
+            let _acting = self.acting.lock().await;
+            self.stop_active().await?;
+        }
+        Ok(started)
+    }
+
+    /// The fault in force right now ("kill node 0"), or None.
+    pub fn current(&self) -> Option<String> {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|a| a.label.clone())
+    }
+
+    /// Heal everything now; idempotent, safe at any time and more than once. Every step is tried
+    /// even when an earlier one fails; the error names every failure.
+    pub async fn heal_all(&self) -> Result<()> {
+        let _acting = self.acting.lock().await;
+        let mut errors = Vec::new();
+        if let Err(e) = self.stop_active().await {
+            errors.push(e);
+        }
+        errors.extend(self.sweep().await);
+        if errors.is_empty() {
+            return self.wait_healthy().await;
+        }
+        let reasons: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+        let (kind, reasons) = (self.cluster.kind(), reasons.join("; "));
+        bail!("healing {kind} failed: {reasons}; {SEE_STATUS} {kind}`")
+    }
+
+    /// Record `start-<kind>` and make the fault. The fault counts as in force before the action,
+    /// so that a half-made fault (the toxic added but the reply lost) is still healed.
+    async fn start(&self, kind: FaultKind, node: usize) -> Result<()> {
+        let label = format!("{kind} node {node}");
+        let active = Active {
+            kind,
+            node,
+            label: label.clone(),
+        };
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(active);
+        let f = format!("start-{kind}");
+        self.recorded(&f, node, self.apply(kind, node, true))
+            .await
+            .with_context(|| format!("starting the fault {label}"))
+    }
+
+    /// Heal the fault in force (if any) and record `stop-<kind>`, also when healing fails, so
+    /// that every start has its stop.
+    async fn stop_active(&self) -> Result<()> {
+        let Some(active) = self.active.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(());
+        };
+        let (kind, node) = (active.kind, active.node);
+        let f = format!("stop-{kind}");
+        self.recorded(&f, node, self.apply(kind, node, false))
+            .await
+            .with_context(|| format!("healing the fault {}", active.label))
+    }
+
+    /// Make (`on`) or heal one fault on one node.
+    async fn apply(&self, kind: FaultKind, node: usize, on: bool) -> Result<()> {
+        let cluster = &self.cluster;
+        let done = match (kind.toxic(), on) {
+            (Some(toxic), true) => self.proxy.add_toxic(&self.proxy_name(node)?, &toxic).await,
+            (Some(toxic), false) => self.proxy.remove_toxic(&self.proxy_name(node)?, &toxic.name).await,
+            (None, true) if kind == FaultKind::Kill => cluster.kill(node).await,
+            (None, false) if kind == FaultKind::Kill => cluster.restart(node).await,
+            (None, true) => cluster.pause(node).await,
+            (None, false) => cluster.resume(node).await,
+        };
+        Ok(done?)
+    }
+
+    /// Record `f` around `action`: the invocation, then an `info` completion carrying the
+    /// action's error if it failed. The action runs even if recording fails (it may be a heal).
+    async fn recorded(
+        &self,
+        f: &str,
+        node: usize,
+        action: impl std::future::Future<Output = Result<()>>,
+    ) -> Result<()> {
+        let op = self.recorder.invoke(Process::Nemesis, f, Some(node_value(node)));
+        let result = action.await;
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        let completed = op.and_then(|op| {
+            self.recorder
+                .complete(Process::Nemesis, op, EventType::Info, f, Some(node_value(node)), error)
+        });
+        result?;
+        completed.with_context(|| format!("recording {f}"))
+    }
+
+    /// Heal what a fault could have left, whoever left it: every toxic on this cluster's proxies,
+    /// every paused node (SIGCONT does nothing to a running one), every node without a process.
+    /// Toxics go first: a restarted node proves its readiness through its proxy.
+    async fn sweep(&self) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        for endpoint in self.cluster.endpoints() {
+            match toxics(&endpoint.proxy).await {
+                Ok(names) => {
+                    for name in names {
+                        if let Err(e) = self.proxy.remove_toxic(&endpoint.proxy, &name).await {
+                            errors.push(anyhow::Error::from(e));
+                        }
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        for node in 0..self.cluster.nodes() {
+            if self.cluster.node_process(node).pid().is_some() {
+                if let Err(e) = self.cluster.resume(node).await {
+                    errors.push(anyhow::Error::from(e).context(format!("resuming node {node}")));
+                }
+            }
+        }
+        for node in 0..self.cluster.nodes() {
+            if self.cluster.node_process(node).pid().is_none() {
+                if let Err(e) = self.cluster.restart(node).await {
+                    errors.push(anyhow::Error::from(e).context(format!("restarting node {node}")));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Poll `status` until every node is healthy, or fail after [`HEAL_TIMEOUT`] naming the
+    /// nodes that are not.
+    async fn wait_healthy(&self) -> Result<()> {
+        let deadline = Instant::now() + HEAL_TIMEOUT;
+        loop {
+            let statuses = self
+                .cluster
+                .status()
+                .await
+                .context("asking for the cluster's status after healing")?;
+            let sick: Vec<String> = statuses
+                .iter()
+                .filter(|s| s.state != NodeState::Healthy)
+                .map(|s| format!("node {} is {:?} ({})", s.node, s.state, s.detail))
+                .collect();
+            if sick.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let (kind, seconds, sick) = (self.cluster.kind(), HEAL_TIMEOUT.as_secs(), sick.join("; "));
+                bail!("{kind} did not become healthy within {seconds} s after healing: {sick}; {SEE_STATUS} {kind}`");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn proxy_name(&self, node: usize) -> Result<String> {
+        let endpoints = self.cluster.endpoints();
+        let endpoint = endpoints.iter().find(|e| e.node == node);
+        endpoint
+            .map(|e| e.proxy.clone())
+            .ok_or_else(|| anyhow!("{} has no node {node} to target", self.cluster.kind()))
+    }
+}
+
+/// The schedule: from the seed alone, jittered uniformly within ±50 % of the configured means.
+pub fn schedule(config: &NemesisConfig, seed: u64, nodes: usize, run_for: Duration) -> Vec<ScheduledFault> {
+    let mut faults = Vec::new();
+    if config.faults.is_empty() || nodes == 0 || config.validate().is_err() {
+        return faults;
+    }
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut end_of_last = Duration::ZERO;
+    loop {
+        let wait = jitter(&mut rng, config.interval);
+        let kind = config.faults[rng.gen_range(0..config.faults.len())];
+        let node = rng.gen_range(0..nodes);
+        let duration = jitter(&mut rng, config.duration);
+        let at = end_of_last + wait;
+        if at + duration > run_for {
+            return faults;
+        }
+        end_of_last = at + duration;
+        faults.push(ScheduledFault {
+            at,
+            wait,
+            kind,
+            duration,
+            node,
+            leader: config.target == Target::Leader,
+        });
+    }
+}
+
+/// `mean` seconds × a factor in [0.5, 1.5], in whole milliseconds.
+fn jitter(rng: &mut SmallRng, mean: f64) -> Duration {
+    Duration::from_millis((mean * rng.gen_range(0.5..=1.5) * 1000.0).round() as u64)
+}
+
+/// Sleep `wait`, cut short at `deadline` or when `stop` is cancelled; true if it slept it all.
+async fn sleep_unless_stopped(wait: Duration, deadline: Instant, stop: &CancellationToken) -> bool {
+    let until = (Instant::now() + wait).min(deadline);
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep_until(until.into()) => Instant::now() < deadline,
+    }
+}
+
+fn node_value(node: usize) -> OpValue {
+    let mut value = OpValue::default();
+    value.extra.insert("node".into(), node.into());
+    value
+}
+
+/// Names of the toxics on `proxy` (none if the proxy does not exist). The Toxiproxy client has no
+/// such call, so this asks the shared server's API (the only one ackcheck runs) directly.
+pub async fn toxics(proxy: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    let url = format!("http://127.0.0.1:{TOXIPROXY_API_PORT}/proxies/{proxy}/toxics");
+    let what = || format!("listing the toxics on proxy {proxy} (GET {url})");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .with_context(what)?;
+    let resp = http.get(&url).send().await.with_context(what)?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(Vec::new());
+    }
+    let resp = resp.error_for_status().with_context(what)?;
+    let named: Vec<Named> = resp.json().await.with_context(what)?;
+    Ok(named.into_iter().map(|t| t.name).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(faults: &[FaultKind], interval: f64, duration: f64) -> NemesisConfig {
+        NemesisConfig {
+            faults: faults.to_vec(),
+            interval,
+            duration,
+            target: Target::Random,
+        }
+    }
+
+    const ALL: [FaultKind; 5] = [
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::LoseAcks,
+        FaultKind::Reset,
+        FaultKind::Latency,
+    ];
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
+        let c = config(&ALL, 2.0, 3.0);
+        let a = schedule(&c, 7, 3, MINUTE);
+        assert!(
+            a.len() >= 5,
+            "a minute of 2 s gaps and 3 s faults holds several faults: {a:?}"
+        );
+        assert_eq!(a, schedule(&c, 7, 3, MINUTE));
+        assert_ne!(a, schedule(&c, 8, 3, MINUTE));
+    }
+
+    #[test]
+    fn kinds_come_only_from_the_config_and_nodes_from_the_cluster() {
+        let c = config(&[FaultKind::Pause, FaultKind::LoseAcks], 1.0, 1.0);
+        for seed in 0..50 {
+            for fault in schedule(&c, seed, 3, MINUTE) {
+                assert!(c.faults.contains(&fault.kind), "{fault}");
+                assert!(fault.node < 3, "{fault}");
+            }
+        }
+        let kinds: std::collections::HashSet<_> = schedule(&c, 1, 3, MINUTE).iter().map(|f| f.kind).collect();
+        assert_eq!(kinds.len(), 2, "over a minute both kinds are drawn");
+    }
+
+    #[test]
+    fn faults_never_overlap_and_end_within_the_run() {
+        for seed in 0..50 {
+            let faults = schedule(&config(&ALL, 0.5, 2.0), seed, 1, Duration::from_secs(30));
+            let mut end_of_last = Duration::ZERO;
+            for fault in &faults {
+                assert_eq!(
+                    fault.at,
+                    end_of_last + fault.wait,
+                    "each fault starts a quiet wait after the previous ended: {fault}"
+                );
+                assert!(fault.at >= end_of_last);
+                end_of_last = fault.at + fault.duration;
+            }
+            assert!(end_of_last <= Duration::from_secs(30));
+        }
+    }
+
+    #[test]
+    fn durations_and_waits_stay_within_half_and_one_and_a_half_times_the_mean() {
+        for seed in 0..50 {
+            for fault in schedule(&config(&ALL, 4.0, 2.0), seed, 1, Duration::from_secs(120)) {
+                assert!((2.0..=6.0).contains(&fault.wait.as_secs_f64()), "{fault:?}");
+                assert!((1.0..=3.0).contains(&fault.duration.as_secs_f64()), "{fault:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_faults_configured_or_impossible_values_give_an_empty_schedule() {
+        assert!(schedule(&config(&[], 1.0, 1.0), 1, 1, MINUTE).is_empty());
+        assert!(schedule(&config(&ALL, 1.0, 0.0), 1, 1, MINUTE).is_empty());
+        assert!(
+            schedule(&config(&ALL, 1.0, 1.0), 1, 1, Duration::from_millis(400)).is_empty(),
+            "no fault fits"
+        );
+        assert!(config(&ALL, -1.0, 1.0)
+            .validate()
+            .unwrap_err()
+            .contains("nemesis.interval"));
+        assert!(config(&ALL, 1.0, f64::NAN)
+            .validate()
+            .unwrap_err()
+            .contains("nemesis.duration"));
+        assert!(config(&ALL, 0.0, 1.0).validate().is_ok());
+    }
+
+    #[test]
+    fn leader_targeting_is_marked_and_shown() {
+        let mut c = config(&[FaultKind::Kill], 1.0, 1.0);
+        c.target = Target::Leader;
+        let faults = schedule(&c, 3, 3, MINUTE);
+        assert!(faults.iter().all(|f| f.leader));
+        assert!(
+            faults[0].to_string().contains("kill the leader (else node"),
+            "{}",
+            faults[0]
+        );
+    }
+
+    #[test]
+    fn the_table_reads_kebab_case_and_rejects_unknown_keys() {
+        let c: NemesisConfig =
+            toml::from_str("faults = [\"kill\", \"lose-acks\"]\ninterval = 2.5\ntarget = \"leader\"").unwrap();
+        assert_eq!(c.faults, vec![FaultKind::Kill, FaultKind::LoseAcks]);
+        assert_eq!((c.interval, c.duration, c.target), (2.5, 5.0, Target::Leader));
+        assert_eq!(toml::from_str::<NemesisConfig>("").unwrap(), NemesisConfig::default());
+        assert!(toml::from_str::<NemesisConfig>("faults = [\"kill\"]\nintervall = 2").is_err());
+        assert!(toml::from_str::<NemesisConfig>("faults = [\"partition\"]").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_early_on_stop_or_at_the_deadline() {
+        let stop = CancellationToken::new();
+        let far = Instant::now() + MINUTE;
+        assert!(
+            sleep_unless_stopped(Duration::from_millis(10), far, &stop).await,
+            "a whole wait"
+        );
+        assert!(
+            !sleep_unless_stopped(MINUTE, Instant::now() + Duration::from_millis(10), &stop).await,
+            "cut at the deadline"
+        );
+        stop.cancel();
+        let started = Instant::now();
+        assert!(!sleep_unless_stopped(MINUTE, far, &stop).await, "cut by stop");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}
