@@ -42,7 +42,10 @@ where
     cluster.down().await.expect("down before the test (clearing leftovers)");
     let started = Instant::now();
     let up = cluster.up().await;
-    eprintln!("kafka up with {nodes} node(s) took {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "kafka up with {nodes} node(s) took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     // The scenario runs in its own task so that a failed assertion comes back here as a panic
     // payload: the cluster goes down first, then the panic is re-raised.
     let outcome: Result<(), Box<dyn std::any::Any + Send>> = match up {
@@ -51,7 +54,9 @@ where
                 let pid = cluster.node_process(node).pid();
                 eprintln!("node {node} pid {pid:?} rss {}", pid.map(rss_kib).unwrap_or_default());
             }
-            tokio::spawn(scenario(KafkaCluster::new(home.clone(), nodes))).await.map_err(|e| e.into_panic())
+            tokio::spawn(scenario(KafkaCluster::new(home.clone(), nodes)))
+                .await
+                .map_err(|e| e.into_panic())
         }
         Err(e) => Err(Box::new(format!("up failed: {e}"))),
     };
@@ -71,7 +76,10 @@ where
         }
     }
     let proxies = Toxiproxy::default().proxies().await.unwrap_or_default();
-    assert!(!proxies.iter().any(|p| p.starts_with("kafka-")), "kafka proxies left after down: {proxies:?}");
+    assert!(
+        !proxies.iter().any(|p| p.starts_with("kafka-")),
+        "kafka proxies left after down: {proxies:?}"
+    );
 }
 
 async fn one_node_scenario(cluster: KafkaCluster) {
@@ -82,7 +90,11 @@ async fn one_node_scenario(cluster: KafkaCluster) {
 
     let producer = producer(&bootstrap, "10000");
     let sent = produce(&producer, topic, "m", 100).await;
-    assert_eq!(read_topic(&bootstrap, topic, 1, 100).await, sent, "the 100 acknowledged messages are consumed");
+    assert_eq!(
+        read_topic(&bootstrap, topic, 1, 100).await,
+        sent,
+        "the 100 acknowledged messages are consumed"
+    );
 
     let pid = cluster.node_process(0).pid().expect("node 0 runs");
     cluster.kill(0).await.expect("kill -9 node 0");
@@ -90,25 +102,50 @@ async fn one_node_scenario(cluster: KafkaCluster) {
     let started = Instant::now();
     cluster.restart(0).await.expect("restart node 0 on its data");
     eprintln!("restart after kill -9 took {:.1} s", started.elapsed().as_secs_f64());
-    assert_eq!(read_topic(&bootstrap, topic, 1, 100).await, sent, "acknowledged messages survive kill -9");
+    assert_eq!(
+        read_topic(&bootstrap, topic, 1, 100).await,
+        sent,
+        "acknowledged messages survive kill -9"
+    );
 
     // Lost ack: connect and learn the leader first (through a healthy proxy), then drop every
     // reply. The request still reaches the broker, which stores the message.
-    let lossy = producer_with(&bootstrap, &[("message.timeout.ms", "4000"), ("request.timeout.ms", "2000")]);
+    let lossy = producer_with(
+        &bootstrap,
+        &[("message.timeout.ms", "4000"), ("request.timeout.ms", "2000")],
+    );
     produce(&lossy, topic, "warm", 1).await;
     let proxy = Toxiproxy::default();
-    proxy.add_toxic("kafka-node0", &Toxic::lost_acks(0)).await.expect("add the lost-ack toxic");
-    let result = lossy.send(FutureRecord::<str, str>::to(topic).payload("lost-ack"), Duration::from_secs(1)).await;
-    proxy.remove_toxic("kafka-node0", "lost-acks").await.expect("remove the lost-ack toxic");
+    proxy
+        .add_toxic("kafka-node0", &Toxic::lost_acks(0))
+        .await
+        .expect("add the lost-ack toxic");
+    let result = lossy
+        .send(
+            FutureRecord::<str, str>::to(topic).payload("lost-ack"),
+            Duration::from_secs(1),
+        )
+        .await;
+    proxy
+        .remove_toxic("kafka-node0", "lost-acks")
+        .await
+        .expect("remove the lost-ack toxic");
     match result {
         Err((KafkaError::MessageProduction(code), _)) => assert!(
-            matches!(code, RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut),
+            matches!(
+                code,
+                RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::RequestTimedOut
+            ),
             "the send fails with a timeout, not {code:?}"
         ),
         other => panic!("the send should time out while replies are dropped, got {other:?}"),
     }
     let seen = read_topic(&bootstrap, topic, 1, 102).await;
-    assert!(seen.contains("lost-ack"), "the broker stored the message whose ack was lost: {} seen", seen.len());
+    assert!(
+        seen.contains("lost-ack"),
+        "the broker stored the message whose ack was lost: {} seen",
+        seen.len()
+    );
 }
 
 async fn three_node_scenario(cluster: KafkaCluster) {
@@ -124,8 +161,15 @@ async fn three_node_scenario(cluster: KafkaCluster) {
     // controller fences node 1 and moves its leaderships.
     let started = Instant::now();
     sent.extend(produce(&producer, topic, "b", 100).await);
-    eprintln!("100 sends with node 1 down took {:.1} s", started.elapsed().as_secs_f64());
-    assert_eq!(read_topic(&bootstrap, topic, 3, 200).await, sent, "the cluster serves with one node down");
+    eprintln!(
+        "100 sends with node 1 down took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        read_topic(&bootstrap, topic, 3, 200).await,
+        sent,
+        "the cluster serves with one node down"
+    );
 
     cluster.restart(1).await.expect("restart node 1");
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -134,17 +178,27 @@ async fn three_node_scenario(cluster: KafkaCluster) {
         if brokers.len() == 3 && isr.iter().all(|n| *n == 3) {
             break;
         }
-        assert!(Instant::now() < deadline, "node 1 did not rejoin: brokers {brokers:?}, ISR sizes {isr:?}");
+        assert!(
+            Instant::now() < deadline,
+            "node 1 did not rejoin: brokers {brokers:?}, ISR sizes {isr:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let statuses = cluster.status().await.expect("status");
-    assert!(statuses.iter().all(|s| s.state == cluster::NodeState::Healthy), "all healthy: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.state == cluster::NodeState::Healthy),
+        "all healthy: {statuses:?}"
+    );
 }
 
 fn rss_kib(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.trim_start_matches("VmRSS:").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.trim_start_matches("VmRSS:").trim().to_string())
+        })
         .unwrap_or_else(|| "?".into())
 }
 
@@ -154,7 +208,10 @@ fn producer(bootstrap: &str, message_timeout_ms: &str) -> FutureProducer {
 
 fn producer_with(bootstrap: &str, settings: &[(&str, &str)]) -> FutureProducer {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap).set("acks", "all").set("linger.ms", "0");
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "0");
     for (k, v) in settings {
         config.set(*k, *v);
     }
@@ -177,10 +234,15 @@ async fn produce(producer: &FutureProducer, topic: &str, prefix: &str, count: us
 }
 
 async fn create_topic(bootstrap: &str, topic: &str, partitions: i32, replicas: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("an admin client");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("an admin client");
     let results = admin
-        .create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas))], &AdminOptions::new())
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas))],
+            &AdminOptions::new(),
+        )
         .await
         .expect("create_topics request");
     for r in results {
@@ -202,7 +264,9 @@ async fn read_topic(bootstrap: &str, topic: &str, partitions: i32, want: usize) 
         .expect("a consumer");
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).expect("assign a partition");
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("assign a partition");
     }
     consumer.assign(&assignment).expect("assign");
     let mut seen = BTreeSet::new();
@@ -228,11 +292,18 @@ async fn metadata(bootstrap: &str, topic: &str) -> (Vec<i32>, Vec<usize>) {
     let bootstrap = bootstrap.to_string();
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
-        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("a client");
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .expect("a client");
         match client.fetch_metadata(Some(&topic), Duration::from_secs(5)) {
             Ok(md) => {
                 let brokers = md.brokers().iter().map(|b| b.id()).collect();
-                let isr = md.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.isr().len())).collect();
+                let isr = md
+                    .topics()
+                    .iter()
+                    .flat_map(|t| t.partitions().iter().map(|p| p.isr().len()))
+                    .collect();
                 (brokers, isr)
             }
             Err(e) => {

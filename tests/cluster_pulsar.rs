@@ -33,7 +33,9 @@ async fn standalone_keeps_messages_across_kill_and_loses_an_ack_through_the_prox
         Ok(()) => {
             let pid = cluster.node_process(0).pid();
             eprintln!("node 0 pid {pid:?} rss {} KiB", pid.map(rss_kib).unwrap_or_default());
-            tokio::spawn(scenario(PulsarCluster::new(home.clone(), 1))).await.map_err(|e| e.into_panic())
+            tokio::spawn(scenario(PulsarCluster::new(home.clone(), 1)))
+                .await
+                .map_err(|e| e.into_panic())
         }
         Err(e) => Err(Box::new(format!("up failed: {e}"))),
     };
@@ -51,12 +53,18 @@ async fn standalone_keeps_messages_across_kill_and_loses_an_ack_through_the_prox
         assert!(!process::port_taken(port), "port {port} still bound after down");
     }
     let proxies = Toxiproxy::default().proxies().await.unwrap_or_default();
-    assert!(!proxies.iter().any(|p| p.starts_with("pulsar-")), "pulsar proxies left after down: {proxies:?}");
+    assert!(
+        !proxies.iter().any(|p| p.starts_with("pulsar-")),
+        "pulsar proxies left after down: {proxies:?}"
+    );
 }
 
 async fn scenario(cluster: PulsarCluster) {
     let endpoint = &cluster.endpoints()[0];
-    assert_eq!(endpoint.url, "pulsar://127.0.0.1:19300", "clients go through node 0's proxy");
+    assert_eq!(
+        endpoint.url, "pulsar://127.0.0.1:19300",
+        "clients go through node 0's proxy"
+    );
     assert_eq!(endpoint.proxy, PROXY);
     let status = cluster.status().await.expect("status");
     assert_eq!(status[0].state, NodeState::Healthy, "status after up: {status:?}");
@@ -66,14 +74,29 @@ async fn scenario(cluster: PulsarCluster) {
     // The traffic really takes the proxy: the lookup sends the client back to the proxy (not to
     // the broker's own port), and with the proxy disabled a client gets nowhere.
     let client = connect(&url).await.expect("connect through the proxy");
-    let owner = client.lookup_topic("persistent://public/default/ackcheck-lookup").await.expect("lookup");
-    assert_eq!(owner.url.as_str(), "pulsar://127.0.0.1:19300", "the broker advertises the proxy to clients");
+    let owner = client
+        .lookup_topic("persistent://public/default/ackcheck-lookup")
+        .await
+        .expect("lookup");
+    assert_eq!(
+        owner.url.as_str(),
+        "pulsar://127.0.0.1:19300",
+        "the broker advertises the proxy to clients"
+    );
     drop(client);
     proxy.set_enabled(PROXY, false).await.expect("disable the proxy");
-    let through_disabled = async { connect(&url).await?.lookup_topic("persistent://public/default/ackcheck-lookup").await };
+    let through_disabled = async {
+        connect(&url)
+            .await?
+            .lookup_topic("persistent://public/default/ackcheck-lookup")
+            .await
+    };
     let cut_off = tokio::time::timeout(Duration::from_secs(30), through_disabled).await;
     proxy.set_enabled(PROXY, true).await.expect("enable the proxy");
-    assert!(!matches!(cut_off, Ok(Ok(_))), "a client must not reach Pulsar while its proxy is disabled");
+    assert!(
+        !matches!(cut_off, Ok(Ok(_))),
+        "a client must not reach Pulsar while its proxy is disabled"
+    );
 
     // 100 messages through the proxy, consumed and acknowledged on a durable subscription; then
     // 100 more that stay unconsumed in the subscription's backlog.
@@ -96,15 +119,27 @@ async fn scenario(cluster: PulsarCluster) {
     let started = Instant::now();
     cluster.restart(0).await.expect("restart node 0 on its data");
     eprintln!("restart after kill -9 took {:.1} s", started.elapsed().as_secs_f64());
-    let client = connect(&url).await.expect("connect through the proxy after the restart");
+    let client = connect(&url)
+        .await
+        .expect("connect through the proxy after the restart");
     let mut consumer = subscribe(&client, &topic, "durable", InitialPosition::Latest).await;
     let got = receive(&mut consumer, &backlog, Duration::from_secs(90)).await;
     // Acknowledgements are persisted lazily, so some of the first 100 may come again after a
     // kill (at-least-once); the 100 unconsumed ones must all be there.
-    assert!(backlog.is_subset(&got), "stored messages survive kill -9: {} of 100 back", got.intersection(&backlog).count());
+    assert!(
+        backlog.is_subset(&got),
+        "stored messages survive kill -9: {} of 100 back",
+        got.intersection(&backlog).count()
+    );
     let unexpected: Vec<_> = got.difference(&backlog).filter(|m| !first.contains(*m)).collect();
-    assert!(unexpected.is_empty(), "only messages that were sent come back: {unexpected:?}");
-    eprintln!("after restart: {} redelivered of the 100 acknowledged before the kill", got.len() - backlog.len());
+    assert!(
+        unexpected.is_empty(),
+        "only messages that were sent come back: {unexpected:?}"
+    );
+    eprintln!(
+        "after restart: {} redelivered of the 100 acknowledged before the kill",
+        got.len() - backlog.len()
+    );
     drop(consumer);
     drop(client);
 
@@ -112,15 +147,29 @@ async fn scenario(cluster: PulsarCluster) {
     // reaches the broker, which stores the message, but its receipt never arrives.
     let lost_topic = format!("persistent://public/default/ackcheck-lost-ack-{}", std::process::id());
     let client = connect(&url).await.expect("connect through the proxy");
-    let mut producer = client.producer().with_topic(&lost_topic).build().await.expect("producer");
-    proxy.add_toxic(PROXY, &Toxic::lost_acks(0)).await.expect("add the lost-ack toxic");
+    let mut producer = client
+        .producer()
+        .with_topic(&lost_topic)
+        .build()
+        .await
+        .expect("producer");
+    proxy
+        .add_toxic(PROXY, &Toxic::lost_acks(0))
+        .await
+        .expect("add the lost-ack toxic");
     let send = async { producer.send_non_blocking("lost-ack").await?.await };
     let result = tokio::time::timeout(Duration::from_secs(5), send).await;
     // Gone before the toxic is: a message read back below can only come from that one send.
     drop(producer);
     drop(client);
-    proxy.remove_toxic(PROXY, "lost-acks").await.expect("remove the lost-ack toxic");
-    assert!(result.is_err(), "the send should time out while replies are dropped, got {result:?}");
+    proxy
+        .remove_toxic(PROXY, "lost-acks")
+        .await
+        .expect("remove the lost-ack toxic");
+    assert!(
+        result.is_err(),
+        "the send should time out while replies are dropped, got {result:?}"
+    );
     let client = connect(&url).await.expect("connect through the healed proxy");
     let mut consumer = subscribe(&client, &lost_topic, "reader", InitialPosition::Earliest).await;
     let want = BTreeSet::from(["lost-ack".to_string()]);
@@ -128,7 +177,12 @@ async fn scenario(cluster: PulsarCluster) {
     assert_eq!(got, want, "the broker stored the message whose ack was lost");
 }
 
-async fn subscribe(client: &Pulsar<TokioExecutor>, topic: &str, subscription: &str, start: InitialPosition) -> Consumer<Vec<u8>, TokioExecutor> {
+async fn subscribe(
+    client: &Pulsar<TokioExecutor>,
+    topic: &str,
+    subscription: &str,
+    start: InitialPosition,
+) -> Consumer<Vec<u8>, TokioExecutor> {
     client
         .consumer()
         .with_topic(topic)
@@ -155,7 +209,11 @@ async fn produce(client: &Pulsar<TokioExecutor>, topic: &str, ids: std::ops::Ran
 
 /// Receive and acknowledge until every message of `want` was seen (or `timeout` passes);
 /// returns everything received.
-async fn receive(consumer: &mut Consumer<Vec<u8>, TokioExecutor>, want: &BTreeSet<String>, timeout: Duration) -> BTreeSet<String> {
+async fn receive(
+    consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
+    want: &BTreeSet<String>,
+    timeout: Duration,
+) -> BTreeSet<String> {
     let deadline = Instant::now() + timeout;
     let mut got = BTreeSet::new();
     while !want.is_subset(&got) && Instant::now() < deadline {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use ackcheck::cluster::rabbitmq::RabbitCluster;
 use ackcheck::cluster::{process, Cluster, Home, NodeState};
 use ackcheck::toxiproxy::{Toxic, Toxiproxy};
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
@@ -23,7 +25,10 @@ async fn open(url: &str) -> (Connection, Channel) {
         .expect("connecting timed out")
         .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
     let channel = conn.create_channel().await.expect("opening a channel");
-    channel.confirm_select(ConfirmSelectOptions::default()).await.expect("enabling publisher confirms");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("enabling publisher confirms");
     (conn, channel)
 }
 
@@ -36,8 +41,14 @@ async fn declare(channel: &Channel, queue: &str, quorum: bool) {
     if quorum {
         args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     }
-    let options = QueueDeclareOptions { durable: true, ..Default::default() };
-    channel.queue_declare(queue.into(), options, args).await.unwrap_or_else(|e| panic!("declaring {queue}: {e}"));
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), options, args)
+        .await
+        .unwrap_or_else(|e| panic!("declaring {queue}: {e}"));
 }
 
 /// Publish persistent messages and wait for each publisher confirm.
@@ -45,7 +56,16 @@ async fn publish_confirmed(channel: &Channel, queue: &str, ids: &[String]) {
     for id in ids {
         let props = BasicProperties::default().with_delivery_mode(2);
         let confirm = async {
-            channel.basic_publish("".into(), queue.into(), BasicPublishOptions::default(), id.as_bytes(), props).await?.await
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue.into(),
+                    BasicPublishOptions::default(),
+                    id.as_bytes(),
+                    props,
+                )
+                .await?
+                .await
         };
         let confirmation = tokio::time::timeout(STEP, confirm)
             .await
@@ -60,13 +80,20 @@ async fn consume(channel: &Channel, queue: &str, n: usize) -> Vec<String> {
     let deadline = Instant::now() + STEP;
     let mut got = Vec::new();
     while got.len() < n {
-        match channel.basic_get(queue.into(), BasicGetOptions::default()).await.expect("basic.get") {
+        match channel
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic.get")
+        {
             Some(message) => {
                 got.push(String::from_utf8_lossy(&message.delivery.data).into_owned());
                 message.delivery.ack(BasicAckOptions::default()).await.expect("acking");
             }
             None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-            None => panic!("only {} of {n} messages arrived in {queue} within {STEP:?}: {got:?}", got.len()),
+            None => panic!(
+                "only {} of {n} messages arrived in {queue} within {STEP:?}: {got:?}",
+                got.len()
+            ),
         }
     }
     got
@@ -98,7 +125,10 @@ where
     // Every pid this cluster recorded, whether alive or not, read before `down` removes the files.
     let mut pid_files: Vec<_> = (0..nodes).map(|n| cluster.node_process(n).pid_file).collect();
     pid_files.push(cluster.epmd_process().pid_file);
-    let pids: Vec<u32> = pid_files.iter().filter_map(|f| fs::read_to_string(f).ok()?.trim().parse().ok()).collect();
+    let pids: Vec<u32> = pid_files
+        .iter()
+        .filter_map(|f| fs::read_to_string(f).ok()?.trim().parse().ok())
+        .collect();
     let started = Instant::now();
     let down = cluster.down().await;
     eprintln!("down took {:.1} s", started.elapsed().as_secs_f64());
@@ -110,7 +140,11 @@ where
     for pid in pids {
         assert!(!process::pid_alive(pid), "pid {pid} still runs after down");
     }
-    let taken: Vec<u16> = cluster.ports().into_iter().filter(|&p| process::port_taken(p)).collect();
+    let taken: Vec<u16> = cluster
+        .ports()
+        .into_iter()
+        .filter(|&p| process::port_taken(p))
+        .collect();
     assert!(taken.is_empty(), "ports still taken after down: {taken:?}");
 }
 
@@ -140,25 +174,51 @@ async fn one_node_durable_queue_survives_kill_and_lost_acks_hide_stored_messages
         cluster.restart(0).await.expect("restart");
         eprintln!("restart after kill -9 took {:.1} s", started.elapsed().as_secs_f64());
         let (conn, channel) = open(&url).await;
-        assert_eq!(consume(&channel, "ackcheck-durable", 100).await, durable, "durable messages after kill -9 and restart");
+        assert_eq!(
+            consume(&channel, "ackcheck-durable", 100).await,
+            durable,
+            "durable messages after kill -9 and restart"
+        );
         close(conn).await;
 
         // Lost ack: the broker gets the publish and stores it, the confirm never reaches us.
         let proxy = Toxiproxy::default();
         let (conn, channel) = open(&url).await;
         declare(&channel, "ackcheck-lost-ack", false).await;
-        proxy.add_toxic(&endpoint.proxy, &Toxic::lost_acks(0)).await.expect("adding the lost-ack toxic");
+        proxy
+            .add_toxic(&endpoint.proxy, &Toxic::lost_acks(0))
+            .await
+            .expect("adding the lost-ack toxic");
         let publish = async {
             let props = BasicProperties::default().with_delivery_mode(2);
-            channel.basic_publish("".into(), "ackcheck-lost-ack".into(), BasicPublishOptions::default(), b"lost-ack-0", props).await?.await
+            channel
+                .basic_publish(
+                    "".into(),
+                    "ackcheck-lost-ack".into(),
+                    BasicPublishOptions::default(),
+                    b"lost-ack-0",
+                    props,
+                )
+                .await?
+                .await
         };
         let sent = tokio::time::timeout(Duration::from_secs(3), publish).await;
-        proxy.remove_toxic(&endpoint.proxy, "lost-acks").await.expect("removing the toxic");
-        assert!(sent.is_err(), "the publish completed despite the lost-ack toxic: {sent:?}");
+        proxy
+            .remove_toxic(&endpoint.proxy, "lost-acks")
+            .await
+            .expect("removing the toxic");
+        assert!(
+            sent.is_err(),
+            "the publish completed despite the lost-ack toxic: {sent:?}"
+        );
         drop(channel);
         close(conn).await;
         let (conn, channel) = open(&url).await;
-        assert_eq!(consume(&channel, "ackcheck-lost-ack", 1).await, ["lost-ack-0"], "the unconfirmed message was stored");
+        assert_eq!(
+            consume(&channel, "ackcheck-lost-ack", 1).await,
+            ["lost-ack-0"],
+            "the unconfirmed message was stored"
+        );
         close(conn).await;
     })
     .await;

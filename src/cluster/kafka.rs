@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
+use super::maven;
 use super::process::{self, NodeProcess};
 use super::{
     port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT,
@@ -34,7 +35,6 @@ pub const VERSION: &str = "4.1.1";
 const LOG4J_VERSION: &str = "2.25.3";
 /// log4j-slf4j2-impl binds slf4j 2; Kafka's own pom brings slf4j-api 1.7, which would not find it.
 const SLF4J_VERSION: &str = "2.0.17";
-const DEPENDENCY_PLUGIN: &str = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies";
 
 /// The KRaft cluster id every node is formatted with (base64 of "ackcheck-kafka-1"). All nodes of
 /// a cluster must share it; since `down` deletes the data, one constant id serves every cluster.
@@ -90,32 +90,10 @@ impl KafkaCluster {
         self.home.install_dir(&format!("kafka-{VERSION}"))
     }
 
-    /// Resolve the jars with Maven (cached). The install is built in a staging directory and
-    /// renamed into place at the end, so an interrupted install is never mistaken for a done one.
+    /// Resolve the jars with Maven (cached) and write the logging config.
     fn install(&self) -> Result<PathBuf> {
         let dir = self.install_dir();
-        if !dir.join("lib").is_dir() {
-            let staging = self.home.install_dir(&format!("kafka-{VERSION}.partial"));
-            let _ = fs::remove_dir_all(&staging);
-            fs::create_dir_all(&staging).map_err(ClusterError::io(format!("creating {}", staging.display())))?;
-            fs::write(staging.join("pom.xml"), pom()).map_err(ClusterError::io("writing the Kafka install pom"))?;
-            process::run_step(
-                &format!("Kafka {VERSION}"),
-                "mvn dependency:copy-dependencies (Maven Central)",
-                Command::new("mvn").current_dir(&staging).args([
-                    "-q",
-                    "-B",
-                    DEPENDENCY_PLUGIN,
-                    "-DoutputDirectory=lib",
-                    "-DincludeScope=runtime",
-                ]),
-            )?;
-            let _ = fs::remove_dir_all(&dir);
-            fs::rename(&staging, &dir).map_err(ClusterError::io(format!(
-                "moving the Kafka install to {}",
-                dir.display()
-            )))?;
-        }
+        maven::install_jars(&dir, &format!("Kafka {VERSION}"), &pom())?;
         // The logging config is ours, not Maven's: keep it current even in a cached install.
         let log4j = dir.join("log4j2.xml");
         if fs::read_to_string(&log4j).ok().as_deref() != Some(LOG4J2_XML) {

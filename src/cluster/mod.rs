@@ -6,6 +6,7 @@
 //! `$ACKCHECK_HOME/install/`. Ports follow one plan ([`port`]) so that brokers never collide.
 
 pub mod kafka;
+mod maven;
 pub mod process;
 pub mod pulsar;
 pub mod rabbitmq;

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pulsar::{ConnectionRetryOptions, OperationRetryOptions, Pulsar, TokioExecutor};
 
+use super::maven;
 use super::process::{self, NodeProcess};
 use super::{
     port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT,
@@ -38,7 +39,6 @@ use crate::toxiproxy::{self, Toxiproxy};
 pub const VERSION: &str = "4.0.7";
 /// The log4j2 version Pulsar 4.0 builds with; pinned because a transitive dependency asks for 2.18.
 const LOG4J_VERSION: &str = "2.23.1";
-const DEPENDENCY_PLUGIN: &str = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies";
 
 const INTERNAL_SLOT: u16 = 1;
 const EXTERNAL_SLOT: u16 = 2;
@@ -77,15 +77,6 @@ const LOG4J2_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </Configuration>
 "#;
 
-/// Pulsar's poms name two extra repositories (Confluent's, Restlet's) that cannot be reached from
-/// here; a blocked mirror of every repository but Maven Central makes Maven skip them at once.
-const MAVEN_SETTINGS: &str = r#"<settings xmlns="http://maven.apache.org/SETTINGS/1.0.0">
-  <mirrors>
-    <mirror><id>central-only</id><mirrorOf>*,!central</mirrorOf><url>http://0.0.0.0/</url><blocked>true</blocked></mirror>
-  </mirrors>
-</settings>
-"#;
-
 pub struct PulsarCluster {
     home: Home,
     nodes: usize,
@@ -100,39 +91,15 @@ impl PulsarCluster {
         self.home.install_dir(&format!("pulsar-{VERSION}"))
     }
 
-    /// Resolve the jars with Maven (cached). Built in a staging directory and renamed into place
-    /// at the end, so that an interrupted install is never mistaken for a finished one.
+    /// Resolve the jars with Maven (cached) and write the logging config.
     fn install(&self) -> Result<PathBuf> {
         let dir = self.install_dir();
-        if dir.join("lib").is_dir() && dir.join("log4j2.xml").is_file() {
-            return Ok(dir);
+        maven::install_jars(&dir, &format!("Pulsar {VERSION}"), &pom())?;
+        // The logging config is ours, not Maven's: keep it current even in a cached install.
+        let log4j = dir.join("log4j2.xml");
+        if fs::read_to_string(&log4j).ok().as_deref() != Some(LOG4J2_XML) {
+            fs::write(&log4j, LOG4J2_XML).map_err(ClusterError::io("writing the Pulsar log4j2 config"))?;
         }
-        let staging = dir.with_extension("partial");
-        let _ = fs::remove_dir_all(&staging);
-        fs::create_dir_all(&staging).map_err(ClusterError::io(format!("creating {}", staging.display())))?;
-        fs::write(staging.join("pom.xml"), pom()).map_err(ClusterError::io("writing the Pulsar install pom"))?;
-        fs::write(staging.join("settings.xml"), MAVEN_SETTINGS)
-            .map_err(ClusterError::io("writing the Maven settings"))?;
-        process::run_step(
-            &format!("Pulsar {VERSION}"),
-            "mvn dependency:copy-dependencies (Maven Central)",
-            Command::new("mvn").current_dir(&staging).args([
-                "-q",
-                "-B",
-                "--global-settings",
-                "settings.xml",
-                DEPENDENCY_PLUGIN,
-                "-DoutputDirectory=lib",
-                "-DincludeScope=runtime",
-            ]),
-        )?;
-        fs::write(staging.join("log4j2.xml"), LOG4J2_XML)
-            .map_err(ClusterError::io("writing the Pulsar log4j2 config"))?;
-        let _ = fs::remove_dir_all(&dir);
-        fs::rename(&staging, &dir).map_err(ClusterError::io(format!(
-            "moving the Pulsar install to {}",
-            dir.display()
-        )))?;
         Ok(dir)
     }
 
