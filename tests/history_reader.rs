@@ -123,7 +123,10 @@ fn bad_process_and_header_position() {
         "{e}"
     );
     let e = error_of(&format!("{SEND_INVOKE}\n{}\n", r#"{"history":1}"#));
-    assert!(e.starts_with("line 2:"), "{e}");
+    assert_eq!(
+        e,
+        "line 2: a header (an object with \"history\") may only be the first line"
+    );
     let e = error_of(r#"{"history":2}"#);
     assert_eq!(
         e,

@@ -385,7 +385,7 @@ fn parse_chunk(chunk: Chunk) -> ParsedChunk {
         if start == chunk.bytes.len() && end == start {
             break; // after a final newline there is no further line
         }
-        lines.push((line_no, parse_line(line_no, &chunk.bytes[start..end])));
+        lines.push((line_no, parse_line(&chunk.bytes[start..end])));
         start = end + 1;
     }
     ParsedChunk {
@@ -395,7 +395,7 @@ fn parse_chunk(chunk: Chunk) -> ParsedChunk {
     }
 }
 
-fn parse_line(line_no: u64, raw: &[u8]) -> Parsed {
+fn parse_line(raw: &[u8]) -> Parsed {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Parsed::Blank;
@@ -404,7 +404,7 @@ fn parse_line(line_no: u64, raw: &[u8]) -> Parsed {
         Ok(t) => t,
         Err(e) => return bad(format!("not UTF-8 ({e})")),
     };
-    if line_no == 1 && looks_like_header(text) {
+    if looks_like_header(text) {
         return match serde_json::from_str::<Header>(text) {
             Ok(h) if h.history == super::FORMAT_VERSION => Parsed::Header(h),
             Ok(h) => bad(format!(
