@@ -3,6 +3,7 @@
 pub mod check;
 pub mod cluster;
 pub mod generate;
+pub mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Install, start, stop and break local broker nodes (no Docker needed).
     Cluster(cluster::ClusterArgs),
+    /// Run a campaign: start the brokers, drive them while breaking them, check the history.
+    Run(run::RunArgs),
     /// Write a synthetic history with planted anomalies (for tests and benchmarks).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -33,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check(args) => Ok(check::run(args)),
         Command::Cluster(args) => cluster::run(args),
+        Command::Run(args) => run::run(args),
         Command::Generate(args) => generate::run(args),
     }
 }

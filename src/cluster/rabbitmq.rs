@@ -494,6 +494,24 @@ impl Cluster for RabbitCluster {
         NodeProcess::in_dir(self.home.node_dir(KIND, node))
     }
 
+    /// The leader of the quorum queue `dest` (vhost `/`), as the first running node reports it.
+    /// `None` for a classic queue (its `leader` column is empty), an unknown queue, or when no
+    /// node answers.
+    async fn leader(&self, dest: &str) -> Option<usize> {
+        let args = ["list_queues", "name", "leader", "--formatter", "json"];
+        for node in 0..self.nodes {
+            let proc = self.node_process(node);
+            if proc.pid().is_none() || proc.is_paused() {
+                continue;
+            }
+            let Ok(out) = self.ctl(node, &args, Duration::from_secs(15)).await else {
+                continue;
+            };
+            return leader_in(&out, dest, self.nodes);
+        }
+        None
+    }
+
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
         Self::ensure_installed()?;
@@ -551,6 +569,14 @@ async fn round_trip(url: &str) -> Result<(), String> {
         .unwrap_or_else(|_| Err("no answer within 10 s".into()))
 }
 
+/// The node index of `dest`'s leader in `rabbitmqctl list_queues name leader --formatter json`.
+fn leader_in(list_queues_json: &str, dest: &str, nodes: usize) -> Option<usize> {
+    let rows: Vec<serde_json::Value> = serde_json::from_str(list_queues_json.trim()).ok()?;
+    let row = rows.iter().find(|r| r["name"].as_str() == Some(dest))?;
+    let leader = row["leader"].as_str()?;
+    (0..nodes).find(|&i| node_name(i) == leader)
+}
+
 /// Pids of processes whose command name is `name`.
 fn pids_named(name: &str) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -560,4 +586,22 @@ fn pids_named(name: &str) -> Vec<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leader_is_read_from_list_queues_and_mapped_to_the_node_index() {
+        let out = r#"[
+{"name":"q1","leader":"ackcheck-rabbit2@localhost"}
+,{"name":"c1","leader":""}
+]"#;
+        assert_eq!(leader_in(out, "q1", 3), Some(2));
+        assert_eq!(leader_in(out, "q1", 1), None, "a node outside the cluster is no leader");
+        assert_eq!(leader_in(out, "c1", 3), None, "classic queues have no leader");
+        assert_eq!(leader_in(out, "other", 3), None);
+        assert_eq!(leader_in("Error: not JSON", "q1", 3), None);
+    }
 }

@@ -1,0 +1,298 @@
+//! Campaign files: what `ackcheck run` runs (broker, delivery mode, workload, client crashes,
+//! broker faults, drain), as TOML validated strictly. An unknown key, a wrong type or an
+//! impossible value is an error that names the key and its line.
+
+mod errors;
+mod values;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::BrokerKind;
+use crate::history::Guarantee;
+use crate::nemesis::NemesisConfig;
+pub use errors::{line_of, CampaignError};
+use errors::{qualified, toml_error};
+pub use values::parse_duration;
+use values::*;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Campaign {
+    /// Shown in the run log; defaults to the file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub broker: BrokerKind,
+    #[serde(default = "one", deserialize_with = "at_least_one_usize")]
+    pub nodes: usize,
+    /// The delivery mode the clients are configured for.
+    pub mode: Guarantee,
+    /// The guarantee the run is judged against; defaults to `mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Guarantee>,
+    /// How long the workload and the faults run (before the drain).
+    #[serde(default = "sixty_seconds", deserialize_with = "duration", serialize_with = "seconds")]
+    pub duration: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    pub workload: WorkloadConfig,
+    #[serde(default)]
+    pub crashes: CrashConfig,
+    #[serde(default)]
+    pub nemesis: NemesisConfig,
+    #[serde(default)]
+    pub drain: DrainConfig,
+    /// Where the brokers are with `--external`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    /// Producers → a topic with several partitions and keys → one consumer group.
+    Queue,
+    /// Atomic sends spanning partitions, read by a read-committed and a read-uncommitted group.
+    Txn,
+    /// Source → transactional processors → sink, read by a read-committed verifier group.
+    Pipeline,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadConfig {
+    pub kind: WorkloadKind,
+    /// Base name of the topic(s); the run adds its id. Default: the workload kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(default = "four", deserialize_with = "at_least_one")]
+    pub partitions: u32,
+    #[serde(default = "two", deserialize_with = "at_least_one")]
+    pub producers: u32,
+    /// Members of each consumer group.
+    #[serde(default = "two", deserialize_with = "at_least_one")]
+    pub consumers: u32,
+    /// Pipeline only: transactional processors.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_at_least_one"
+    )]
+    pub processors: Option<u32>,
+    /// Distinct message keys.
+    #[serde(default = "sixteen", deserialize_with = "at_least_one")]
+    pub keys: u32,
+    /// Messages per second over all producers; 0 = as fast as the broker takes them.
+    #[serde(default = "two_hundred", deserialize_with = "non_negative")]
+    pub rate: f64,
+    /// Bytes per message body.
+    #[serde(default = "one_hundred", deserialize_with = "at_least_one")]
+    pub message_size: u32,
+    /// Sends in flight per producer (non-transactional modes).
+    #[serde(default = "sixteen", deserialize_with = "at_least_one")]
+    pub in_flight: u32,
+    /// Messages per transaction (transactional producers).
+    #[serde(default = "five", deserialize_with = "at_least_one")]
+    pub txn_size: u32,
+    /// Most messages a consumer or processor handles at once.
+    #[serde(default = "fifty", deserialize_with = "at_least_one")]
+    pub poll_batch: u32,
+    /// Txn only: the share of transactions aborted on purpose (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "some_fraction")]
+    pub abort_ratio: Option<f64>,
+}
+
+impl WorkloadConfig {
+    pub fn topic_base(&self) -> String {
+        self.topic.clone().unwrap_or_else(|| match self.kind {
+            WorkloadKind::Queue => "queue".into(),
+            WorkloadKind::Txn => "txn".into(),
+            WorkloadKind::Pipeline => "pipeline".into(),
+        })
+    }
+}
+
+/// Client crashes (workload faults): consumers or processors dropped at a random point.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashConfig {
+    /// Mean seconds between crashes; 0 = no crashes.
+    #[serde(default, deserialize_with = "non_negative")]
+    pub interval: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainConfig {
+    /// The drain ends after this many seconds without a delivery.
+    #[serde(default = "five_f", deserialize_with = "positive")]
+    pub quiet: f64,
+    /// The drain gives up (and is recorded as incomplete) after this many seconds.
+    #[serde(default = "one_twenty_f", deserialize_with = "positive")]
+    pub timeout: f64,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        DrainConfig {
+            quiet: five_f(),
+            timeout: one_twenty_f(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalConfig {
+    /// Client addresses (`host:port`) of brokers started elsewhere.
+    pub endpoints: Vec<String>,
+}
+
+impl Campaign {
+    pub fn load(path: &Path) -> Result<Campaign, CampaignError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| CampaignError {
+            file: file.clone(),
+            line: None,
+            message: format!("cannot be read: {e}"),
+        })?;
+        Campaign::parse(&file, &text)
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<Campaign, CampaignError> {
+        let campaign: Campaign = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+        campaign.validate().map_err(|(table, key, message)| CampaignError {
+            file: file.to_string(),
+            line: line_of(text, table, key),
+            message: if message.starts_with(&format!("{table}.{key} ")) {
+                message
+            } else {
+                format!("{}: {message}", qualified(table, key))
+            },
+        })?;
+        Ok(campaign)
+    }
+
+    /// The guarantee the run is judged against.
+    pub fn claim(&self) -> Guarantee {
+        self.claim.unwrap_or(self.mode)
+    }
+
+    /// Checks that involve more than one key: (table, key, what is wrong).
+    fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
+        if !self.broker.allowed_nodes().contains(&self.nodes) {
+            let allowed: Vec<String> = self.broker.allowed_nodes().iter().map(|n| n.to_string()).collect();
+            return Err((
+                "",
+                "nodes",
+                format!(
+                    "{} runs locally with {} node(s), not {}",
+                    self.broker,
+                    allowed.join(" or "),
+                    self.nodes
+                ),
+            ));
+        }
+        let w = &self.workload;
+        if matches!(w.kind, WorkloadKind::Txn | WorkloadKind::Pipeline) && self.mode != Guarantee::ExactlyOnce {
+            return Err((
+                "",
+                "mode",
+                format!(
+                    "the {:?} workload needs transactions, so mode must be \"exactly-once\", not \"{}\"",
+                    w.kind, self.mode
+                )
+                .to_lowercase(),
+            ));
+        }
+        if w.processors.is_some() && w.kind != WorkloadKind::Pipeline {
+            return Err(("workload", "processors", "is only used by the pipeline workload".into()));
+        }
+        if w.abort_ratio.is_some() && w.kind != WorkloadKind::Txn {
+            return Err(("workload", "abort_ratio", "is only used by the txn workload".into()));
+        }
+        if w.topic
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err((
+                "workload",
+                "topic",
+                "must be a non-empty name of letters, digits, '-' and '_'".into(),
+            ));
+        }
+        if let Err(e) = self.nemesis.validate() {
+            let key = if e.contains("interval") { "interval" } else { "duration" };
+            return Err(("nemesis", key, e));
+        }
+        if let Some(x) = &self.external {
+            if x.endpoints.is_empty() {
+                return Err(("external", "endpoints", "must list at least one host:port".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "broker = \"kafka\"\nmode = \"at-least-once\"\nduration = \"30s\"\n\n[workload]\nkind = \"queue\"\npartitions = 3\n";
+
+    #[test]
+    fn a_minimal_campaign_gets_defaults() {
+        let c = Campaign::parse("c.toml", GOOD).expect("valid");
+        assert_eq!(c.duration, Duration::from_secs(30));
+        assert_eq!(c.claim(), Guarantee::AtLeastOnce);
+        assert_eq!(c.workload.partitions, 3);
+        assert_eq!(c.workload.producers, 2);
+        assert!(c.nemesis.faults.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_impossible_values_name_key_and_line() {
+        let e = Campaign::parse("c.toml", &GOOD.replace("partitions = 3", "partitons = 3")).unwrap_err();
+        assert_eq!(e.line, Some(7), "{e}");
+        assert!(e.to_string().contains("unknown key `partitons` in [workload]"), "{e}");
+        let e = Campaign::parse("c.toml", &GOOD.replace("partitions = 3", "partitions = \"three\"")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.toml, line 7: `workload.partitions`: invalid type"),
+            "{e}"
+        );
+        let e = Campaign::parse("c.toml", &GOOD.replace("partitions = 3", "partitions = 0")).unwrap_err();
+        assert!(
+            e.to_string().contains("line 7") && e.to_string().contains("at least 1"),
+            "{e}"
+        );
+        let e = Campaign::parse("c.toml", &GOOD.replace("\"30s\"", "\"30 parsecs\"")).unwrap_err();
+        assert!(
+            e.to_string().contains("line 3") && e.to_string().contains("duration"),
+            "{e}"
+        );
+        let e = Campaign::parse("c.toml", &format!("{GOOD}abort_ratio = 0.2\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("line 8") && e.to_string().contains("only used by the txn"),
+            "{e}"
+        );
+        let e = Campaign::parse("c.toml", &GOOD.replace("at-least-once", "twice")).unwrap_err();
+        assert!(
+            e.to_string().contains("line 2") && e.to_string().contains("`mode`"),
+            "{e}"
+        );
+        let e = Campaign::parse("c.toml", &format!("{GOOD}\n[nemesis]\nfaults = [\"flood\"]\n")).unwrap_err();
+        assert!(e.to_string().contains("line 10"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").is_err());
+    }
+}

@@ -1,0 +1,353 @@
+//! The Kafka adapter (rdkafka): the three delivery modes and honest outcome mapping.
+//!
+//! - at-most-once: `acks=0`, no retries; consumers commit before processing (the workload's order).
+//! - at-least-once: `acks=all`, unlimited retries, `enable.idempotence=false`; a request that
+//!   times out is retried by librdkafka and may be appended twice.
+//! - exactly-once: idempotent transactional producer (`transactional.id` = run + identity, so a
+//!   replacement fences the instance it replaces); `read_committed` consumers; a processor's
+//!   offsets go into its transaction (`send_offsets_to_transaction`).
+//!
+//! Outcomes: a failed produce is `Fail` only when librdkafka reports the message as
+//! NOT_PERSISTED (never sent, or rejected without being written); otherwise `Info`. A
+//! transaction is `Ok` when `commit_transaction` succeeded, `Fail` when it was aborted, fenced,
+//! or never committed, and `Info` when the commit's result is unknown. Producers are in
+//! [`producer`], consumers in [`consumer`], transactions and the processor in [`txn`].
+
+mod consumer;
+mod producer;
+mod txn;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
+use tokio::sync::oneshot;
+
+use super::{
+    Broker, ClientError, Completion, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor, Producer,
+    ProducerSpec,
+};
+use crate::cluster::BrokerKind;
+use crate::history::Guarantee;
+use consumer::{next_offsets, KafkaConsumer};
+use producer::{delivered, enqueue, KafkaProducer};
+use txn::Txn;
+
+/// Run a blocking rdkafka call off the async threads (commits, transactions, drops).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Callbacks of every client: warnings and errors go to the run log; delivery reports of
+/// producers resolve the sender's oneshot with the honest outcome.
+pub(crate) struct Ctx {
+    name: String,
+    log: LogSink,
+}
+
+impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if (level as i32) <= RDKafkaLogLevel::Warning as i32 || std::env::var_os("ACKCHECK_KAFKA_DEBUG").is_some() {
+            (self.log)(&format!("{} [{fac}] {message}", self.name));
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        (self.log)(&format!("{} error: {error}: {reason}", self.name));
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let what = match rebalance {
+            Rebalance::Assign(tpl) => format!("assigned {}", describe(tpl)),
+            Rebalance::Revoke(tpl) => format!("revoked {}", describe(tpl)),
+            Rebalance::Error(e) => format!("rebalance error: {e}"),
+        };
+        (self.log)(&format!("{} {what}", self.name));
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    let parts: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect();
+    format!("[{}]", parts.join(" "))
+}
+
+impl ProducerContext for Ctx {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, done: Self::DeliveryOpaque) {
+        let outcome = match result {
+            Ok(_) => Outcome::Ok,
+            Err((e, message)) => {
+                // librdkafka's own judgement of whether the broker may have written it.
+                let status = unsafe { rd_kafka_message_status(message.ptr()) };
+                if status == rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED {
+                    Outcome::Fail(format!("not written: {e}"))
+                } else {
+                    Outcome::Info(format!("unknown: {e}"))
+                }
+            }
+        };
+        match *done {
+            Pending::Awaited(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Pending::Detached(message, completion) => completion(outcome, message),
+        }
+    }
+}
+
+/// Who waits for a message's delivery report: a task (`send`), or a callback (`send_detached`).
+pub(crate) enum Pending {
+    Awaited(oneshot::Sender<Outcome>),
+    Detached(Outgoing, Completion),
+}
+
+type Tp = ThreadedProducer<Ctx>;
+
+/// Kafka through the cluster's proxies.
+pub struct KafkaBroker {
+    bootstrap: String,
+    nodes: usize,
+    run: String,
+    log: LogSink,
+}
+
+impl KafkaBroker {
+    pub fn new(bootstrap: String, nodes: usize, run: &str, log: LogSink) -> KafkaBroker {
+        KafkaBroker {
+            bootstrap,
+            nodes,
+            run: run.to_string(),
+            log,
+        }
+    }
+
+    fn ctx(&self, name: String) -> Ctx {
+        Ctx {
+            name,
+            log: self.log.clone(),
+        }
+    }
+
+    fn base_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "ackcheck")
+            .set("log_level", "4")
+            .set("socket.connection.setup.timeout.ms", "5000")
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "1000");
+        // librdkafka's own debug contexts (e.g. `cgrp,eos`) into run.log, for troubleshooting.
+        if let Ok(debug) = std::env::var("ACKCHECK_KAFKA_DEBUG") {
+            c.set("debug", debug).set("log_level", "7");
+        }
+        c
+    }
+
+    /// `ACKCHECK_KAFKA_SET="key=value,key=value"` overrides any client setting (experiments).
+    fn overrides(mut c: ClientConfig) -> ClientConfig {
+        if let Ok(pairs) = std::env::var("ACKCHECK_KAFKA_SET") {
+            for pair in pairs.split(',').filter(|p| !p.is_empty()) {
+                if let Some((k, v)) = pair.split_once('=') {
+                    c.set(k.trim(), v.trim());
+                }
+            }
+        }
+        c
+    }
+
+    fn producer_config(&self, spec: &ProducerSpec) -> ClientConfig {
+        let mut c = self.base_config();
+        // Room for every send the workload keeps in flight (the default is 100,000 messages).
+        c.set("linger.ms", "5").set("queue.buffering.max.messages", "2000000");
+        match spec.mode {
+            Guarantee::AtMostOnce => {
+                c.set("acks", "0")
+                    .set("retries", "0")
+                    .set("enable.idempotence", "false")
+                    .set("message.timeout.ms", "10000");
+            }
+            Guarantee::AtLeastOnce => {
+                c.set("acks", "all")
+                    .set("retries", "2147483647")
+                    .set("enable.idempotence", "false")
+                    .set("request.timeout.ms", "5000")
+                    .set("retry.backoff.ms", "200")
+                    .set("message.timeout.ms", "20000");
+            }
+            Guarantee::ExactlyOnce => {
+                c.set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("transactional.id", format!("{}-{}", self.run, spec.identity))
+                    .set("transaction.timeout.ms", "30000")
+                    // The broker answers CONCURRENT_TRANSACTIONS right after a commit while it
+                    // writes the markers; the default 100 ms backoff makes every transaction slow.
+                    .set("retry.backoff.ms", "10")
+                    .set("retry.backoff.max.ms", "200")
+                    .set("request.timeout.ms", "5000")
+                    .set("message.timeout.ms", "20000");
+            }
+        }
+        Self::overrides(c)
+    }
+
+    fn consumer_config(&self, spec: &ConsumerSpec) -> ClientConfig {
+        let mut c = self.base_config();
+        c.set("group.id", format!("{}-{}", self.run, spec.group))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "isolation.level",
+                if spec.committed_only {
+                    "read_committed"
+                } else {
+                    "read_uncommitted"
+                },
+            )
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("max.poll.interval.ms", "60000")
+            .set("fetch.wait.max.ms", "100");
+        Self::overrides(c)
+    }
+
+    fn open_consumer(&self, spec: &ConsumerSpec) -> Result<KafkaConsumer, ClientError> {
+        let name = format!("consumer[{}]", spec.group);
+        let ctx = self.ctx(name.clone());
+        let consumer: StreamConsumer<Ctx> = self
+            .consumer_config(spec)
+            .create_with_context(ctx)
+            .map_err(|e| ClientError::fatal(format!("creating a Kafka consumer failed: {e}")))?;
+        let dests: Vec<&str> = spec.dests.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&dests)
+            .map_err(|e| ClientError::fatal(format!("subscribing to {dests:?} failed: {e}")))?;
+        Ok(KafkaConsumer::new(consumer, name, self.log.clone()))
+    }
+
+    /// Wait until every partition of `topic` has a leader (a fresh topic is not usable at once).
+    async fn wait_for_leaders(&self, topic: &str, partitions: u32) -> Result<(), ClientError> {
+        let client: BaseConsumer = self
+            .base_config()
+            .create()
+            .map_err(|e| ClientError::fatal(e.to_string()))?;
+        let topic = topic.to_string();
+        blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let ready = client
+                    .fetch_metadata(Some(&topic), Duration::from_secs(5))
+                    .ok()
+                    .is_some_and(|md| {
+                        md.topics().iter().any(|t| {
+                            t.name() == topic
+                                && t.error().is_none()
+                                && t.partitions().len() == partitions as usize
+                                && t.partitions().iter().all(|p| p.leader() >= 0)
+                        })
+                    });
+                if ready {
+                    return Ok(());
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(ClientError::new(format!(
+                        "topic {topic} has no leader for every partition after 60 s"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Broker for KafkaBroker {
+    fn kind(&self) -> BrokerKind {
+        BrokerKind::Kafka
+    }
+
+    async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .base_config()
+            .create()
+            .map_err(|e| ClientError::fatal(format!("creating a Kafka admin client: {e}")))?;
+        let replicas = self.nodes.min(3) as i32;
+        let topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(replicas));
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = admin
+            .create_topics(&[topic], &options)
+            .await
+            .map_err(|e| ClientError::new(format!("creating topic {name} failed: {e}")))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(ClientError::new(format!("creating topic {name} failed: {code}"))),
+            }
+        }
+        self.wait_for_leaders(name, partitions).await
+    }
+
+    async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
+        let config = self.producer_config(spec);
+        let name = format!("producer[{}]", spec.identity);
+        if spec.mode == Guarantee::ExactlyOnce {
+            let mut txn = Txn::new(config, self.ctx(name));
+            txn.ensure().await.map_err(ClientError::new)?;
+            return Ok(Box::new(KafkaProducer {
+                plain: None,
+                txn: Some(tokio::sync::Mutex::new(txn)),
+            }));
+        }
+        let producer: Tp = config
+            .create_with_context(self.ctx(name))
+            .map_err(|e| ClientError::fatal(format!("creating a Kafka producer failed: {e}")))?;
+        Ok(Box::new(KafkaProducer {
+            plain: Some(Arc::new(producer)),
+            txn: None,
+        }))
+    }
+
+    async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, ClientError> {
+        Ok(Box::new(self.open_consumer(spec)?))
+    }
+
+    async fn processor(
+        &self,
+        consumer: &ConsumerSpec,
+        producer: &ProducerSpec,
+    ) -> Result<Box<dyn Processor>, ClientError> {
+        if producer.mode != Guarantee::ExactlyOnce || !consumer.committed_only {
+            return Err(ClientError::fatal(
+                "a Kafka processor needs exactly-once: a transactional producer and a read_committed consumer",
+            ));
+        }
+        let mut txn = Txn::new(
+            self.producer_config(producer),
+            self.ctx(format!("processor[{}]", producer.identity)),
+        );
+        // Initializing the transactional id first fences (and aborts the transaction of) any
+        // earlier instance with the same identity before this one reads anything.
+        txn.ensure().await.map_err(ClientError::new)?;
+        let input = self.open_consumer(consumer)?;
+        Ok(Box::new(txn::KafkaProcessor::new(input, txn)))
+    }
+}

@@ -1,0 +1,273 @@
+//! The `client` role, broker-neutral: what a workload needs from a broker, whatever the broker.
+//!
+//! A workload talks to a [`Broker`] that makes [`Producer`]s, [`Consumer`]s and (where the
+//! broker has transactions) [`Processor`]s. Every answer is mapped honestly by the adapter:
+//! [`Outcome::Ok`] when the broker acknowledged, [`Outcome::Fail`] only when the write
+//! definitely did not happen (rejected before it was written, an aborted transaction, a fenced
+//! producer, an invalid configuration), [`Outcome::Info`] for everything else (timeouts, lost
+//! connections, unknown results). Broker-shaped details (offsets, transactional ids, receipt
+//! handles) stay inside the adapters: [`kafka`] is the first one.
+
+pub mod kafka;
+pub mod rabbitmq;
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::cluster::BrokerKind;
+use crate::history::Guarantee;
+
+/// Where adapters report client errors and warnings (the runner writes them to run.log).
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Called once with the outcome of a detached send and the message, on whichever thread the
+/// client learns the outcome ([`Producer::send_detached`]).
+pub type Completion = Box<dyn FnOnce(Outcome, Outgoing) + Send + Sync>;
+
+/// How an operation ended, as the application can know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledged by the broker (a transaction: committed).
+    Ok,
+    /// Definitely not written (or, for a transaction, definitely not committed).
+    Fail(String),
+    /// Unknown: it may or may not have happened.
+    Info(String),
+}
+
+/// One message to send. The adapter puts `id` and `from` into the message so that a consumer
+/// can tell which logical message it received, and pads the body to `size` bytes.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub id: String,
+    pub key: Option<String>,
+    /// Topic or queue.
+    pub dest: String,
+    pub from: Option<String>,
+    pub size: usize,
+}
+
+/// A received message: what the history records, and the adapter's handle to acknowledge it.
+pub struct Received {
+    pub id: String,
+    pub key: Option<String>,
+    pub dest: String,
+    /// Where the broker put it (`partition@offset` for Kafka).
+    pub pos: String,
+    pub from: Option<String>,
+    /// The adapter's own acknowledgement data (an offset, a delivery tag, a receipt handle).
+    pub handle: Box<dyn Any + Send + Sync>,
+}
+
+/// A client-side failure that is not an operation outcome (creating a client, receiving,
+/// committing a consumer position).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ClientError {
+    pub message: String,
+    /// The client instance is unusable and must be replaced.
+    pub fatal: bool,
+}
+
+impl ClientError {
+    pub fn new(message: impl Into<String>) -> ClientError {
+        ClientError {
+            message: message.into(),
+            fatal: false,
+        }
+    }
+
+    pub fn fatal(message: impl Into<String>) -> ClientError {
+        ClientError {
+            message: message.into(),
+            fatal: true,
+        }
+    }
+}
+
+/// A producer's configuration, per delivery mode.
+#[derive(Debug, Clone)]
+pub struct ProducerSpec {
+    pub mode: Guarantee,
+    /// A stable name for this logical producer. A replacement after a crash reuses it, so that
+    /// the broker fences the crashed instance (Kafka: the transactional id).
+    pub identity: String,
+}
+
+/// A consumer's configuration.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub mode: Guarantee,
+    /// The consumer group (shared position) this consumer is a member of.
+    pub group: String,
+    pub dests: Vec<String>,
+    /// See only committed transactions (Kafka `isolation.level=read_committed`).
+    pub committed_only: bool,
+}
+
+/// Opens clients against one broker.
+#[async_trait]
+pub trait Broker: Send + Sync {
+    fn kind(&self) -> BrokerKind;
+
+    /// Create a topic or queue (idempotent) and wait until it can be used.
+    async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError>;
+
+    async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError>;
+
+    async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, ClientError>;
+
+    /// A read-process-write stage: a consumer and a transactional producer whose commits carry
+    /// the consumer's position. Brokers without transactions return an error.
+    async fn processor(
+        &self,
+        consumer: &ConsumerSpec,
+        producer: &ProducerSpec,
+    ) -> Result<Box<dyn Processor>, ClientError>;
+}
+
+#[async_trait]
+pub trait Producer: Send + Sync {
+    /// Whether `send` of several messages is atomic (a transaction).
+    fn transactional(&self) -> bool;
+
+    /// Send one message, or (transactional producers) several atomically.
+    async fn send(&self, messages: &[Outgoing]) -> Outcome;
+
+    /// Write `messages` in a transaction and then abort it on purpose. Transactional producers
+    /// only; the outcome is `Fail` when the abort succeeded.
+    async fn send_and_abort(&self, messages: &[Outgoing]) -> Outcome;
+
+    /// Start sending one message and return at once; `done` gets the outcome and the message
+    /// back later, on any thread. For clients that report each delivery by callback, so that
+    /// tens of thousands of sends in flight cost no task each. A producer that cannot do this
+    /// hands both back (the default), and the caller awaits [`Producer::send`] instead.
+    fn send_detached(&self, message: Outgoing, done: Completion) -> Result<(), (Outgoing, Completion)> {
+        Err((message, done))
+    }
+
+    /// Wait up to `timeout` for sends still in flight, then release the client.
+    async fn close(self: Box<Self>, timeout: Duration);
+}
+
+#[async_trait]
+pub trait Consumer: Send {
+    /// Wait up to `wait` for messages; returns at most `max` (none when none came).
+    async fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Received>, ClientError>;
+
+    /// Acknowledge these messages (commit the position after them, ack, delete).
+    async fn commit(&mut self, messages: &[Received]) -> Result<(), ClientError>;
+
+    /// How many shares of its destinations (Kafka: partitions) the group gave this member now;
+    /// `None` where the broker has no such notion. The drain waits until a group's members hold
+    /// every share before it trusts a quiet time.
+    fn assigned(&self) -> Option<usize> {
+        None
+    }
+
+    /// Leave cleanly.
+    async fn close(self: Box<Self>);
+}
+
+#[async_trait]
+pub trait Processor: Send {
+    async fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Received>, ClientError>;
+
+    /// As [`Consumer::assigned`], for the processor's input.
+    fn assigned(&self) -> Option<usize> {
+        None
+    }
+
+    /// Begin a transaction (unless one is open) and write `outputs` in it.
+    async fn write(&mut self, outputs: &[Outgoing]) -> Result<(), ClientError>;
+
+    /// Commit the open transaction together with the consumption of `inputs`. On `Fail` the
+    /// transaction was aborted and `inputs` will be received again.
+    async fn commit(&mut self, inputs: &[Received]) -> Outcome;
+
+    /// Abort the open transaction (always `Fail`) and receive `inputs` again.
+    async fn abort(&mut self, inputs: &[Received], reason: String) -> Outcome;
+
+    /// Stop consuming (leave the group) but keep the open transaction, as an instance frozen by
+    /// a long pause would. A later `commit` shows whether the broker fences it.
+    async fn stall(&mut self);
+
+    /// The instance cannot go on (an unknown commit result, a fatal error): replace it, so that
+    /// the replacement starts from what the broker committed.
+    fn needs_restart(&self) -> bool;
+
+    /// Leave cleanly (aborting an open transaction).
+    async fn close(self: Box<Self>);
+}
+
+/// Connect to a broker. `endpoints` are the addresses clients use (the proxies); `run` makes
+/// broker-side names (groups, transactional ids) unique to this run.
+pub fn connect(
+    kind: BrokerKind,
+    endpoints: &[String],
+    nodes: usize,
+    run: &str,
+    log: LogSink,
+) -> anyhow::Result<Arc<dyn Broker>> {
+    match kind {
+        BrokerKind::Kafka => Ok(Arc::new(kafka::KafkaBroker::new(endpoints.join(","), nodes, run, log))),
+        BrokerKind::Rabbitmq => Ok(Arc::new(rabbitmq::RabbitBroker::new(
+            endpoints,
+            rabbitmq::QueueType::default(),
+            log,
+        ))),
+        other => anyhow::bail!("ackcheck run has no {other} client yet; only kafka campaigns can run for now"),
+    }
+}
+
+/// The body every adapter sends: `ackcheck <id> <from or ->`, a newline, then padding up to
+/// `size` bytes. Readable in broker tools, and the same for every broker.
+pub fn encode_body(id: &str, from: Option<&str>, size: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(size.max(16 + id.len()));
+    body.extend_from_slice(b"ackcheck ");
+    body.extend_from_slice(id.as_bytes());
+    body.push(b' ');
+    body.extend_from_slice(from.unwrap_or("-").as_bytes());
+    body.push(b'\n');
+    if body.len() < size {
+        body.resize(size, b'.');
+    }
+    body
+}
+
+/// The id and `from` of a body written by [`encode_body`]; `None` for anything else.
+pub fn decode_body(body: &[u8]) -> Option<(String, Option<String>)> {
+    let end = body.iter().position(|&b| b == b'\n')?;
+    let line = std::str::from_utf8(&body[..end]).ok()?;
+    let mut parts = line.split(' ');
+    if parts.next()? != "ackcheck" {
+        return None;
+    }
+    let id = parts.next()?.to_string();
+    let from = match parts.next()? {
+        "-" => None,
+        f => Some(f.to_string()),
+    };
+    Some((id, from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_round_trip_and_pad() {
+        let body = encode_body("p3-17", Some("p1-9"), 100);
+        assert_eq!(body.len(), 100);
+        assert_eq!(
+            decode_body(&body),
+            Some(("p3-17".to_string(), Some("p1-9".to_string())))
+        );
+        let short = encode_body("p0-1", None, 0);
+        assert_eq!(decode_body(&short), Some(("p0-1".to_string(), None)));
+        assert_eq!(decode_body(b"something else\n"), None);
+    }
+}

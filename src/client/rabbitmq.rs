@@ -1,0 +1,709 @@
+//! The RabbitMQ adapter (lapin): a queue underneath, not a log. No offsets: every message is
+//! acknowledged on its own, and a channel that goes away hands its unacknowledged messages back
+//! to the queue, flagged `redelivered`.
+//!
+//! - at-most-once: transient messages, no publisher confirms (a publish is ok once its frames
+//!   are written to the socket), consumers with automatic acknowledgement (the broker forgets a
+//!   message as soon as it has sent it, so a consumer that dies holding it loses it).
+//! - at-least-once: a durable quorum queue (classic as an option), persistent messages,
+//!   publisher confirms (ack → ok; nack or returned as unroutable → fail; no confirm in time or
+//!   the connection lost → info), manual acks after processing, bounded prefetch.
+//! - exactly-once: RabbitMQ has none. The broker side is the at-least-once setup; the
+//!   application turns it into an exactly-once *effect* with an idempotent consumer that
+//!   deduplicates by message id (the workload's effect store). This adapter only makes the
+//!   identity of every stored copy visible.
+//!
+//! Positions: the producer stamps every publish with a copy id unique to that publish (header
+//! `x-ackcheck-copy`, `<message id>~<publish number>`), and `pos` is `<queue>@<copy id>`. A
+//! redelivery is the same stored copy and has the same `pos`; a re-publish after a lost confirm
+//! is another copy with another `pos`. So the checker tells "redelivered" from "written twice"
+//! exactly, and the broker's own `redelivered` flag is kept beside it.
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lapin::message::{Delivery, DeliveryResult};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{
+    decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
+    Producer, ProducerSpec, Received,
+};
+use crate::cluster::BrokerKind;
+use crate::history::Guarantee;
+
+/// The header that names one stored copy of a message (one publish).
+pub const COPY_HEADER: &str = "x-ackcheck-copy";
+/// The message's key (RabbitMQ's default exchange routes by queue name, not by key).
+pub const KEY_HEADER: &str = "x-ackcheck-key";
+/// How long connecting to one node may take before the next node is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a publish waits for its confirm before its outcome is unknown. Well above the
+/// nemesis's latency fault (500 ms), well below its lost-ack faults (seconds).
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed connect, sends fail at once for this long instead of queueing up behind
+/// more connect attempts (16 sends in flight would otherwise wait 16 connect timeouts).
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+/// Unacknowledged deliveries a consumer may hold (manual acks only).
+const PREFETCH: u16 = 200;
+/// How long a clean close may take before the connection is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// AMQP heartbeat: a connection to a node that stopped answering is declared dead after two.
+const HEARTBEAT_SECONDS: u16 = 10;
+
+/// The kind of queue the workload's destinations are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueType {
+    /// Raft-replicated over every node of the cluster (the default).
+    #[default]
+    Quorum,
+    /// One node's queue (not replicated); durable with persistent messages.
+    Classic,
+}
+
+impl QueueType {
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        }
+    }
+}
+
+/// What producers and consumers of one broker share.
+struct Shared {
+    urls: Vec<String>,
+    log: LogSink,
+    /// Numbers publishes, so that every stored copy has its own id.
+    publishes: AtomicU64,
+    /// Spreads clients over the nodes.
+    next_node: AtomicUsize,
+}
+
+impl Shared {
+    /// Connect to the first node that answers, starting at `first`; returns the node too.
+    async fn connect(&self, first: usize, purpose: &str) -> Result<(Connection, usize), String> {
+        let mut errors = Vec::new();
+        for i in 0..self.urls.len() {
+            let node = (first + i) % self.urls.len();
+            let properties = ConnectionProperties::default().with_connection_name(format!("ackcheck {purpose}").into());
+            match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&self.urls[node], properties)).await {
+                Ok(Ok(conn)) => return Ok((conn, node)),
+                Ok(Err(e)) => errors.push(format!("node {node}: {e}")),
+                Err(_) => errors.push(format!("node {node}: no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    fn note(&self, line: &str) {
+        (self.log)(line);
+    }
+}
+
+/// Close `conn` from a task of its own, for `Drop`s. Needed because lapin keeps a dropped
+/// connection open (its channels hold it), heartbeats and all: a consumer dropped in a crash
+/// would keep its unacknowledged messages from being redelivered for as long as ackcheck runs.
+fn close_in_background(conn: Arc<Connection>, why: &'static str) {
+    if !conn.status().connected() {
+        return;
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, why.into())).await;
+        });
+    }
+}
+
+/// The AMQP URL of a client endpoint (`host:port` of a node's proxy).
+pub fn url(endpoint: &str) -> String {
+    format!("amqp://guest:guest@{endpoint}/%2f?heartbeat={HEARTBEAT_SECONDS}")
+}
+
+pub struct RabbitBroker {
+    shared: Arc<Shared>,
+    queue_type: QueueType,
+}
+
+impl RabbitBroker {
+    /// `endpoints`: `host:port` of every node's client proxy.
+    pub fn new(endpoints: &[String], queue_type: QueueType, log: LogSink) -> RabbitBroker {
+        let shared = Shared {
+            urls: endpoints.iter().map(|e| url(e)).collect(),
+            log,
+            publishes: AtomicU64::new(0),
+            next_node: AtomicUsize::new(0),
+        };
+        RabbitBroker {
+            shared: Arc::new(shared),
+            queue_type,
+        }
+    }
+
+    fn next_node(&self) -> usize {
+        self.shared.next_node.fetch_add(1, Ordering::Relaxed) % self.shared.urls.len().max(1)
+    }
+}
+
+/// Declare `queue` durable, of `queue_type` (idempotent when it exists with the same type).
+pub async fn declare(channel: &Channel, queue: &str, queue_type: QueueType) -> lapin::Result<()> {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString(queue_type.name().into()));
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.into(), options, arguments)
+        .await
+        .map(|_| ())
+}
+
+#[async_trait]
+impl Broker for RabbitBroker {
+    fn kind(&self) -> BrokerKind {
+        BrokerKind::Rabbitmq
+    }
+
+    /// One queue; RabbitMQ queues have no partitions, so `partitions` is noted and ignored.
+    async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError> {
+        if partitions > 1 {
+            self.shared.note(&format!(
+                "rabbitmq: {name} is one {} queue; the {partitions} partitions asked for do not apply",
+                self.queue_type.name()
+            ));
+        }
+        let (conn, _) = self.shared.connect(0, "admin").await.map_err(ClientError::new)?;
+        let declared = async {
+            let channel = conn.create_channel().await?;
+            declare(&channel, name, self.queue_type).await?;
+            channel.close(200, "declared".into()).await
+        };
+        let result = declared.await;
+        let _ = conn.close(200, "declared".into()).await;
+        result.map_err(|e| ClientError::new(format!("declaring the {} queue {name}: {e}", self.queue_type.name())))
+    }
+
+    async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
+        let producer = RabbitProducer {
+            shared: self.shared.clone(),
+            confirms: spec.mode != Guarantee::AtMostOnce,
+            name: spec.identity.clone(),
+            node: AtomicUsize::new(self.next_node()),
+            link: tokio::sync::Mutex::new(LinkState::default()),
+        };
+        // Connect now, so that a broker that is not there shows up when the producer is opened.
+        producer.link().await.map_err(ClientError::new)?;
+        Ok(Box::new(producer))
+    }
+
+    async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, ClientError> {
+        let [queue] = spec.dests.as_slice() else {
+            return Err(ClientError::fatal(format!(
+                "a RabbitMQ consumer reads one queue, not {:?}",
+                spec.dests
+            )));
+        };
+        let auto_ack = spec.mode == Guarantee::AtMostOnce;
+        RabbitConsumer::open(&self.shared, self.next_node(), queue, &spec.group, auto_ack)
+            .await
+            .map(|c| Box::new(c) as Box<dyn Consumer>)
+    }
+
+    async fn processor(&self, _: &ConsumerSpec, _: &ProducerSpec) -> Result<Box<dyn Processor>, ClientError> {
+        Err(ClientError::fatal(
+            "RabbitMQ has no transactions that commit consuming and publishing together, so it cannot run the pipeline workload; use the queue workload",
+        ))
+    }
+}
+
+/// A producer's connection and confirm-mode channel.
+#[derive(Clone)]
+struct Link {
+    conn: Arc<Connection>,
+    channel: Channel,
+    generation: u64,
+    node: usize,
+}
+
+#[derive(Default)]
+struct LinkState {
+    current: Option<Link>,
+    generation: u64,
+    last_failure: Option<(Instant, String)>,
+}
+
+/// One producer: one connection and channel shared by all its sends in flight, replaced after
+/// a failure (on the next node, so that a dead or cut-off node is left behind).
+pub struct RabbitProducer {
+    shared: Arc<Shared>,
+    confirms: bool,
+    name: String,
+    /// The node to connect to next.
+    node: AtomicUsize,
+    link: tokio::sync::Mutex<LinkState>,
+}
+
+impl RabbitProducer {
+    /// The live link, connecting if there is none. An error means nothing was sent.
+    async fn link(&self) -> Result<Link, String> {
+        let mut state = self.link.lock().await;
+        if let Some(link) = &state.current {
+            if link.conn.status().connected() && link.channel.status().connected() {
+                return Ok(link.clone());
+            }
+            // A channel the broker closed on a live connection: leave the connection too.
+            close_in_background(link.conn.clone(), "producer leaving a closed channel");
+            state.current = None;
+        }
+        if let Some((at, error)) = &state.last_failure {
+            if at.elapsed() < RECONNECT_BACKOFF {
+                return Err(error.clone());
+            }
+        }
+        let first = self.node.load(Ordering::Relaxed);
+        let opened = async {
+            let (conn, node) = self.shared.connect(first, &self.name).await?;
+            let channel = conn
+                .create_channel()
+                .await
+                .map_err(|e| format!("opening a channel: {e}"))?;
+            if self.confirms {
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .map_err(|e| format!("enabling publisher confirms: {e}"))?;
+            }
+            Ok::<_, String>((conn, channel, node))
+        };
+        match opened.await {
+            Ok((conn, channel, node)) => {
+                state.generation += 1;
+                state.last_failure = None;
+                let link = Link {
+                    conn: Arc::new(conn),
+                    channel,
+                    generation: state.generation,
+                    node,
+                };
+                state.current = Some(link.clone());
+                Ok(link)
+            }
+            Err(e) => {
+                let e = format!("could not connect: {e}");
+                state.last_failure = Some((Instant::now(), e.clone()));
+                self.node.store(first + 1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Drop `link` after it failed (unless a newer one replaced it) and move to the next node.
+    async fn discard(&self, link: &Link, why: &str) {
+        let mut state = self.link.lock().await;
+        if state.current.as_ref().is_some_and(|l| l.generation == link.generation) {
+            state.current = None;
+            close_in_background(link.conn.clone(), "producer leaving a failed connection");
+            self.node.store(link.node + 1, Ordering::Relaxed);
+            self.shared.note(&format!(
+                "rabbitmq producer {}: leaving node {} ({why})",
+                self.name, link.node
+            ));
+        }
+    }
+
+    async fn send_one(&self, m: &Outgoing) -> Outcome {
+        let link = match self.link().await {
+            Ok(link) => link,
+            Err(e) => return Outcome::Fail(format!("not sent: {e}")),
+        };
+        if !link.channel.status().connected() {
+            return Outcome::Fail("not sent: the channel closed before publishing".into());
+        }
+        let copy = format!("{}~{}", m.id, self.shared.publishes.fetch_add(1, Ordering::Relaxed));
+        let mut headers = FieldTable::default();
+        headers.insert(COPY_HEADER.into(), AMQPValue::LongString(copy.into()));
+        if let Some(key) = &m.key {
+            headers.insert(KEY_HEADER.into(), AMQPValue::LongString(key.as_str().into()));
+        }
+        let properties = BasicProperties::default()
+            .with_message_id(m.id.as_str().into())
+            .with_delivery_mode(if self.confirms { 2 } else { 1 })
+            .with_headers(headers);
+        let body = encode_body(&m.id, m.from.as_deref(), m.size);
+        // Mandatory: a message no queue takes is returned with its confirm, not silently dropped.
+        let options = BasicPublishOptions {
+            mandatory: self.confirms,
+            ..BasicPublishOptions::default()
+        };
+        let publish = link
+            .channel
+            .basic_publish("".into(), m.dest.as_str().into(), options, &body, properties);
+        // From here on the frames may have reached the broker: every failure is unknown.
+        let confirm = match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+            Ok(Ok(confirm)) => confirm,
+            Ok(Err(e)) => {
+                self.discard(&link, &format!("publishing failed: {e}")).await;
+                return Outcome::Info(format!("publishing failed, perhaps after it was written: {e}"));
+            }
+            Err(_) => {
+                self.discard(&link, "writing a publish timed out").await;
+                return Outcome::Info(format!("writing the publish took over {} s", CONFIRM_TIMEOUT.as_secs()));
+            }
+        };
+        if !self.confirms {
+            return Outcome::Ok;
+        }
+        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+            Ok(Ok(Confirmation::Ack(None))) => Outcome::Ok,
+            Ok(Ok(Confirmation::Ack(Some(_)))) => {
+                Outcome::Fail(format!("returned as unroutable: no queue {} took it", m.dest))
+            }
+            Ok(Ok(Confirmation::Nack(_))) => Outcome::Fail("nacked by the broker (not stored)".into()),
+            Ok(Ok(Confirmation::NotRequested)) => Outcome::Info("the channel has no publisher confirms".into()),
+            Ok(Err(e)) => {
+                self.discard(&link, &format!("connection lost awaiting a confirm: {e}"))
+                    .await;
+                Outcome::Info(format!("connection lost before the confirm: {e}"))
+            }
+            Err(_) => {
+                self.discard(&link, "no confirm in time").await;
+                Outcome::Info(format!(
+                    "no publisher confirm within {} s (the broker may have stored it)",
+                    CONFIRM_TIMEOUT.as_secs()
+                ))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Producer for RabbitProducer {
+    fn transactional(&self) -> bool {
+        false
+    }
+
+    /// One message per send. Several are published one by one; the outcome is the common one,
+    /// or unknown when they differ (RabbitMQ cannot make them atomic).
+    async fn send(&self, messages: &[Outgoing]) -> Outcome {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for m in messages {
+            outcomes.push(self.send_one(m).await);
+        }
+        match outcomes.as_slice() {
+            [] => Outcome::Ok,
+            [one] => one.clone(),
+            [first, rest @ ..] if rest.iter().all(|o| o == first) => first.clone(),
+            _ => Outcome::Info(format!("the messages of one send ended differently: {outcomes:?}")),
+        }
+    }
+
+    async fn send_and_abort(&self, _: &[Outgoing]) -> Outcome {
+        Outcome::Fail("RabbitMQ producers are not transactional; nothing was sent".into())
+    }
+
+    async fn close(self: Box<Self>, timeout: Duration) {
+        let link = self.link.lock().await.current.take();
+        if let Some(link) = link {
+            let _ = tokio::time::timeout(timeout, link.channel.wait_for_confirms()).await;
+            if link.conn.status().connected() {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, link.conn.close(200, "producer done".into())).await;
+            }
+        }
+    }
+}
+
+/// What a consumer needs to acknowledge one delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct Tag {
+    pub delivery_tag: u64,
+    /// The broker's flag: this copy was delivered before (to a consumer that did not ack it).
+    pub redelivered: bool,
+}
+
+/// One consumer: its own connection, channel and basic.consume. It never reconnects itself:
+/// after a connection failure the workload replaces it, as it would a crashed process.
+pub struct RabbitConsumer {
+    conn: Arc<Connection>,
+    channel: Channel,
+    queue: String,
+    auto_ack: bool,
+    deliveries: mpsc::UnboundedReceiver<DeliveryResult>,
+    /// Delivery tags received and not yet acknowledged, for acks that cover several at once.
+    unacked: BTreeSet<u64>,
+    /// An error that came after deliveries already handed out; reported by the next receive.
+    pending_error: Option<ClientError>,
+    _consumer: lapin::Consumer,
+}
+
+impl RabbitConsumer {
+    async fn open(
+        shared: &Shared,
+        node: usize,
+        queue: &str,
+        group: &str,
+        auto_ack: bool,
+    ) -> Result<RabbitConsumer, ClientError> {
+        let (conn, node) = shared
+            .connect(node, &format!("consumer of {queue}"))
+            .await
+            .map_err(ClientError::new)?;
+        let subscribed = async {
+            let channel = conn.create_channel().await?;
+            if !auto_ack {
+                channel.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+            }
+            let options = BasicConsumeOptions {
+                no_ack: auto_ack,
+                ..BasicConsumeOptions::default()
+            };
+            let tag = format!("ackcheck-{group}");
+            let consumer = channel
+                .basic_consume(queue.into(), tag.as_str().into(), options, FieldTable::default())
+                .await?;
+            Ok::<_, lapin::Error>((channel, consumer))
+        };
+        let (channel, consumer) = match subscribed.await {
+            Ok(ok) => ok,
+            Err(e) => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, "failed".into())).await;
+                return Err(ClientError::new(format!("consuming {queue} on node {node}: {e}")));
+            }
+        };
+        // The delegate runs in order on lapin's side; it only hands each delivery over.
+        let (tx, rx) = mpsc::unbounded_channel();
+        consumer.set_delegate(move |delivery: DeliveryResult| {
+            let _ = tx.send(delivery);
+            std::future::ready(())
+        });
+        Ok(RabbitConsumer {
+            conn: Arc::new(conn),
+            channel,
+            queue: queue.to_string(),
+            auto_ack,
+            deliveries: rx,
+            unacked: BTreeSet::new(),
+            pending_error: None,
+            _consumer: consumer,
+        })
+    }
+
+    /// One delivery as the history sees it: the logical id, the stored copy's position.
+    fn received(&mut self, d: Delivery) -> Received {
+        let headers = d.properties.headers().as_ref();
+        let header = |name: &str| match headers.and_then(|h| h.inner().get(name)) {
+            Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            _ => None,
+        };
+        let (body_id, from) = decode_body(&d.data).unzip();
+        let id = d
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .or(body_id)
+            .unwrap_or_else(|| format!("unknown-{}", d.delivery_tag));
+        // A message published by anyone else has no copy header: its id is all there is.
+        let copy = header(COPY_HEADER).unwrap_or_else(|| id.clone());
+        if !self.auto_ack {
+            self.unacked.insert(d.delivery_tag);
+        }
+        let tag = Tag {
+            delivery_tag: d.delivery_tag,
+            redelivered: d.redelivered,
+        };
+        Received {
+            pos: format!("{}@{copy}", self.queue),
+            id,
+            key: header(KEY_HEADER),
+            dest: self.queue.clone(),
+            from: from.flatten(),
+            handle: Box::new(tag),
+        }
+    }
+
+    /// Take one delivery result: Some(delivery), or None after remembering what went wrong.
+    fn accept(&mut self, result: Option<DeliveryResult>) -> Option<Delivery> {
+        let error = match result {
+            Some(Ok(Some(delivery))) => return Some(delivery),
+            Some(Ok(None)) => format!("the broker cancelled the consumer of {}", self.queue),
+            Some(Err(e)) => format!("the connection of the consumer of {} failed: {e}", self.queue),
+            None => format!("the consumer of {} stopped", self.queue),
+        };
+        self.pending_error.get_or_insert(ClientError::fatal(error));
+        None
+    }
+}
+
+/// A consumer dropped without `close` (a crash) still closes its connection, so that the broker
+/// hands what it held to the other consumers, as it would after a process crash.
+impl Drop for RabbitConsumer {
+    fn drop(&mut self) {
+        close_in_background(self.conn.clone(), "consumer dropped");
+    }
+}
+
+impl Drop for RabbitProducer {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.get_mut().current.take() {
+            close_in_background(link.conn, "producer dropped");
+        }
+    }
+}
+
+/// The broker's `redelivered` flag of a received message (false for other adapters' handles).
+pub fn redelivered(message: &Received) -> bool {
+    tag(&*message.handle).is_some_and(|t| t.redelivered)
+}
+
+fn tag(handle: &dyn Any) -> Option<Tag> {
+    handle.downcast_ref::<Tag>().copied()
+}
+
+#[async_trait]
+impl Consumer for RabbitConsumer {
+    async fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Received>, ClientError> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        let mut batch = Vec::new();
+        let first = match tokio::time::timeout(wait, self.deliveries.recv()).await {
+            Err(_) => return Ok(batch),
+            Ok(result) => self.accept(result),
+        };
+        let Some(first) = first else {
+            return Err(self
+                .pending_error
+                .take()
+                .unwrap_or_else(|| ClientError::fatal("consumer failed")));
+        };
+        batch.push(self.received(first));
+        while batch.len() < max.max(1) {
+            let next = match self.deliveries.try_recv() {
+                Ok(result) => self.accept(Some(result)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.accept(None),
+            };
+            match next {
+                Some(delivery) => batch.push(self.received(delivery)),
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Acknowledge: one ack that covers every tag up to the batch's highest when nothing older
+    /// is still outstanding (the usual case), else one ack per message. Automatic-ack
+    /// consumers have nothing to acknowledge.
+    async fn commit(&mut self, messages: &[Received]) -> Result<(), ClientError> {
+        if self.auto_ack || messages.is_empty() {
+            return Ok(());
+        }
+        let tags: Vec<u64> = messages
+            .iter()
+            .filter_map(|m| tag(&*m.handle))
+            .map(|t| t.delivery_tag)
+            .filter(|t| self.unacked.contains(t))
+            .collect();
+        let Some(&highest) = tags.iter().max() else {
+            return Ok(());
+        };
+        let covered = self.unacked.range(..=highest).count() == tags.len();
+        let acked = if covered {
+            let options = BasicAckOptions { multiple: true };
+            self.channel.basic_ack(highest, options).await
+        } else {
+            let mut result = Ok(());
+            for &t in &tags {
+                result = self.channel.basic_ack(t, BasicAckOptions::default()).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            result
+        };
+        for t in &tags {
+            self.unacked.remove(t);
+        }
+        acked.map_err(|e| {
+            ClientError::fatal(format!(
+                "acknowledging {} message(s) of {} failed: {e}",
+                tags.len(),
+                self.queue
+            ))
+        })
+    }
+
+    /// Close the channel (handing unacknowledged messages back) and the connection. A failed
+    /// connection is only dropped: waiting for a close handshake on it could take long enough
+    /// to starve the queue of consumers.
+    async fn close(self: Box<Self>) {
+        if !self.conn.status().connected() {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.channel.close(200, "consumer done".into())).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.conn.close(200, "consumer done".into())).await;
+    }
+}
+
+/// The copy id a `pos` names (the part after the queue), for tests and tools.
+pub fn copy_of(pos: &str) -> Option<&str> {
+    pos.split_once('@').map(|(_, copy)| copy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_carry_the_heartbeat_and_positions_name_the_copy() {
+        assert_eq!(
+            url("127.0.0.1:19100"),
+            "amqp://guest:guest@127.0.0.1:19100/%2f?heartbeat=10"
+        );
+        assert_eq!(copy_of("queue-1@p0-3~17"), Some("p0-3~17"));
+        assert_eq!(copy_of("no position"), None);
+    }
+
+    #[test]
+    fn the_redelivered_flag_is_read_from_rabbitmq_handles_only() {
+        let mut r = Received {
+            id: "p0-1".into(),
+            key: None,
+            dest: "q".into(),
+            pos: "q@p0-1~0".into(),
+            from: None,
+            handle: Box::new(Tag {
+                delivery_tag: 1,
+                redelivered: true,
+            }),
+        };
+        assert!(redelivered(&r));
+        r.handle = Box::new(7u64);
+        assert!(!redelivered(&r));
+    }
+
+    #[test]
+    fn queue_types_read_kebab_case() {
+        #[derive(Deserialize)]
+        struct T {
+            queue_type: QueueType,
+        }
+        let t: T = toml::from_str("queue_type = \"classic\"").expect("parses");
+        assert_eq!(t.queue_type, QueueType::Classic);
+        assert!(toml::from_str::<T>("queue_type = \"stream\"").is_err());
+        assert_eq!(QueueType::default().name(), "quorum");
+    }
+}

@@ -1,0 +1,386 @@
+//! The `runner` role: one run, wired together. Campaign → cluster (unless external) → topics →
+//! workload and nemesis side by side for the duration → heal (always) → drain → history closed
+//! → checker → verdict written and printed.
+//!
+//! Whatever ends the run phase (its time, Ctrl-C/SIGTERM, an error), the nemesis is stopped and
+//! `heal_all` is awaited before the drain. A second Ctrl-C cuts the drain short (the drain is
+//! then recorded as incomplete, so loss cannot be claimed).
+
+mod console;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::campaign::Campaign;
+use crate::client;
+use crate::cluster::{self, process, Cluster, ClusterError, Home};
+use crate::history::reader::HistoryReader;
+use crate::history::writer::Recorder;
+use crate::history::{EventType, Header, Process, FORMAT_VERSION};
+use crate::nemesis::Nemesis;
+use crate::toxiproxy::Toxiproxy;
+use crate::workload::state::Stats;
+use crate::workload::{DrainEnd, Settings, Workload};
+use crate::{checker, report};
+pub use console::RunLog;
+use console::{spawn_progress, watch_signals};
+
+/// What `ackcheck run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub campaign: PathBuf,
+    pub out: Option<PathBuf>,
+    pub seed: Option<u64>,
+    pub duration: Option<Duration>,
+    /// Use the campaign's `[external]` endpoints; start nothing, inject no broker faults.
+    pub external: bool,
+    /// No broker faults and no client crashes.
+    pub no_faults: bool,
+    /// Leave a cluster this run started running afterwards.
+    pub keep_cluster: bool,
+    pub examples: usize,
+    /// Record the history to nowhere and skip the check (measures what writing it costs).
+    pub discard_history: bool,
+}
+
+/// How long sends in flight may take to finish once producing stops.
+const SEND_GRACE: Duration = Duration::from_secs(30);
+/// How long to wait for another Kafka (someone else's) to free the ports.
+const PORT_WAIT: Duration = Duration::from_secs(20 * 60);
+
+/// Run a campaign; returns the exit code (0 claim holds, 1 violated). Errors mean exit 2.
+pub async fn run(opts: RunOptions) -> Result<i32> {
+    let mut campaign = Campaign::load(&opts.campaign)?;
+    if let Some(seed) = opts.seed {
+        campaign.seed = Some(seed);
+    }
+    if let Some(d) = opts.duration {
+        campaign.duration = d;
+    }
+    if opts.no_faults {
+        campaign.nemesis.faults.clear();
+        campaign.crashes.interval = 0.0;
+    }
+    let seed = *campaign.seed.get_or_insert_with(|| rand::random::<u32>() as u64);
+    let name = campaign.name.clone().unwrap_or_else(|| stem(&opts.campaign));
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64 % 0xffff_ffff)
+    );
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-seed{seed}-{run_id}")));
+    if opts.external && !campaign.nemesis.faults.is_empty() {
+        bail!("--external cannot inject broker faults (the nemesis needs ackcheck's own cluster); set `faults = []` under [nemesis], pass --no-faults, or run without --external");
+    }
+    let external = match (&campaign.external, opts.external) {
+        (Some(x), true) => Some(x.endpoints.clone()),
+        (None, true) => bail!(
+            "--external needs an [external] table with `endpoints` in {}",
+            opts.campaign.display()
+        ),
+        (_, false) => None,
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating the output directory {}", out.display()))?;
+    let log = RunLog::create(&out.join("run.log"))?;
+    let config = serde_json::to_value(&campaign).context("serializing the campaign")?;
+    log.line(&format!(
+        "campaign {name} ({}), seed {seed}, run id {run_id}",
+        opts.campaign.display()
+    ));
+    log.line(&format!("config {config}"));
+    eprintln!(
+        "ackcheck run: {name}, seed {seed}, {:.0} s, output in {}",
+        campaign.duration.as_secs_f64(),
+        out.display()
+    );
+
+    let mut header = Header {
+        history: FORMAT_VERSION,
+        claim: Some(campaign.claim()),
+        broker: Some(campaign.broker.name().into()),
+        seed: Some(seed),
+        config: Some(config),
+        ..Header::default()
+    };
+    header.extra.insert("run".into(), run_id.clone().into());
+    header.extra.insert("campaign".into(), name.clone().into());
+    let interrupt = CancellationToken::new();
+    let abandon = CancellationToken::new();
+    tokio::spawn(watch_signals(interrupt.clone(), abandon.clone(), log.clone()));
+
+    let (cluster, endpoints, started_cluster) = match external {
+        Some(endpoints) => (None, endpoints, false),
+        None => {
+            let c: Arc<dyn Cluster> =
+                Arc::from(cluster::open(campaign.broker, Some(campaign.nodes), &Home::from_env())?);
+            let started = bring_up(c.as_ref(), &log, &interrupt).await?;
+            let endpoints = c.endpoints().iter().map(|e| e.client.to_string()).collect();
+            (Some(c), endpoints, started)
+        }
+    };
+    log.line(&format!("endpoints {endpoints:?}"));
+    // The history starts now, so that its times count from the start of the run proper.
+    let history = out.join("history.jsonl");
+    let recorder = if opts.discard_history {
+        Recorder::to_writer(Box::new(std::io::sink()), &header)
+    } else {
+        Recorder::create(&history, &header)
+    };
+    let outcome = match recorder {
+        Ok(recorder) => {
+            let outcome = run_phases(
+                &campaign,
+                seed,
+                &run_id,
+                &recorder,
+                cluster.clone(),
+                &endpoints,
+                &log,
+                &interrupt,
+                &abandon,
+            )
+            .await;
+            match recorder.close() {
+                Ok(()) => outcome,
+                Err(e) => outcome.and(Err(e.into())),
+            }
+        }
+        Err(e) => Err(e.into()),
+    };
+    if let (Some(c), true, false) = (&cluster, started_cluster, opts.keep_cluster) {
+        log.line("stopping the cluster this run started");
+        if let Err(e) = c.down().await {
+            log.line(&format!("stopping the cluster failed: {e}"));
+            eprintln!("warning: stopping the cluster failed: {e}");
+        }
+    }
+    if let Err(e) = outcome {
+        log.line(&format!("the run failed: {e:#}"));
+        return Err(e.context(format!("the run failed; see {}", out.join("run.log").display())));
+    }
+    if opts.discard_history {
+        return Ok(0);
+    }
+    let reader = HistoryReader::open(&history)?;
+    let verdict =
+        checker::check(reader, None, opts.examples).with_context(|| format!("checking {}", history.display()))?;
+    std::fs::write(out.join("verdict.json"), report::json(&verdict)).context("writing verdict.json")?;
+    log.line(&format!(
+        "verdict {} (claim holds: {:?})",
+        verdict.verdict.name(),
+        verdict.claim_holds
+    ));
+    print!("{}", report::human(&verdict));
+    println!(
+        "history: {}\nverdict: {}\nrun log: {}",
+        history.display(),
+        out.join("verdict.json").display(),
+        out.join("run.log").display()
+    );
+    Ok(verdict.exit_code())
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "campaign".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Start the cluster unless it is already up in our home; returns whether this run started it.
+/// Ports held by someone else's broker (another home on this machine) are waited for, not
+/// fought over: `up` of a fresh cluster would clear the shared proxies of that broker.
+async fn bring_up(c: &dyn Cluster, log: &RunLog, interrupt: &CancellationToken) -> Result<bool> {
+    let kind = c.kind();
+    let ours = (0..c.nodes()).any(|i| c.node_process(i).pid().is_some());
+    let started = Instant::now();
+    loop {
+        if !ours {
+            let max_nodes = kind.allowed_nodes().iter().copied().max().unwrap_or(1);
+            let ports: Vec<u16> = (0..max_nodes)
+                .flat_map(|n| (0..10).map(move |s| cluster::port(kind, n, s)))
+                .collect();
+            if let Some(port) = ports.iter().copied().find(|&p| process::port_taken(p)) {
+                if started.elapsed() > PORT_WAIT || interrupt.is_cancelled() {
+                    bail!("port {port} stays taken by another {kind} (not started from this ACKCHECK_HOME); stop it or run with --external");
+                }
+                log.line(&format!("port {port} is taken by another {kind}; waiting"));
+                eprintln!("waiting: port {port} is taken by another {kind} (not ours)");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        }
+        let t = Instant::now();
+        match c.up().await {
+            Ok(()) => {
+                log.line(&format!(
+                    "{kind} up with {} node(s) in {:.1} s",
+                    c.nodes(),
+                    t.elapsed().as_secs_f64()
+                ));
+                return Ok(!ours);
+            }
+            Err(ClusterError::PortTaken { port, .. })
+                if !ours && started.elapsed() < PORT_WAIT && !interrupt.is_cancelled() =>
+            {
+                log.line(&format!(
+                    "port {port} was taken while starting {kind}; waiting and retrying"
+                ));
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_phases(
+    campaign: &Campaign,
+    seed: u64,
+    run_id: &str,
+    recorder: &Recorder,
+    cluster: Option<Arc<dyn Cluster>>,
+    endpoints: &[String],
+    log: &RunLog,
+    interrupt: &CancellationToken,
+    abandon: &CancellationToken,
+) -> Result<()> {
+    let broker = client::connect(campaign.broker, endpoints, campaign.nodes, run_id, log.sink())?;
+    let settings = Settings {
+        mode: campaign.mode,
+        seed,
+        config: campaign.workload.clone(),
+        crash_interval: campaign.crashes.interval,
+        duration: campaign.duration,
+        run: run_id.to_string(),
+    };
+    let mut workload = Workload::new(settings, recorder.clone(), broker.clone(), log.sink());
+    for (dest, partitions) in workload.dests() {
+        broker
+            .create_dest(dest, *partitions)
+            .await
+            .with_context(|| format!("creating {dest}"))?;
+        log.line(&format!("created {dest} with {partitions} partition(s)"));
+    }
+    for crash in workload.crash_plan() {
+        log.line(&format!("crash schedule: {crash}"));
+    }
+    let first_dest = workload.dests().first().map(|d| d.0.clone());
+    let nemesis = cluster.map(|c| {
+        Arc::new(Nemesis::new(
+            c,
+            Toxiproxy::default(),
+            recorder.clone(),
+            campaign.nemesis.clone(),
+            seed,
+            first_dest,
+        ))
+    });
+    if let Some(n) = &nemesis {
+        for fault in n.schedule(campaign.duration) {
+            log.line(&format!("fault schedule: {fault}"));
+        }
+    }
+
+    let stats = workload.stats();
+    let phase = Arc::new(Mutex::new("run"));
+    let progress = spawn_progress(stats.clone(), nemesis.clone(), phase.clone(), log.clone());
+    let run_started = Instant::now();
+    workload.start();
+    let nemesis_stop = CancellationToken::new();
+    let nemesis_task = nemesis.clone().map(|n| {
+        let (stop, duration) = (nemesis_stop.clone(), campaign.duration);
+        tokio::spawn(async move { n.run(duration, stop).await })
+    });
+
+    let mut failure: Option<anyhow::Error> = tokio::select! {
+        _ = tokio::time::sleep(campaign.duration) => None,
+        _ = interrupt.cancelled() => { log.line("interrupted: ending the run phase"); None }
+        _ = workload.failed() => Some(workload.error().unwrap_or_else(|| anyhow::anyhow!("a workload task failed"))),
+    };
+    let run_time = run_started.elapsed();
+    // The nemesis always heals before the drain, whatever ended the run phase. Producers stop
+    // meanwhile; their last sends finish once the cluster is whole again.
+    nemesis_stop.cancel();
+    *phase.lock().unwrap_or_else(|p| p.into_inner()) = "heal";
+    let heal = async {
+        if let Some(task) = nemesis_task {
+            match task.await {
+                Ok(Ok(faults)) => log.line(&format!("nemesis: {faults} fault(s) started")),
+                Ok(Err(e)) => log.line(&format!("nemesis failed: {e:#}")),
+                Err(e) => log.line(&format!("nemesis task ended abnormally: {e}")),
+            }
+        }
+        match &nemesis {
+            Some(n) => n.heal_all().await,
+            None => Ok(()),
+        }
+    };
+    let (healed, ()) = tokio::join!(heal, workload.stop_producing(SEND_GRACE));
+    if let Err(e) = &healed {
+        log.line(&format!("healing failed: {e:#}"));
+    }
+    let (sends, acked) = (Stats::get(&stats.sends), Stats::get(&stats.acked));
+    log.line(&format!(
+        "run phase: {:.1} s, {sends} sends ({:.0}/s), {acked} acknowledged ({:.0}/s)",
+        run_time.as_secs_f64(),
+        sends as f64 / run_time.as_secs_f64(),
+        acked as f64 / run_time.as_secs_f64()
+    ));
+    if let (None, Err(e)) = (&failure, healed) {
+        failure = Some(e.context("healing the cluster failed, so the drain could not be trusted"));
+    }
+    if failure.is_none() {
+        *phase.lock().unwrap_or_else(|p| p.into_inner()) = "drain";
+        let process = Process::Client(workload.new_process());
+        let op = recorder.invoke(process, crate::history::ops::DRAIN, None)?;
+        let end = workload
+            .drain(
+                Duration::from_secs_f64(campaign.drain.quiet),
+                Duration::from_secs_f64(campaign.drain.timeout),
+                abandon,
+            )
+            .await;
+        let missing = workload.outstanding();
+        log.line(&format!(
+            "drain ended: {end:?}, {missing} acknowledged message(s) not seen by some group"
+        ));
+        let (kind, error) = match end {
+            DrainEnd::Complete | DrainEnd::Quiet => (EventType::Ok, None),
+            DrainEnd::TimedOut => (
+                EventType::Info,
+                Some("deliveries were still coming when the drain timed out".to_string()),
+            ),
+            DrainEnd::Interrupted => (EventType::Info, Some("the drain was cut short".to_string())),
+        };
+        recorder.complete(process, op, kind, crate::history::ops::DRAIN, None, error)?;
+        failure = workload.error();
+    }
+    *phase.lock().unwrap_or_else(|p| p.into_inner()) = "closing";
+    workload.stop().await;
+    progress.cancel();
+    let summary = format!(
+        "{} sends ({} acknowledged, {} failed, {} unknown), {} deliveries, {} client crashes",
+        Stats::get(&stats.sends),
+        Stats::get(&stats.acked),
+        Stats::get(&stats.failed),
+        Stats::get(&stats.indeterminate),
+        Stats::get(&stats.deliveries),
+        Stats::get(&stats.crashes)
+    );
+    log.line(&summary);
+    eprintln!(
+        "done: {summary}; {:.0} acknowledged sends/s in the run phase",
+        acked as f64 / run_time.as_secs_f64()
+    );
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,220 @@
+//! `pipeline`: read-process-write. Transactional producers write the source topic;
+//! processors read it (`read_committed`), write one output per input to the sink topic (each
+//! output carries `from`: the input it came from) and commit their input offsets inside the same
+//! transaction; a `read_committed` verifier group reads the sink and records the deliveries.
+//!
+//! Processors are the crash targets. A processor replaced after a crash reuses its identity
+//! (the transactional id), which fences the crashed instance; the `Stall` crash keeps the old
+//! instance alive and lets it try to commit after its replacement started: the broker must
+//! refuse (the send ends `fail`), or its outputs show up twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio_util::sync::CancellationToken;
+
+use super::consume::{self, ConsumerRole, Policy};
+use super::produce::{self, ProducerRole};
+use super::{drop_crashed, open_until, Ctx, Point, Workload};
+use crate::client::{ConsumerSpec, Outcome, Outgoing, Processor, ProducerSpec, Received};
+
+pub(super) const VERIFIER: &str = "verifier";
+/// The processors' consumer group.
+const PROCESSORS: &str = "processors";
+const RECEIVE_WAIT: Duration = Duration::from_millis(200);
+
+pub(super) fn start(w: &mut Workload) {
+    let ctx = w.ctx.clone();
+    let c = &ctx.settings.config;
+    let (source, sink) = (w.dests[0].0.clone(), w.dests[1].0.clone());
+    for index in 0..c.producers {
+        let role = ProducerRole {
+            index,
+            process: ctx.new_process(),
+            dest: source.clone(),
+            abort_ratio: 0.0,
+        };
+        w.spawn_producer(|ctx, stop| produce::run(ctx, role, stop));
+    }
+    ctx.members.expect(PROCESSORS, c.partitions as usize);
+    ctx.members.expect(VERIFIER, c.partitions as usize);
+    for slot in 0..c.processors.unwrap_or(2) as usize {
+        let (source, sink, process) = (source.clone(), sink.clone(), ctx.new_process());
+        w.spawn_consumer(move |ctx, stop| processor(ctx, slot, process, source, sink, stop));
+    }
+    let spec = ConsumerSpec {
+        mode: ctx.settings.mode,
+        group: VERIFIER.into(),
+        dests: vec![sink],
+        committed_only: true,
+    };
+    let role = ConsumerRole {
+        group: VERIFIER.into(),
+        spec,
+        policy: Policy::of(ctx.settings.mode),
+        process: ctx.new_process(),
+        member: 0,
+        crash_slot: None,
+    };
+    w.spawn_consumer(|ctx, stop| consume::run(ctx, role, stop));
+}
+
+struct Stage {
+    slot: usize,
+    consumer: ConsumerSpec,
+    producer: ProducerSpec,
+    sink: String,
+}
+
+impl Stage {
+    async fn open(&self, ctx: &Ctx, stop: &CancellationToken) -> Option<Box<dyn Processor>> {
+        let what = format!("processor {}", self.slot);
+        open_until(ctx, &what, stop, || {
+            ctx.broker.processor(&self.consumer, &self.producer)
+        })
+        .await
+    }
+
+    /// One output per input, derived from it.
+    fn outputs(&self, ctx: &Ctx, process: u64, seq: &mut u64, inputs: &[Received]) -> Vec<Outgoing> {
+        inputs
+            .iter()
+            .map(|m| {
+                *seq += 1;
+                Outgoing {
+                    id: format!("p{process}-{seq}"),
+                    key: m.key.clone(),
+                    dest: self.sink.clone(),
+                    from: Some(m.id.clone()),
+                    size: ctx.settings.config.message_size as usize,
+                }
+            })
+            .collect()
+    }
+}
+
+async fn processor(
+    ctx: Arc<Ctx>,
+    slot: usize,
+    mut process: u64,
+    source: String,
+    sink: String,
+    stop: CancellationToken,
+) -> Result<()> {
+    let mode = ctx.settings.mode;
+    let stage = Stage {
+        slot,
+        consumer: ConsumerSpec {
+            mode,
+            group: PROCESSORS.into(),
+            dests: vec![source],
+            committed_only: true,
+        },
+        producer: ProducerSpec {
+            mode,
+            identity: format!("processor-{slot}"),
+        },
+        sink,
+    };
+    let Some(mut p) = stage.open(&ctx, &stop).await else {
+        return Ok(());
+    };
+    let max = ctx.settings.config.poll_batch as usize;
+    let mut seq = 0;
+    while !stop.is_cancelled() {
+        if p.needs_restart() {
+            ctx.note(&format!(
+                "processor {slot} (process {process}) is replaced after an unknown or fatal transaction result"
+            ));
+            p.close().await;
+            process = ctx.new_process();
+            seq = 0;
+            let Some(next) = stage.open(&ctx, &stop).await else {
+                return Ok(());
+            };
+            p = next;
+        }
+        let received = p.receive(max, RECEIVE_WAIT).await;
+        ctx.members.report(PROCESSORS, slot, p.assigned());
+        let inputs = match received {
+            Ok(inputs) if inputs.is_empty() => continue,
+            Ok(inputs) => inputs,
+            Err(e) => {
+                ctx.note(&format!("processor {slot} (process {process}): {e}"));
+                continue;
+            }
+        };
+        ctx.stats.touch();
+        let crash = ctx.crashes.take(Some(slot));
+        let group = PROCESSORS;
+        let held: Vec<String> = inputs.iter().map(|m| m.id.clone()).collect();
+        if crash == Some(Point::Early) {
+            ctx.crash(process, group, "after receiving, before processing", &held)?;
+            drop_crashed(p);
+            ctx.members.report(PROCESSORS, slot, Some(0));
+            (process, seq) = (ctx.new_process(), 0);
+            let Some(next) = stage.open(&ctx, &stop).await else {
+                return Ok(());
+            };
+            p = next;
+            continue;
+        }
+        let outputs = stage.outputs(&ctx, process, &mut seq, &inputs);
+        let op = ctx.invoke_send(process, &outputs, true)?;
+        if let Err(e) = p.write(&outputs).await {
+            let outcome = p.abort(&inputs, format!("writing the outputs failed: {e}")).await;
+            ctx.complete_send(process, op, &outputs, true, &outcome)?;
+            continue;
+        }
+        match crash {
+            Some(Point::Late) => {
+                let lost = Outcome::Info("the processor crashed before committing its transaction".into());
+                ctx.complete_send(process, op, &outputs, true, &lost)?;
+                ctx.crash(
+                    process,
+                    group,
+                    "after processing (outputs written in its transaction), before committing",
+                    &held,
+                )?;
+                drop_crashed(p);
+                ctx.members.report(PROCESSORS, slot, Some(0));
+                (process, seq) = (ctx.new_process(), 0);
+                let Some(next) = stage.open(&ctx, &stop).await else {
+                    return Ok(());
+                };
+                p = next;
+            }
+            Some(Point::Stall) => {
+                p.stall().await;
+                ctx.crash(
+                    process,
+                    group,
+                    "stalled before committing; replaced, then it tries to commit",
+                    &held,
+                )?;
+                let (zombie, zombie_process) = (p, process);
+                (process, seq) = (ctx.new_process(), 0);
+                let next = stage.open(&ctx, &stop).await;
+                let mut zombie = zombie;
+                let outcome = zombie.commit(&inputs).await;
+                if outcome == Outcome::Ok {
+                    ctx.note(&format!("processor {slot}: the stalled instance (process {zombie_process}) committed after its replacement started"));
+                }
+                ctx.complete_send(zombie_process, op, &outputs, true, &outcome)?;
+                drop_crashed(zombie);
+                let Some(next) = next else { return Ok(()) };
+                p = next;
+            }
+            _ => {
+                let outcome = p.commit(&inputs).await;
+                ctx.complete_send(process, op, &outputs, true, &outcome)?;
+                if outcome == Outcome::Ok {
+                    ctx.stats.touch();
+                }
+            }
+        }
+    }
+    p.close().await;
+    Ok(())
+}

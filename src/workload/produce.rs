@@ -1,0 +1,147 @@
+//! Producers: unique ids, keys from the seed, paced sends, and what the application does after
+//! each outcome. In at-least-once the application re-sends the same id after a send that did
+//! not end ok; in exactly-once it never re-sends (a committed-but-unacknowledged transaction
+//! sent again would be written twice), and each send is one transaction.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::{open_until, state, Ctx};
+use crate::client::{Completion, Outcome, Outgoing, Producer, ProducerSpec};
+use crate::history::Guarantee;
+
+/// What one producer does.
+pub(super) struct ProducerRole {
+    /// Its place among the producers (the seed's choices for its messages hang on it).
+    pub index: u32,
+    pub process: u64,
+    pub dest: String,
+    /// Share of transactions aborted on purpose (txn workload).
+    pub abort_ratio: f64,
+}
+
+/// How long a producer waits at the end for its last sends' outcomes.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The pause before the application sends a message again (at-least-once).
+const RESEND_DELAY: Duration = Duration::from_millis(100);
+
+pub(super) async fn run(ctx: Arc<Ctx>, role: ProducerRole, stop: CancellationToken) -> Result<()> {
+    let spec = ProducerSpec {
+        mode: ctx.settings.mode,
+        identity: format!("producer-{}", role.index),
+    };
+    let what = format!("producer {}", role.index);
+    let Some(producer) = open_until(&ctx, &what, &stop, || ctx.broker.producer(&spec)).await else {
+        return Ok(());
+    };
+    let producer: Arc<Box<dyn Producer>> = Arc::new(producer);
+    if producer.transactional() {
+        transactions(&ctx, &role, producer.as_ref().as_ref(), &stop).await?;
+    } else {
+        plain(&ctx, &role, &producer, &stop).await?;
+    }
+    if let Ok(producer) = Arc::try_unwrap(producer) {
+        producer.close(CLOSE_TIMEOUT).await;
+    }
+    Ok(())
+}
+
+/// A plain producer: one message per send, up to `in_flight` sends at a time. Each send ends
+/// in a callback (no task per send); in at-least-once, one that did not end ok comes back here
+/// to be sent again, as the same logical message.
+async fn plain(
+    ctx: &Arc<Ctx>,
+    role: &ProducerRole,
+    producer: &Arc<Box<dyn Producer>>,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let in_flight = ctx.settings.config.in_flight as usize;
+    let permits = Arc::new(Semaphore::new(in_flight));
+    let (again_tx, mut again) = mpsc::unbounded_channel::<(Outgoing, Instant)>();
+    let again_tx = (ctx.settings.mode == Guarantee::AtLeastOnce).then_some(again_tx);
+    let mut seq = 0;
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = stop.cancelled() => break,
+        };
+        let message = match again.try_recv() {
+            Ok((message, not_before)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(not_before.into()) => message,
+                    _ = stop.cancelled() => break,
+                }
+            }
+            Err(_) => {
+                tokio::select! {
+                    _ = ctx.pacer.wait(1) => {}
+                    _ = stop.cancelled() => break,
+                }
+                seq += 1;
+                ctx.outgoing(role.index, role.process, seq - 1, &role.dest)
+            }
+        };
+        if stop.is_cancelled() {
+            break;
+        }
+        let op = ctx.invoke_send(role.process, std::slice::from_ref(&message), false)?;
+        let (ctx2, process, again_tx, stop2) = (ctx.clone(), role.process, again_tx.clone(), stop.clone());
+        let done: Completion = Box::new(move |outcome, message| {
+            if let Err(e) = ctx2.complete_send(process, op, std::slice::from_ref(&message), false, &outcome) {
+                ctx2.fail(e);
+            }
+            if let (false, Some(tx)) = (outcome == Outcome::Ok || stop2.is_cancelled(), again_tx) {
+                // The application does not know whether it was written: the same message again.
+                let _ = tx.send((message, Instant::now() + RESEND_DELAY));
+            }
+            drop(permit);
+        });
+        if let Err((message, done)) = producer.send_detached(message, done) {
+            let producer = producer.clone();
+            tokio::spawn(async move {
+                let outcome = producer.send(std::slice::from_ref(&message)).await;
+                done(outcome, message);
+            });
+        }
+    }
+    // The sends in flight end when their permits come back.
+    let _ = permits.acquire_many(in_flight as u32).await;
+    Ok(())
+}
+
+/// A transactional producer: each send is a transaction of `txn_size` messages.
+async fn transactions(ctx: &Ctx, role: &ProducerRole, producer: &dyn Producer, stop: &CancellationToken) -> Result<()> {
+    let size = ctx.settings.config.txn_size as usize;
+    let mut seq = 0;
+    for txn in 0.. {
+        tokio::select! {
+            _ = ctx.pacer.wait(size) => {}
+            _ = stop.cancelled() => return Ok(()),
+        }
+        if stop.is_cancelled() {
+            return Ok(());
+        }
+        let messages: Vec<_> = (seq..seq + size as u64)
+            .map(|n| ctx.outgoing(role.index, role.process, n, &role.dest))
+            .collect();
+        seq += size as u64;
+        let abort = role.abort_ratio > 0.0
+            && state::unit(ctx.settings.seed ^ 0xab0a7, role.index as u64, txn) < role.abort_ratio;
+        let atomic = messages.len() > 1;
+        let op = ctx.invoke_send(role.process, &messages, atomic)?;
+        let outcome = if abort {
+            producer.send_and_abort(&messages).await
+        } else {
+            producer.send(&messages).await
+        };
+        ctx.complete_send(role.process, op, &messages, atomic, &outcome)?;
+        if let Outcome::Info(e) = &outcome {
+            ctx.note(&format!("producer {} transaction {txn}: {e}", role.index));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! Shared state of a running workload: live counters, the tracker that tells the drain when
+//! every acknowledged message has arrived, the idempotent consumers' effect store, the pacer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Live counters (the progress line, the drain's quiet time).
+#[derive(Debug)]
+pub struct Stats {
+    started: Instant,
+    pub sends: AtomicU64,
+    pub acked: AtomicU64,
+    pub failed: AtomicU64,
+    pub indeterminate: AtomicU64,
+    pub deliveries: AtomicU64,
+    pub crashes: AtomicU64,
+    /// Milliseconds since the start at the last delivery or committed transaction.
+    last_activity_ms: AtomicU64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            started: Instant::now(),
+            sends: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            indeterminate: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+            crashes: AtomicU64::new(0),
+            last_activity_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Something was delivered or committed just now.
+    pub(super) fn touch(&self) {
+        self.last_activity_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since the last delivery or committed transaction.
+    pub fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+}
+
+/// Which acknowledged messages each group has not seen yet. Messages are the producers'
+/// `p<process>-<seq>`; a pipeline output counts for the message it came `from`. One byte per
+/// message: bit 0 acknowledged, bit 1 + g delivered to group g.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    inner: Mutex<TrackerState>,
+}
+
+#[derive(Debug, Default)]
+struct TrackerState {
+    groups: usize,
+    /// Indexed by producer process, then by sequence number.
+    messages: Vec<Vec<u8>>,
+    /// Per group: acknowledged and not yet delivered.
+    outstanding: Vec<u64>,
+}
+
+const ACKED: u8 = 1;
+
+/// `p3-17` → (3, 17).
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (process, seq) = id.strip_prefix('p')?.split_once('-')?;
+    Some((process.parse().ok()?, seq.parse().ok()?))
+}
+
+impl Tracker {
+    pub fn new(groups: usize) -> Tracker {
+        assert!(groups <= 7, "the tracker keeps one bit per group in a byte");
+        let state = TrackerState {
+            groups,
+            messages: Vec::new(),
+            outstanding: vec![0; groups],
+        };
+        Tracker {
+            inner: Mutex::new(state),
+        }
+    }
+
+    fn slot(s: &mut TrackerState, process: u64, seq: u64) -> &mut u8 {
+        let (p, q) = (process as usize, seq as usize);
+        if s.messages.len() <= p {
+            s.messages.resize_with(p + 1, Vec::new);
+        }
+        let v = &mut s.messages[p];
+        if v.len() <= q {
+            v.resize((q + 1).max(v.len() * 2), 0);
+        }
+        &mut v[q]
+    }
+
+    pub fn acked(&self, process: u64, seq: u64) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let groups = s.groups;
+        let state = *Self::slot(&mut s, process, seq);
+        if state & ACKED != 0 {
+            return;
+        }
+        *Self::slot(&mut s, process, seq) |= ACKED;
+        for g in 0..groups {
+            if state & (2 << g) == 0 {
+                s.outstanding[g] += 1;
+            }
+        }
+    }
+
+    /// A delivery to group `group` of the message `id` (or of the one it came from).
+    pub fn delivered(&self, group: usize, id: &str) {
+        let Some((process, seq)) = parse_id(id) else { return };
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = Self::slot(&mut s, process, seq);
+        let state = *slot;
+        if state & (2 << group) != 0 {
+            return;
+        }
+        *slot |= 2 << group;
+        if state & ACKED != 0 {
+            s.outstanding[group] -= 1;
+        }
+    }
+
+    /// Acknowledged messages some group has not seen yet (summed over groups).
+    pub fn outstanding(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .outstanding
+            .iter()
+            .sum()
+    }
+}
+
+/// What idempotent (exactly-once) consumers have processed, by group and position: the
+/// application's own store, in which an effect and the position it came from are written
+/// together, so a redelivered position is recognized and skipped even after a crash.
+#[derive(Debug, Default)]
+pub struct EffectStore {
+    seen: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+impl EffectStore {
+    /// Mark positions as processed in `group`; returns which of them were new.
+    pub fn first_time(&self, group: &str, positions: impl Iterator<Item = String>) -> Vec<bool> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let set = seen.entry(group.to_string()).or_default();
+        positions.map(|p| set.insert(p)).collect()
+    }
+}
+
+/// Which shares (Kafka: partitions) each member of each consumer group holds, as the members
+/// last reported: a group whose members do not hold every share is still rebalancing, and its
+/// silence says nothing yet.
+#[derive(Debug, Default)]
+pub struct Membership {
+    /// Group → (shares in all, member → shares it holds).
+    groups: Mutex<HashMap<String, GroupShares>>,
+}
+
+type GroupShares = (usize, HashMap<usize, Option<usize>>);
+
+impl Membership {
+    /// `group` reads `shares` shares in all.
+    pub fn expect(&self, group: &str, shares: usize) {
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(group.to_string(), (shares, HashMap::new()));
+    }
+
+    pub fn report(&self, group: &str, member: usize, assigned: Option<usize>) {
+        if let Some((_, members)) = self.groups.lock().unwrap_or_else(|p| p.into_inner()).get_mut(group) {
+            members.insert(member, assigned);
+        }
+    }
+
+    /// Every group's members hold all its shares (a member that cannot tell counts as holding).
+    pub fn complete(&self) -> bool {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups.values().all(|(expected, members)| {
+            members.values().any(Option::is_none)
+                || members.values().map(|n| n.unwrap_or(0)).sum::<usize>() >= *expected
+        })
+    }
+}
+
+/// Spreads sends over time at `rate` messages per second (0: no limit).
+#[derive(Debug)]
+pub struct Pacer {
+    rate: f64,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    pub fn new(rate: f64) -> Pacer {
+        Pacer {
+            rate,
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Wait for the turn of `n` messages. A producer that fell behind (a fault held it up)
+    /// does not catch up in a burst.
+    pub async fn wait(&self, n: usize) {
+        if self.rate <= 0.0 {
+            return;
+        }
+        let at = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            if *next < now {
+                *next = now;
+            }
+            let at = *next;
+            *next += Duration::from_secs_f64(n as f64 / self.rate);
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// A well-mixed 64-bit hash of the seed and two numbers (SplitMix64 finalizer), so that the
+/// workload's choices for a message depend on the seed and the message, not on timing.
+pub fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// [`mix`] as a number in [0, 1).
+pub fn unit(seed: u64, a: u64, b: u64) -> f64 {
+    (mix(seed, a, b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tracker_counts_acknowledged_messages_not_yet_delivered_per_group() {
+        let t = Tracker::new(2);
+        t.acked(0, 0);
+        t.acked(0, 1);
+        assert_eq!(t.outstanding(), 4);
+        t.delivered(0, "p0-0");
+        t.delivered(0, "p0-0");
+        t.delivered(1, "p0-5"); // delivered before its ack
+        assert_eq!(t.outstanding(), 3);
+        t.acked(0, 5);
+        assert_eq!(t.outstanding(), 4, "p0-5 is still missing in group 0 only");
+        t.acked(0, 0);
+        assert_eq!(t.outstanding(), 4, "a second ack changes nothing");
+        assert_eq!(parse_id("p12-345"), Some((12, 345)));
+        assert_eq!(parse_id("x1"), None);
+    }
+
+    #[test]
+    fn a_group_is_complete_when_its_members_hold_every_share() {
+        let m = Membership::default();
+        m.expect("g", 4);
+        assert!(!m.complete());
+        m.report("g", 0, Some(2));
+        m.report("g", 1, Some(1));
+        assert!(!m.complete());
+        m.report("g", 1, Some(2));
+        assert!(m.complete());
+        m.report("g", 0, Some(0));
+        assert!(!m.complete(), "a member that lost its shares in a rebalance");
+    }
+
+    #[test]
+    fn the_effect_store_recognizes_positions() {
+        let s = EffectStore::default();
+        assert_eq!(
+            s.first_time("g", ["t/0@1".to_string(), "t/0@2".to_string()].into_iter()),
+            vec![true, true]
+        );
+        assert_eq!(
+            s.first_time("g", ["t/0@2".to_string(), "t/0@3".to_string()].into_iter()),
+            vec![false, true]
+        );
+        assert_eq!(s.first_time("h", ["t/0@2".to_string()].into_iter()), vec![true]);
+    }
+}

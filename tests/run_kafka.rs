@@ -1,0 +1,173 @@
+//! `ackcheck run` against a real Kafka node (started by the runner, stopped afterwards), short
+//! versions of the campaigns in workloads/, asserting what a short run reproduces reliably:
+//! lost acks make at-least-once write messages twice without losing any; the exactly-once
+//! pipeline holds under crashes and faults; at-most-once with crashes never duplicates; the
+//! read_committed group of the txn workload sees no torn or aborted transaction, the
+//! read_uncommitted one does. And a campaign with an unknown key is refused, naming key and line.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ackcheck::runner::{self, RunOptions};
+use serde_json::Value;
+
+/// The runs share the Kafka ports: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Run `campaign` (TOML text) for `seconds`; returns the exit code, the verdict and the history.
+async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, String) {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join(format!("{name}.toml"));
+    std::fs::write(&file, campaign).expect("writing the campaign");
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let options = RunOptions {
+        campaign: file,
+        out: Some(out.clone()),
+        seed: Some(7),
+        duration: Some(Duration::from_secs(seconds)),
+        external: false,
+        no_faults: false,
+        keep_cluster: false,
+        examples: 3,
+        discard_history: false,
+    };
+    let code = match runner::run(options).await {
+        Ok(code) => code,
+        Err(e) => panic!("{name}: the run failed: {e:#}\nrun.log:\n{}", read(&out.join("run.log"))),
+    };
+    eprintln!("{name}: exit {code} after {:.1} s", started.elapsed().as_secs_f64());
+    let verdict: Value = serde_json::from_str(&read(&out.join("verdict.json"))).expect("verdict.json is JSON");
+    eprintln!("{name}: counts {}\n  causes {}\n  evidence {}", verdict["counts"], verdict["duplicate_causes"], verdict["evidence"]);
+    (code, verdict, read(&out.join("history.jsonl")))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("({} unreadable: {e})", path.display()))
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+const QUEUE: &str = r#"
+broker = "kafka"
+mode = "MODE"
+
+[workload]
+kind = "queue"
+partitions = 3
+producers = 2
+consumers = 2
+rate = 300
+poll_batch = 20
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_least_once_under_lost_acks_writes_twice_and_loses_nothing() {
+    let campaign = QUEUE.replace("MODE", "at-least-once")
+        + "[crashes]\ninterval = 3.0\n[nemesis]\nfaults = [\"lose-acks\"]\ninterval = 3.0\nduration = 5.0\n";
+    let (code, v, history) = run("at-least-once", &campaign, 20).await;
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed");
+    assert!(n(&v["evidence"]["faults"]["lose-acks"]) >= 1, "lost acks were injected");
+    assert_eq!(n(&v["counts"]["lost"]), 0, "at-least-once loses nothing: {v}");
+    assert!(n(&v["duplicate_causes"]["written_twice"]) > 0, "a lost ack makes the producer append again: {v}");
+    // A crash after processing and before the commit redelivers what it had processed.
+    if history.contains("\"point\":\"after processing, before committing\"") {
+        assert!(n(&v["duplicate_causes"]["redelivered"]) > 0, "crashes before the commit redeliver: {v}");
+    }
+    assert_eq!(v["claim_holds"], true);
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_once_pipeline_holds_under_crashes_and_faults() {
+    let campaign = r#"
+broker = "kafka"
+mode = "exactly-once"
+
+[workload]
+kind = "pipeline"
+partitions = 3
+producers = 2
+processors = 2
+rate = 150
+txn_size = 5
+poll_batch = 20
+
+[crashes]
+interval = 3.0
+
+[nemesis]
+faults = ["lose-acks", "pause", "reset"]
+interval = 3.0
+duration = 4.0
+"#;
+    let (code, v, _) = run("exactly-once", campaign, 20).await;
+    assert_eq!(v["pipeline"], true);
+    assert_eq!(v["evidence"]["drained"], true);
+    assert!(n(&v["evidence"]["crashes"]) > 0, "processors crashed: {v}");
+    assert!(n(&v["counts"]["delivered"]) > 100, "the pipeline moved messages: {v}");
+    assert_eq!(v["verdict"], "exactly-once", "{v}");
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_most_once_with_crashes_after_commit_never_duplicates() {
+    let campaign =
+        QUEUE.replace("MODE", "at-most-once") + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"pause\"]\ninterval = 3.0\nduration = 3.0\n";
+    let (code, v, history) = run("at-most-once", &campaign, 15).await;
+    assert_eq!(v["evidence"]["drained"], true);
+    assert_eq!(n(&v["counts"]["duplicated"]), 0, "at-most-once never duplicates: {v}");
+    if history.contains("\"point\":\"after committing, before processing\"") {
+        assert!(n(&v["counts"]["lost"]) > 0, "a crash after the commit loses what it held: {v}");
+    }
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn txn_read_committed_sees_no_torn_or_aborted_transactions() {
+    let campaign = r#"
+broker = "kafka"
+mode = "exactly-once"
+
+[workload]
+kind = "txn"
+partitions = 3
+producers = 2
+consumers = 1
+rate = 150
+txn_size = 3
+abort_ratio = 0.2
+
+[nemesis]
+faults = ["lose-acks"]
+interval = 3.0
+duration = 4.0
+"#;
+    let (code, v, _) = run("txn", campaign, 15).await;
+    let committed = &v["groups"]["read-committed"];
+    let uncommitted = &v["groups"]["read-uncommitted"];
+    assert_eq!(n(&committed["failed_delivered"]), 0, "no aborted reads in read_committed: {v}");
+    assert_eq!(n(&committed["torn"]), 0, "no torn transactions in read_committed: {v}");
+    assert_eq!(n(&committed["lost"]), 0, "{v}");
+    assert!(n(&uncommitted["failed_delivered"]) > 0, "read_uncommitted sees aborted transactions: {v}");
+    // The claim (exactly-once) is violated by the read_uncommitted group alone.
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn a_campaign_with_an_unknown_key_is_refused_naming_key_and_line() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, QUEUE.replace("MODE", "at-least-once").replace("producers = 2", "produsers = 2")).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ackcheck")).arg("run").arg(&file).output().expect("running ackcheck");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("line 8") && stderr.contains("unknown key `produsers` in [workload]"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
+}

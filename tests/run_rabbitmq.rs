@@ -1,0 +1,360 @@
+//! RabbitMQ end to end, against a real node behind Toxiproxy (Debian's rabbitmq-server, see
+//! `.ci/install-rabbitmq.sh`).
+//!
+//! First the lapin adapter alone, on what the history's positions rest on: a publish whose
+//! confirm is lost ends unknown although the broker stored it, and the application's re-send is
+//! a second stored copy with another `pos`; a consumer dropped before its ack gets the same copy
+//! (same `pos`) redelivered to the next one, flagged; an auto-ack consumer that dies loses what
+//! it held. Then short versions of the campaigns in workloads/ through `ackcheck run`,
+//! asserting what 15–20 s reproduce reliably.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ackcheck::client::rabbitmq::{self, QueueType, RabbitBroker};
+use ackcheck::client::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::cluster::{self, BrokerKind, Home};
+use ackcheck::history::Guarantee;
+use ackcheck::runner::{self, RunOptions};
+use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use serde_json::Value;
+
+/// Every test uses the RabbitMQ ports: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const STEP: Duration = Duration::from_secs(30);
+
+fn log() -> LogSink {
+    Arc::new(|line: &str| eprintln!("  log: {line}"))
+}
+
+fn message(id: &str, dest: &str) -> Outgoing {
+    Outgoing {
+        id: id.into(),
+        key: Some("k1".into()),
+        dest: dest.into(),
+        from: None,
+        size: 100,
+    }
+}
+
+fn spec(mode: Guarantee, queue: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        mode,
+        group: "g".into(),
+        dests: vec![queue.into()],
+        committed_only: false,
+    }
+}
+
+/// Receive until `n` messages came, or fail after STEP.
+async fn receive(consumer: &mut dyn Consumer, n: usize) -> Vec<Received> {
+    let deadline = Instant::now() + STEP;
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(Instant::now() < deadline, "only {} of {n} messages arrived", got.len());
+        got.extend(
+            consumer
+                .receive(n - got.len(), Duration::from_millis(200))
+                .await
+                .expect("receiving"),
+        );
+    }
+    got
+}
+
+/// Nothing arrives within `wait`.
+async fn nothing_left(consumer: &mut dyn Consumer, wait: Duration) {
+    let got = consumer.receive(100, wait).await.expect("receiving");
+    let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
+    assert!(got.is_empty(), "expected an empty queue, got {ids:?}");
+}
+
+/// Start one node, run `scenario` against its proxy endpoint, then stop it whatever happened.
+async fn with_node<F, Fut>(scenario: F)
+where
+    F: FnOnce(RabbitBroker, String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _serial = SERIAL.lock().await;
+    let home = Home::from_env();
+    let cluster = cluster::open(BrokerKind::Rabbitmq, Some(1), &home).expect("opening the cluster");
+    cluster.up().await.expect("starting RabbitMQ");
+    let endpoint = cluster.endpoints()[0].client.to_string();
+    let proxy_name = cluster.endpoints()[0].proxy.clone();
+    let broker = RabbitBroker::new(&[endpoint], QueueType::Quorum, log());
+    let outcome = tokio::spawn(scenario(broker, proxy_name.clone())).await;
+    // Only our own proxy: Toxiproxy is shared with other brokers' runs.
+    let _ = Toxiproxy::default().remove_toxic(&proxy_name, "lost-acks").await;
+    let down = cluster.down().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    down.expect("stopping RabbitMQ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_confirm_is_unknown_the_copy_is_stored_and_a_resend_is_another_copy() {
+    with_node(|broker, proxy| async move {
+        let queue = "adapter-lost-confirm";
+        broker.create_dest(queue, 1).await.expect("declaring the queue");
+        let producer_spec = ProducerSpec {
+            mode: Guarantee::AtLeastOnce,
+            identity: "producer-0".into(),
+        };
+        let producer = broker.producer(&producer_spec).await.expect("a producer");
+        assert_eq!(producer.send(&[message("p0-1", queue)]).await, Outcome::Ok);
+
+        let toxiproxy = Toxiproxy::default();
+        toxiproxy
+            .add_toxic(&proxy, &Toxic::lost_acks(0))
+            .await
+            .expect("adding the lost-ack toxic");
+        let started = Instant::now();
+        let outcome = producer.send(&[message("p0-2", queue)]).await;
+        assert!(
+            matches!(outcome, Outcome::Info(_)),
+            "a publish without its confirm is unknown: {outcome:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the confirm timeout bounds the wait"
+        );
+        toxiproxy
+            .remove_toxic(&proxy, "lost-acks")
+            .await
+            .expect("removing the toxic");
+
+        // The application does not know: it re-sends the same id, a second publish.
+        let resent = async {
+            loop {
+                match producer.send(&[message("p0-2", queue)]).await {
+                    Outcome::Ok => return,
+                    other => eprintln!("re-send: {other:?}"),
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::time::timeout(STEP, resent)
+            .await
+            .expect("the re-send is confirmed once the toxic is gone");
+
+        let mut consumer = broker
+            .consumer(&spec(Guarantee::AtLeastOnce, queue))
+            .await
+            .expect("a consumer");
+        let got = receive(consumer.as_mut(), 3).await;
+        let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["p0-1", "p0-2", "p0-2"],
+            "the unconfirmed publish was stored, then the re-send"
+        );
+        let (first, second) = (&got[1].pos, &got[2].pos);
+        assert_ne!(first, second, "two publishes are two stored copies: written twice");
+        assert!(
+            first.starts_with(&format!("{queue}@p0-2~")),
+            "pos names queue and copy: {first}"
+        );
+        assert!(
+            got.iter().all(|m| !rabbitmq::redelivered(m)),
+            "first deliveries are not flagged"
+        );
+        assert_eq!(got[0].key.as_deref(), Some("k1"));
+        consumer.commit(&got).await.expect("acking");
+        nothing_left(consumer.as_mut(), Duration::from_secs(1)).await;
+        consumer.close().await;
+        producer.close(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_dropped_before_its_ack_gets_the_same_copy_redelivered() {
+    with_node(|broker, _| async move {
+        let queue = "adapter-redelivery";
+        broker.create_dest(queue, 1).await.expect("declaring the queue");
+        let producer_spec = ProducerSpec {
+            mode: Guarantee::AtLeastOnce,
+            identity: "producer-0".into(),
+        };
+        let producer = broker.producer(&producer_spec).await.expect("a producer");
+        for i in 0..3 {
+            assert_eq!(producer.send(&[message(&format!("p0-{i}"), queue)]).await, Outcome::Ok);
+        }
+
+        let mut crashed = broker
+            .consumer(&spec(Guarantee::AtLeastOnce, queue))
+            .await
+            .expect("a consumer");
+        let first = receive(crashed.as_mut(), 3).await;
+        drop(crashed); // a crash: processed or not, never acknowledged
+
+        let mut next = broker
+            .consumer(&spec(Guarantee::AtLeastOnce, queue))
+            .await
+            .expect("a consumer");
+        let again = receive(next.as_mut(), 3).await;
+        let positions = |ms: &[Received]| ms.iter().map(|m| (m.id.clone(), m.pos.clone())).collect::<Vec<_>>();
+        assert_eq!(
+            positions(&again),
+            positions(&first),
+            "the same stored copies, at the same positions"
+        );
+        assert!(
+            again.iter().all(rabbitmq::redelivered),
+            "the broker flags them redelivered"
+        );
+        next.commit(&again).await.expect("acking");
+        next.close().await;
+
+        let mut last = broker
+            .consumer(&spec(Guarantee::AtLeastOnce, queue))
+            .await
+            .expect("a consumer");
+        nothing_left(last.as_mut(), Duration::from_secs(1)).await;
+        last.close().await;
+        producer.close(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_auto_ack_consumer_that_dies_loses_what_it_held() {
+    with_node(|broker, _| async move {
+        let queue = "adapter-auto-ack";
+        broker.create_dest(queue, 1).await.expect("declaring the queue");
+        let producer_spec = ProducerSpec {
+            mode: Guarantee::AtMostOnce,
+            identity: "producer-0".into(),
+        };
+        let producer = broker.producer(&producer_spec).await.expect("a producer");
+        for i in 0..3 {
+            assert_eq!(producer.send(&[message(&format!("p0-{i}"), queue)]).await, Outcome::Ok);
+        }
+        let mut crashed = broker
+            .consumer(&spec(Guarantee::AtMostOnce, queue))
+            .await
+            .expect("a consumer");
+        receive(crashed.as_mut(), 3).await;
+        drop(crashed); // before processing: the broker already forgot them
+        let mut next = broker
+            .consumer(&spec(Guarantee::AtMostOnce, queue))
+            .await
+            .expect("a consumer");
+        nothing_left(next.as_mut(), Duration::from_secs(2)).await;
+        next.close().await;
+        producer.close(Duration::from_secs(5)).await;
+    })
+    .await;
+}
+
+/// Run `campaign` (TOML text) for `seconds` with seed 7; returns the exit code, verdict, history.
+async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, String) {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join(format!("{name}.toml"));
+    std::fs::write(&file, campaign).expect("writing the campaign");
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let options = RunOptions {
+        campaign: file,
+        out: Some(out.clone()),
+        seed: Some(7),
+        duration: Some(Duration::from_secs(seconds)),
+        external: false,
+        no_faults: false,
+        keep_cluster: false,
+        examples: 3,
+        discard_history: false,
+    };
+    let code = match runner::run(options).await {
+        Ok(code) => code,
+        Err(e) => panic!(
+            "{name}: the run failed: {e:#}\nrun.log:\n{}",
+            read(&out.join("run.log"))
+        ),
+    };
+    eprintln!("{name}: exit {code} after {:.1} s", started.elapsed().as_secs_f64());
+    let verdict: Value = serde_json::from_str(&read(&out.join("verdict.json"))).expect("verdict.json is JSON");
+    eprintln!(
+        "{name}: counts {}\n  causes {}\n  evidence {}",
+        verdict["counts"], verdict["duplicate_causes"], verdict["evidence"]
+    );
+    (code, verdict, read(&out.join("history.jsonl")))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("({} unreadable: {e})", path.display()))
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+const QUEUE: &str = r#"
+broker = "rabbitmq"
+mode = "MODE"
+
+[workload]
+kind = "queue"
+producers = 2
+consumers = 2
+rate = 300
+poll_batch = 20
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_least_once_under_lost_confirms_and_crashes_duplicates_and_loses_nothing() {
+    let campaign = QUEUE.replace("MODE", "at-least-once")
+        + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"lose-acks\"]\ninterval = 3.0\nduration = 5.0\n";
+    let (code, v, history) = run("rabbitmq-at-least-once", &campaign, 20).await;
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert!(n(&v["evidence"]["faults"]["lose-acks"]) >= 1, "confirms were cut: {v}");
+    assert_eq!(n(&v["counts"]["lost"]), 0, "at-least-once loses nothing: {v}");
+    assert!(
+        n(&v["duplicate_causes"]["written_twice"]) > 0,
+        "a lost confirm makes the application publish again: {v}"
+    );
+    if history.contains("\"point\":\"after processing, before committing\"") {
+        assert!(
+            n(&v["duplicate_causes"]["redelivered"]) > 0,
+            "crashes before the ack redeliver: {v}"
+        );
+    }
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_most_once_with_auto_ack_crashes_loses_and_never_duplicates() {
+    let campaign = QUEUE.replace("MODE", "at-most-once")
+        + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"reset\"]\ninterval = 3.0\nduration = 3.0\n";
+    let (code, v, _) = run("rabbitmq-at-most-once", &campaign, 15).await;
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert_eq!(n(&v["counts"]["duplicated"]), 0, "at-most-once never duplicates: {v}");
+    // Every crash drops a received batch that the broker had already forgotten (auto-ack).
+    if n(&v["evidence"]["crashes"]) > 0 {
+        assert!(
+            n(&v["counts"]["lost"]) > 0,
+            "a crashed auto-ack consumer loses what it held: {v}"
+        );
+    }
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_once_effect_holds_under_lost_confirms_and_crashes() {
+    let campaign = QUEUE.replace("MODE", "exactly-once")
+        + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"lose-acks\", \"reset\"]\ninterval = 3.0\nduration = 4.0\n";
+    let (code, v, _) = run("rabbitmq-exactly-once", &campaign, 20).await;
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert!(n(&v["evidence"]["crashes"]) > 0, "consumers crashed: {v}");
+    assert!(n(&v["evidence"]["indeterminate_sends"]) > 0, "confirms were lost: {v}");
+    assert!(n(&v["counts"]["delivered"]) > 1000, "messages moved: {v}");
+    assert_eq!(v["verdict"], "exactly-once", "{v}");
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
