@@ -8,7 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ACKCHECK_LOG").unwrap_or_else(|_| "warn,pulsar=off".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ACKCHECK_LOG")
+                .unwrap_or_else(|_| "warn,pulsar=off,lapin=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();

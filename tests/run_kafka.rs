@@ -36,11 +36,17 @@ async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, String) {
     };
     let code = match runner::run(options).await {
         Ok(code) => code,
-        Err(e) => panic!("{name}: the run failed: {e:#}\nrun.log:\n{}", read(&out.join("run.log"))),
+        Err(e) => panic!(
+            "{name}: the run failed: {e:#}\nrun.log:\n{}",
+            read(&out.join("run.log"))
+        ),
     };
     eprintln!("{name}: exit {code} after {:.1} s", started.elapsed().as_secs_f64());
     let verdict: Value = serde_json::from_str(&read(&out.join("verdict.json"))).expect("verdict.json is JSON");
-    eprintln!("{name}: counts {}\n  causes {}\n  evidence {}", verdict["counts"], verdict["duplicate_causes"], verdict["evidence"]);
+    eprintln!(
+        "{name}: counts {}\n  causes {}\n  evidence {}",
+        verdict["counts"], verdict["duplicate_causes"], verdict["evidence"]
+    );
     (code, verdict, read(&out.join("history.jsonl")))
 }
 
@@ -73,10 +79,16 @@ async fn at_least_once_under_lost_acks_writes_twice_and_loses_nothing() {
     assert_eq!(v["evidence"]["drained"], true, "the drain completed");
     assert!(n(&v["evidence"]["faults"]["lose-acks"]) >= 1, "lost acks were injected");
     assert_eq!(n(&v["counts"]["lost"]), 0, "at-least-once loses nothing: {v}");
-    assert!(n(&v["duplicate_causes"]["written_twice"]) > 0, "a lost ack makes the producer append again: {v}");
+    assert!(
+        n(&v["duplicate_causes"]["written_twice"]) > 0,
+        "a lost ack makes the producer append again: {v}"
+    );
     // A crash after processing and before the commit redelivers what it had processed.
     if history.contains("\"point\":\"after processing, before committing\"") {
-        assert!(n(&v["duplicate_causes"]["redelivered"]) > 0, "crashes before the commit redeliver: {v}");
+        assert!(
+            n(&v["duplicate_causes"]["redelivered"]) > 0,
+            "crashes before the commit redeliver: {v}"
+        );
     }
     assert_eq!(v["claim_holds"], true);
     assert_eq!(code, 0);
@@ -117,13 +129,16 @@ duration = 4.0
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_most_once_with_crashes_after_commit_never_duplicates() {
-    let campaign =
-        QUEUE.replace("MODE", "at-most-once") + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"pause\"]\ninterval = 3.0\nduration = 3.0\n";
+    let campaign = QUEUE.replace("MODE", "at-most-once")
+        + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"pause\"]\ninterval = 3.0\nduration = 3.0\n";
     let (code, v, history) = run("at-most-once", &campaign, 15).await;
     assert_eq!(v["evidence"]["drained"], true);
     assert_eq!(n(&v["counts"]["duplicated"]), 0, "at-most-once never duplicates: {v}");
     if history.contains("\"point\":\"after committing, before processing\"") {
-        assert!(n(&v["counts"]["lost"]) > 0, "a crash after the commit loses what it held: {v}");
+        assert!(
+            n(&v["counts"]["lost"]) > 0,
+            "a crash after the commit loses what it held: {v}"
+        );
     }
     assert_eq!(v["claim_holds"], true, "{v}");
     assert_eq!(code, 0);
@@ -152,10 +167,17 @@ duration = 4.0
     let (code, v, _) = run("txn", campaign, 15).await;
     let committed = &v["groups"]["read-committed"];
     let uncommitted = &v["groups"]["read-uncommitted"];
-    assert_eq!(n(&committed["failed_delivered"]), 0, "no aborted reads in read_committed: {v}");
+    assert_eq!(
+        n(&committed["failed_delivered"]),
+        0,
+        "no aborted reads in read_committed: {v}"
+    );
     assert_eq!(n(&committed["torn"]), 0, "no torn transactions in read_committed: {v}");
     assert_eq!(n(&committed["lost"]), 0, "{v}");
-    assert!(n(&uncommitted["failed_delivered"]) > 0, "read_uncommitted sees aborted transactions: {v}");
+    assert!(
+        n(&uncommitted["failed_delivered"]) > 0,
+        "read_uncommitted sees aborted transactions: {v}"
+    );
     // The claim (exactly-once) is violated by the read_uncommitted group alone.
     assert_eq!(code, 1);
 }
@@ -164,10 +186,23 @@ duration = 4.0
 fn a_campaign_with_an_unknown_key_is_refused_naming_key_and_line() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("bad.toml");
-    std::fs::write(&file, QUEUE.replace("MODE", "at-least-once").replace("producers = 2", "produsers = 2")).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_ackcheck")).arg("run").arg(&file).output().expect("running ackcheck");
+    std::fs::write(
+        &file,
+        QUEUE
+            .replace("MODE", "at-least-once")
+            .replace("producers = 2", "produsers = 2"),
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .arg("run")
+        .arg(&file)
+        .output()
+        .expect("running ackcheck");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("line 8") && stderr.contains("unknown key `produsers` in [workload]"), "{stderr}");
+    assert!(
+        stderr.contains("line 8") && stderr.contains("unknown key `produsers` in [workload]"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
 }
