@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::rabbitmq::QueueType;
 use crate::cluster::BrokerKind;
 use crate::history::Guarantee;
 use crate::nemesis::NemesisConfig;
@@ -47,6 +48,18 @@ pub struct Campaign {
     /// Where the brokers are with `--external`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalConfig>,
+    /// RabbitMQ only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq: Option<RabbitmqConfig>,
+}
+
+/// `[rabbitmq]`: options only RabbitMQ has.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitmqConfig {
+    /// `"quorum"` (replicated over every node; the default) or `"classic"` (one node's queue).
+    #[serde(default)]
+    pub queue_type: QueueType,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +240,16 @@ impl Campaign {
             let key = if e.contains("interval") { "interval" } else { "duration" };
             return Err(("nemesis", key, e));
         }
+        if self.rabbitmq.is_some() && self.broker != BrokerKind::Rabbitmq {
+            return Err((
+                "rabbitmq",
+                "queue_type",
+                format!(
+                    "is a RabbitMQ option; remove the [rabbitmq] table for broker \"{}\"",
+                    self.broker
+                ),
+            ));
+        }
         if let Some(x) = &self.external {
             if x.endpoints.is_empty() {
                 return Err(("external", "endpoints", "must list at least one host:port".into()));
@@ -285,6 +308,32 @@ mod tests {
         );
         let e = Campaign::parse("c.toml", &format!("{GOOD}\n[nemesis]\nfaults = [\"flood\"]\n")).unwrap_err();
         assert!(e.to_string().contains("line 10"), "{e}");
+        let e = Campaign::parse("c.toml", &format!("{GOOD}\n[rabbitmq]\nqueue_type = \"classic\"\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("line 10") && e.to_string().contains("RabbitMQ option"),
+            "{e}"
+        );
+        let e = Campaign::parse(
+            "c.toml",
+            &format!(
+                "{}\n[rabbitmq]\nqueue_type = \"stream\"\n",
+                GOOD.replace("kafka", "rabbitmq")
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("line 10") && e.to_string().contains("quorum"),
+            "{e}"
+        );
+        let c = Campaign::parse(
+            "c.toml",
+            &format!(
+                "{}\n[rabbitmq]\nqueue_type = \"classic\"\n",
+                GOOD.replace("kafka", "rabbitmq")
+            ),
+        )
+        .expect("valid");
+        assert_eq!(c.rabbitmq.map(|r| r.queue_type), Some(QueueType::Classic));
     }
 
     #[test]

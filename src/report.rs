@@ -71,6 +71,16 @@ pub fn human(v: &Verdict) -> String {
         e.crashes,
         if e.drained { "completed" } else { "none" }
     );
+    if e.skipped > 0 || e.flagged_redelivered > 0 {
+        let _ = writeln!(
+            out,
+            "  {} copies skipped by an idempotent consumer ({} redelivered, {} other stored copies), {} deliveries or copies flagged redelivered by the broker",
+            e.skipped,
+            e.skipped_redelivered,
+            e.skipped - e.skipped_redelivered,
+            e.flagged_redelivered
+        );
+    }
     if v.groups.len() > 1 {
         for (g, gc) in &v.groups {
             let _ = writeln!(

@@ -20,7 +20,7 @@ use crate::client;
 use crate::cluster::{self, process, Cluster, ClusterError, Home};
 use crate::history::reader::HistoryReader;
 use crate::history::writer::Recorder;
-use crate::history::{EventType, Header, Process, FORMAT_VERSION};
+use crate::history::{EventType, Guarantee, Header, Process, FORMAT_VERSION};
 use crate::nemesis::Nemesis;
 use crate::toxiproxy::Toxiproxy;
 use crate::workload::state::Stats;
@@ -140,6 +140,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
                 &campaign,
                 seed,
                 &run_id,
+                &out,
                 &recorder,
                 cluster.clone(),
                 &endpoints,
@@ -244,6 +245,7 @@ async fn run_phases(
     campaign: &Campaign,
     seed: u64,
     run_id: &str,
+    out: &Path,
     recorder: &Recorder,
     cluster: Option<Arc<dyn Cluster>>,
     endpoints: &[String],
@@ -251,7 +253,7 @@ async fn run_phases(
     interrupt: &CancellationToken,
     abandon: &CancellationToken,
 ) -> Result<()> {
-    let broker = client::connect(campaign.broker, endpoints, campaign.nodes, run_id, log.sink())?;
+    let broker = client::connect(campaign, endpoints, run_id, log.sink())?;
     let settings = Settings {
         mode: campaign.mode,
         seed,
@@ -259,8 +261,9 @@ async fn run_phases(
         crash_interval: campaign.crashes.interval,
         duration: campaign.duration,
         run: run_id.to_string(),
+        effects: (campaign.mode == Guarantee::ExactlyOnce).then(|| out.join("effects.log")),
     };
-    let mut workload = Workload::new(settings, recorder.clone(), broker.clone(), log.sink());
+    let mut workload = Workload::new(settings, recorder.clone(), broker.clone(), log.sink())?;
     for (dest, partitions) in workload.dests() {
         broker
             .create_dest(dest, *partitions)
@@ -365,7 +368,7 @@ async fn run_phases(
     *phase.lock().unwrap_or_else(|p| p.into_inner()) = "closing";
     workload.stop().await;
     progress.cancel();
-    let summary = format!(
+    let mut summary = format!(
         "{} sends ({} acknowledged, {} failed, {} unknown), {} deliveries, {} client crashes",
         Stats::get(&stats.sends),
         Stats::get(&stats.acked),
@@ -374,6 +377,12 @@ async fn run_phases(
         Stats::get(&stats.deliveries),
         Stats::get(&stats.crashes)
     );
+    if Stats::get(&stats.skipped) > 0 {
+        summary += &format!(
+            ", {} copies skipped by the idempotent consumers",
+            Stats::get(&stats.skipped)
+        );
+    }
     log.line(&summary);
     eprintln!(
         "done: {summary}; {:.0} acknowledged sends/s in the run phase",

@@ -468,6 +468,7 @@ fn derive(plan: &Plan, m: &Message, n: u32) -> Message {
         dest: Some("sink".into()),
         pos: m.pos.as_ref().map(|p| format!("{p}/{n}")),
         from: Some(m.id.clone()),
+        redelivered: false,
     }
 }
 

@@ -396,3 +396,43 @@ fn claim_override_beats_the_header() {
     let v = checker::check(reader(), Some(Guarantee::AtLeastOnce), 3).unwrap();
     assert_eq!((v.claim, v.claim_holds), (Some(Guarantee::AtLeastOnce), Some(true)));
 }
+
+#[test]
+fn copies_an_idempotent_consumer_skipped_are_evidence_not_deliveries() {
+    let mut h = H::default();
+    h.send(1, &["a"], Some("info")).send(1, &["a"], Some("ok"));
+    h.line(
+        "100",
+        "ok",
+        "deliver",
+        None,
+        r#"{"group":"g","messages":[{"id":"a","pos":"q@a~1"}]}"#,
+    );
+    // The re-sent copy and a redelivery of the first arrive later and are skipped.
+    h.line(
+        "101",
+        "ok",
+        "deliver",
+        None,
+        r#"{"group":"g","skipped":[{"id":"a","pos":"q@a~2"},{"id":"a","pos":"q@a~1","redelivered":true}]}"#,
+    );
+    let v = h.drain().check(Some(Guarantee::ExactlyOnce));
+    assert_eq!(v.verdict, Observed::ExactlyOnce);
+    assert_eq!(v.claim_holds, Some(true));
+    assert_eq!((v.counts.delivered, v.counts.duplicated), (1, 0));
+    let e = &v.evidence;
+    assert_eq!(
+        (e.deliveries, e.skipped, e.skipped_redelivered, e.flagged_redelivered),
+        (1, 2, 1, 1)
+    );
+    assert!(
+        v.notes.iter().any(|n| n.contains("application's deduplication")),
+        "{:?}",
+        v.notes
+    );
+    let human = ackcheck::report::human(&v);
+    assert!(
+        human.contains("2 copies skipped by an idempotent consumer (1 redelivered, 1 other stored copies)"),
+        "{human}"
+    );
+}

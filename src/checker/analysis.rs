@@ -322,6 +322,14 @@ pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) 
             "no consumer group delivered anything: every acknowledged message is expected by an implicit group".into(),
         );
     }
+    if c.evidence.skipped > 0 {
+        notes.push(format!(
+            "an idempotent consumer received {} copies of messages it had already processed and skipped them ({} redeliveries, {} other stored copies): the broker delivered at least once, and the application's deduplication, not the broker, kept them from taking effect twice",
+            c.evidence.skipped,
+            c.evidence.skipped_redelivered,
+            c.evidence.skipped - c.evidence.skipped_redelivered
+        ));
+    }
     if let Some(line) = c.truncated_line {
         notes.push(format!(
             "line {line} was cut off mid-write (a killed recorder) and was ignored"

@@ -165,6 +165,13 @@ impl Interner {
         (i, true)
     }
 
+    fn get(&self, s: &str) -> Option<Idx> {
+        let (text, spans) = (&self.text, &self.spans);
+        self.map
+            .find(Self::hash(s), |&i| Self::at(text, spans, i) == s)
+            .copied()
+    }
+
     fn at<'a>(text: &'a str, spans: &[(u32, u32)], i: Idx) -> &'a str {
         let (start, len) = spans[i as usize];
         &text[start as usize..(start + len) as usize]
@@ -342,12 +349,31 @@ impl Checker {
         }
     }
 
+    /// A copy an idempotent consumer received and skipped: a redelivery if the message was
+    /// delivered at that position before, else another stored copy of it.
+    fn skipped(&mut self, m: &Message) {
+        self.evidence.skipped += 1;
+        self.evidence.flagged_redelivered += m.redelivered as u64;
+        let seen_at = |h: u64| {
+            let i = self.ids.get(&m.id)?;
+            let first = self.messages[i as usize].first_pos;
+            Some(first == h || self.more_positions.get(&i).is_some_and(|more| more.contains(&h)))
+        };
+        if m.pos.as_deref().map(pos_hash).and_then(seen_at) == Some(true) {
+            self.evidence.skipped_redelivered += 1;
+        }
+    }
+
     fn delivered(&mut self, event: Event) {
         let at = At::of(&event);
         let Some(value) = event.value else { return };
         let group = self.groups.get_or_insert(value.group.unwrap_or_default()).0 as u16;
+        for m in &value.skipped {
+            self.skipped(m);
+        }
         for (slot, mut m) in value.messages.into_iter().enumerate() {
             self.evidence.deliveries += 1;
+            self.evidence.flagged_redelivered += m.redelivered as u64;
             let id = std::mem::take(&mut m.id);
             let pos = m.pos.take();
             let i = self.message(id);

@@ -73,6 +73,14 @@ pub struct Evidence {
     pub faults: BTreeMap<String, u64>,
     /// Whether the history has a completed drain (without one, loss cannot be proven).
     pub drained: bool,
+    /// Copies an idempotent consumer received again and skipped (deliver events' `skipped`):
+    /// duplicates the application, not the broker, kept from taking effect.
+    pub skipped: u64,
+    /// Of those, copies at a position delivered before (redeliveries); the others are other
+    /// stored copies of the message (written twice).
+    pub skipped_redelivered: u64,
+    /// Deliveries and skipped copies the broker itself flagged as redelivered.
+    pub flagged_redelivered: u64,
 }
 
 /// Per consumer group.

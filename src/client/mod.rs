@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::campaign::Campaign;
 use crate::cluster::BrokerKind;
 use crate::history::Guarantee;
 
@@ -58,6 +59,9 @@ pub struct Received {
     /// Where the broker put it (`partition@offset` for Kafka).
     pub pos: String,
     pub from: Option<String>,
+    /// The broker flagged it as delivered before (RabbitMQ `redelivered`); false where the
+    /// broker has no such flag.
+    pub redelivered: bool,
     /// The adapter's own acknowledgement data (an offset, a delivery tag, a receipt handle).
     pub handle: Box<dyn Any + Send + Sync>,
 }
@@ -127,6 +131,14 @@ pub trait Broker: Send + Sync {
         consumer: &ConsumerSpec,
         producer: &ProducerSpec,
     ) -> Result<Box<dyn Processor>, ClientError>;
+
+    /// Whether a producer of this broker can store one logical message twice even in
+    /// exactly-once mode (no producer-side deduplication, e.g. RabbitMQ). The idempotent
+    /// consumer of the exactly-once mode then deduplicates by message id; otherwise by
+    /// position, so that a broker that should not write twice is still caught doing it.
+    fn duplicates_writes(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -205,21 +217,21 @@ pub trait Processor: Send {
 
 /// Connect to a broker. `endpoints` are the addresses clients use (the proxies); `run` makes
 /// broker-side names (groups, transactional ids) unique to this run.
-pub fn connect(
-    kind: BrokerKind,
-    endpoints: &[String],
-    nodes: usize,
-    run: &str,
-    log: LogSink,
-) -> anyhow::Result<Arc<dyn Broker>> {
-    match kind {
-        BrokerKind::Kafka => Ok(Arc::new(kafka::KafkaBroker::new(endpoints.join(","), nodes, run, log))),
-        BrokerKind::Rabbitmq => Ok(Arc::new(rabbitmq::RabbitBroker::new(
-            endpoints,
-            rabbitmq::QueueType::default(),
+pub fn connect(campaign: &Campaign, endpoints: &[String], run: &str, log: LogSink) -> anyhow::Result<Arc<dyn Broker>> {
+    match campaign.broker {
+        BrokerKind::Kafka => Ok(Arc::new(kafka::KafkaBroker::new(
+            endpoints.join(","),
+            campaign.nodes,
+            run,
             log,
         ))),
-        other => anyhow::bail!("ackcheck run has no {other} client yet; only kafka campaigns can run for now"),
+        BrokerKind::Rabbitmq => {
+            let queue_type = campaign.rabbitmq.clone().unwrap_or_default().queue_type;
+            Ok(Arc::new(rabbitmq::RabbitBroker::new(endpoints, queue_type, log)))
+        }
+        other => {
+            anyhow::bail!("ackcheck run has no {other} client yet; only kafka and rabbitmq campaigns can run for now")
+        }
     }
 }
 

@@ -177,6 +177,12 @@ impl Broker for RabbitBroker {
         BrokerKind::Rabbitmq
     }
 
+    /// A publish whose confirm was lost, sent again, is a second stored copy: RabbitMQ has no
+    /// producer-side deduplication.
+    fn duplicates_writes(&self) -> bool {
+        true
+    }
+
     /// One queue; RabbitMQ queues have no partitions, so `partitions` is noted and ignored.
     async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError> {
         if partitions > 1 {
@@ -429,8 +435,6 @@ impl Producer for RabbitProducer {
 #[derive(Debug, Clone, Copy)]
 pub struct Tag {
     pub delivery_tag: u64,
-    /// The broker's flag: this copy was delivered before (to a consumer that did not ack it).
-    pub redelivered: bool,
 }
 
 /// One consumer: its own connection, channel and basic.consume. It never reconnects itself:
@@ -522,7 +526,6 @@ impl RabbitConsumer {
         }
         let tag = Tag {
             delivery_tag: d.delivery_tag,
-            redelivered: d.redelivered,
         };
         Received {
             pos: format!("{}@{copy}", self.queue),
@@ -530,6 +533,8 @@ impl RabbitConsumer {
             key: header(KEY_HEADER),
             dest: self.queue.clone(),
             from: from.flatten(),
+            // This copy was delivered before, to a consumer that did not ack it.
+            redelivered: d.redelivered,
             handle: Box::new(tag),
         }
     }
@@ -561,11 +566,6 @@ impl Drop for RabbitProducer {
             close_in_background(link.conn, "producer dropped");
         }
     }
-}
-
-/// The broker's `redelivered` flag of a received message (false for other adapters' handles).
-pub fn redelivered(message: &Received) -> bool {
-    tag(&*message.handle).is_some_and(|t| t.redelivered)
 }
 
 fn tag(handle: &dyn Any) -> Option<Tag> {
@@ -675,24 +675,6 @@ mod tests {
         );
         assert_eq!(copy_of("queue-1@p0-3~17"), Some("p0-3~17"));
         assert_eq!(copy_of("no position"), None);
-    }
-
-    #[test]
-    fn the_redelivered_flag_is_read_from_rabbitmq_handles_only() {
-        let mut r = Received {
-            id: "p0-1".into(),
-            key: None,
-            dest: "q".into(),
-            pos: "q@p0-1~0".into(),
-            from: None,
-            handle: Box::new(Tag {
-                delivery_tag: 1,
-                redelivered: true,
-            }),
-        };
-        assert!(redelivered(&r));
-        r.handle = Box::new(7u64);
-        assert!(!redelivered(&r));
     }
 
     #[test]

@@ -134,6 +134,10 @@ pub struct Message {
     /// The upstream message a pipeline stage derived this one from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// In a `deliver`: the broker flagged this copy as delivered before (RabbitMQ's
+    /// `redelivered`). Evidence only; the checker finds redeliveries from `pos`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redelivered: bool,
 }
 
 impl Message {
@@ -155,6 +159,10 @@ pub struct OpValue {
     pub messages: Vec<Message>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub atomic: bool,
+    /// In a `deliver`: copies an idempotent consumer received and did not process because it
+    /// had processed the same message before (its deduplication at work; not deliveries).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Message>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -176,6 +184,7 @@ impl<'de> Deserialize<'de> for OpValue {
                         "messages" => v.messages = map.next_value()?,
                         "group" => v.group = map.next_value()?,
                         "atomic" => v.atomic = map.next_value()?,
+                        "skipped" => v.skipped = map.next_value()?,
                         other => {
                             let value: serde_json::Value = map.next_value()?;
                             v.extra.insert(other.to_string(), value);

@@ -5,8 +5,9 @@
 //! - at-most-once: commit, then process. A commit that failed leaves the batch unprocessed
 //!   (processing it could duplicate it); a crash after the commit loses the batch.
 //! - at-least-once: process, then commit. A crash before the commit redelivers the batch.
-//! - exactly-once: an idempotent consumer. Its store records each processed position with the
-//!   effect, so a redelivered position is skipped, even by the replacement of a crashed member.
+//! - exactly-once: an idempotent consumer. Its store records each processed message (by id where
+//!   the broker can store a message twice, else by position) before the effect, so a copy seen
+//!   again is skipped (and recorded as skipped), even by the replacement of a crashed member.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -136,16 +137,24 @@ async fn handle(
             if crash_between {
                 return Ok(());
             }
-            ctx.deliver(role.process, &role.group, &all)?;
+            ctx.deliver(role.process, &role.group, &all, &[])?;
         }
         Policy::ProcessFirst | Policy::Idempotent => {
             if role.policy == Policy::Idempotent {
-                let positions = batch.iter().map(|m| format!("{}/{}", m.dest, m.pos));
-                let fresh = ctx.effects.first_time(&role.group, positions);
-                let new: Vec<&Received> = batch.iter().zip(fresh).filter(|(_, f)| *f).map(|(m, _)| m).collect();
-                ctx.deliver(role.process, &role.group, &new)?;
+                // Where the broker may store a message twice, the same message is the same id;
+                // elsewhere the same stored copy, so a broker's own duplicate is not hidden.
+                let by_id = ctx.broker.duplicates_writes();
+                let keys = batch.iter().map(|m| match by_id {
+                    true => m.id.clone(),
+                    false => format!("{}/{}", m.dest, m.pos),
+                });
+                let fresh = ctx.effects.first_time(&role.group, keys)?;
+                let (new, skipped): (Vec<_>, Vec<_>) = batch.iter().zip(fresh).partition(|(_, fresh)| *fresh);
+                let new: Vec<&Received> = new.into_iter().map(|(m, _)| m).collect();
+                let skipped: Vec<&Received> = skipped.into_iter().map(|(m, _)| m).collect();
+                ctx.deliver(role.process, &role.group, &new, &skipped)?;
             } else {
-                ctx.deliver(role.process, &role.group, &all)?;
+                ctx.deliver(role.process, &role.group, &all, &[])?;
             }
             if crash_between {
                 return Ok(());

@@ -48,6 +48,7 @@ impl Ctx {
             dest: Some(m.dest.clone()),
             pos: None,
             from: m.from.clone(),
+            redelivered: false,
         }
     }
 
@@ -101,9 +102,16 @@ impl Ctx {
             .complete(Process::Client(process), op, kind, ops::SEND, value, error)?)
     }
 
-    /// Record that `process` processed `messages` for `group`.
-    pub(super) fn deliver(&self, process: u64, group: &str, messages: &[&Received]) -> Result<()> {
-        if messages.is_empty() {
+    /// Record that `process` processed `messages` for `group`, and received `skipped` again
+    /// without processing them (an idempotent consumer's deduplication).
+    pub(super) fn deliver(
+        &self,
+        process: u64,
+        group: &str,
+        messages: &[&Received],
+        skipped: &[&Received],
+    ) -> Result<()> {
+        if messages.is_empty() && skipped.is_empty() {
             return Ok(());
         }
         let tracked = self.tracked_groups.iter().position(|g| g == group);
@@ -115,22 +123,29 @@ impl Ctx {
                     if let Some(g) = tracked {
                         self.tracker.delivered(g, r.from.as_deref().unwrap_or(&r.id));
                     }
-                    Message {
-                        id: r.id.clone(),
-                        key: r.key.clone(),
-                        dest: Some(r.dest.clone()),
-                        pos: Some(r.pos.clone()),
-                        from: r.from.clone(),
-                    }
+                    Self::received(r)
                 })
                 .collect(),
+            skipped: skipped.iter().map(|r| Self::received(r)).collect(),
             ..OpValue::default()
         };
         Stats::add(&self.stats.deliveries, messages.len() as u64);
+        Stats::add(&self.stats.skipped, skipped.len() as u64);
         self.stats.touch();
         Ok(self
             .recorder
             .event(Process::Client(process), EventType::Ok, ops::DELIVER, Some(value), None)?)
+    }
+
+    fn received(r: &Received) -> Message {
+        Message {
+            id: r.id.clone(),
+            key: r.key.clone(),
+            dest: Some(r.dest.clone()),
+            pos: Some(r.pos.clone()),
+            from: r.from.clone(),
+            redelivered: r.redelivered,
+        }
     }
 
     /// Record a client crash: `point` says where, `dropped` the messages it had in hand.

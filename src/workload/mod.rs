@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,9 @@ pub struct Settings {
     pub duration: Duration,
     /// Added to topic names so that every run starts on empty topics.
     pub run: String,
+    /// Where the idempotent consumers keep what they processed (exactly-once); in memory
+    /// when `None`.
+    pub effects: Option<std::path::PathBuf>,
 }
 
 /// A workload being run: its destinations, tasks and the tokens that stop them.
@@ -70,7 +73,7 @@ pub enum DrainEnd {
 
 impl Workload {
     /// Plan a workload (nothing runs until [`Workload::start`]).
-    pub fn new(settings: Settings, recorder: Recorder, broker: Arc<dyn Broker>, log: LogSink) -> Workload {
+    pub fn new(settings: Settings, recorder: Recorder, broker: Arc<dyn Broker>, log: LogSink) -> Result<Workload> {
         let base = format!("{}-{}", settings.config.topic_base(), settings.run);
         let c = &settings.config;
         let (dests, groups): (Vec<(String, u32)>, Vec<&str>) = match c.kind {
@@ -97,6 +100,11 @@ impl Workload {
             settings.duration,
             processors,
         );
+        let effects = match &settings.effects {
+            Some(path) => EffectStore::open(path)
+                .with_context(|| format!("opening the idempotent consumers' store {}", path.display()))?,
+            None => EffectStore::default(),
+        };
         let ctx = Ctx {
             recorder,
             broker,
@@ -105,7 +113,7 @@ impl Workload {
             pacer: Pacer::new(c.rate),
             tracker: Tracker::new(groups.len()),
             tracked_groups: groups.iter().map(|g| g.to_string()).collect(),
-            effects: EffectStore::default(),
+            effects,
             members: Membership::default(),
             crashes: crash::Board::new(crash_slots),
             next_process: AtomicU64::new(0),
@@ -113,7 +121,7 @@ impl Workload {
             failed: CancellationToken::new(),
             settings,
         };
-        Workload {
+        Ok(Workload {
             ctx: Arc::new(ctx),
             dests,
             produce_stop: CancellationToken::new(),
@@ -121,7 +129,7 @@ impl Workload {
             producers: Vec::new(),
             consumers: Vec::new(),
             crash_plan,
-        }
+        })
     }
 
     /// Topics or queues to create before starting: (name, partitions).

@@ -1,7 +1,9 @@
 //! Producers: unique ids, keys from the seed, paced sends, and what the application does after
-//! each outcome. In at-least-once the application re-sends the same id after a send that did
-//! not end ok; in exactly-once it never re-sends (a committed-but-unacknowledged transaction
-//! sent again would be written twice), and each send is one transaction.
+//! each outcome. A plain producer (at-least-once, and exactly-once on brokers without
+//! transactions, where an idempotent consumer absorbs the copies) re-sends the same id after a
+//! send that did not end ok; a transactional producer never re-sends (a committed but
+//! unacknowledged transaction sent again would be written twice), and each send is one
+//! transaction.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,7 +64,9 @@ async fn plain(
     let in_flight = ctx.settings.config.in_flight as usize;
     let permits = Arc::new(Semaphore::new(in_flight));
     let (again_tx, mut again) = mpsc::unbounded_channel::<(Outgoing, Instant)>();
-    let again_tx = (ctx.settings.mode == Guarantee::AtLeastOnce).then_some(again_tx);
+    // Only at-most-once gives up on a message: an exactly-once mode without transactions is the
+    // at-least-once producer plus an idempotent consumer.
+    let again_tx = (ctx.settings.mode != Guarantee::AtMostOnce).then_some(again_tx);
     let mut seq = 0;
     loop {
         let permit = tokio::select! {

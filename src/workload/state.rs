@@ -15,6 +15,8 @@ pub struct Stats {
     pub failed: AtomicU64,
     pub indeterminate: AtomicU64,
     pub deliveries: AtomicU64,
+    /// Copies an idempotent consumer received again and skipped.
+    pub skipped: AtomicU64,
     pub crashes: AtomicU64,
     /// Milliseconds since the start at the last delivery or committed transaction.
     last_activity_ms: AtomicU64,
@@ -29,6 +31,7 @@ impl Default for Stats {
             failed: AtomicU64::new(0),
             indeterminate: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             crashes: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(0),
         }
@@ -148,20 +151,84 @@ impl Tracker {
     }
 }
 
-/// What idempotent (exactly-once) consumers have processed, by group and position: the
-/// application's own store, in which an effect and the position it came from are written
-/// together, so a redelivered position is recognized and skipped even after a crash.
+/// What idempotent (exactly-once) consumers have processed, by group and key (a message id, or
+/// a position where the broker cannot store a message twice): the application's own store,
+/// kept outside the consumer clients, so that a copy processed before is recognized and
+/// skipped, also by the replacement of a crashed consumer.
+///
+/// With a file, the store is durable: new keys are appended and synced to disk *before* the
+/// effect is recorded, and opening the file again reads them back, as a real application's
+/// database would survive its own restart.
 #[derive(Debug, Default)]
 pub struct EffectStore {
-    seen: Mutex<HashMap<String, HashSet<String>>>,
+    inner: Mutex<EffectState>,
 }
 
+#[derive(Debug, Default)]
+struct EffectState {
+    seen: HashMap<String, HashSet<String>>,
+    file: Option<(std::fs::File, std::path::PathBuf)>,
+}
+
+/// One processed key in the store's file: `["group","key"]`.
+type EffectLine = (String, String);
+
 impl EffectStore {
-    /// Mark positions as processed in `group`; returns which of them were new.
-    pub fn first_time(&self, group: &str, positions: impl Iterator<Item = String>) -> Vec<bool> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+    /// A durable store in `path`, with what an earlier store there recorded.
+    pub fn open(path: &std::path::Path) -> std::io::Result<EffectStore> {
+        let mut state = EffectState::default();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        // A last line cut off by a crash mid-write is not a processed key; it is cut away so
+        // that the next key starts on a line of its own.
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        for line in text[..whole].lines() {
+            if let Ok((group, key)) = serde_json::from_str::<EffectLine>(line) {
+                state.seen.entry(group).or_default().insert(key);
+            }
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        if whole < text.len() {
+            file.set_len(whole as u64)?;
+        }
+        state.file = Some((file, path.to_path_buf()));
+        Ok(EffectStore {
+            inner: Mutex::new(state),
+        })
+    }
+
+    /// Mark keys as processed in `group`; returns which of them were new. With a file, the new
+    /// keys are on disk when this returns.
+    pub fn first_time(&self, group: &str, keys: impl Iterator<Item = String>) -> std::io::Result<Vec<bool>> {
+        use std::io::Write;
+        let mut state = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let EffectState { seen, file } = &mut *state;
         let set = seen.entry(group.to_string()).or_default();
-        positions.map(|p| set.insert(p)).collect()
+        let mut lines = Vec::new();
+        let fresh = keys
+            .map(|k| {
+                let new = !set.contains(&k);
+                if new {
+                    if file.is_some() {
+                        let line = serde_json::to_string(&(group, &k)).expect("strings serialize");
+                        lines.extend_from_slice(line.as_bytes());
+                        lines.push(b'\n');
+                    }
+                    set.insert(k);
+                }
+                new
+            })
+            .collect();
+        if let (Some((f, path)), false) = (file, lines.is_empty()) {
+            let written = f.write_all(&lines).and_then(|()| f.sync_data());
+            written.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("writing the effect store {}: {e}", path.display()))
+            })?;
+        }
+        Ok(fresh)
     }
 }
 
@@ -286,17 +353,38 @@ mod tests {
         assert!(!m.complete(), "a member that lost its shares in a rebalance");
     }
 
+    fn keys(k: &[&str]) -> impl Iterator<Item = String> {
+        k.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_iter()
+    }
+
     #[test]
-    fn the_effect_store_recognizes_positions() {
+    fn the_effect_store_recognizes_keys_per_group() {
         let s = EffectStore::default();
+        assert_eq!(s.first_time("g", keys(&["t/0@1", "t/0@2"])).unwrap(), vec![true, true]);
         assert_eq!(
-            s.first_time("g", ["t/0@1".to_string(), "t/0@2".to_string()].into_iter()),
-            vec![true, true]
+            s.first_time("g", keys(&["t/0@2", "t/0@3", "t/0@3"])).unwrap(),
+            vec![false, true, false]
         );
-        assert_eq!(
-            s.first_time("g", ["t/0@2".to_string(), "t/0@3".to_string()].into_iter()),
-            vec![false, true]
-        );
-        assert_eq!(s.first_time("h", ["t/0@2".to_string()].into_iter()), vec![true]);
+        assert_eq!(s.first_time("h", keys(&["t/0@2"])).unwrap(), vec![true]);
+    }
+
+    #[test]
+    fn a_reopened_effect_store_remembers_what_was_processed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("effects.log");
+        let s = EffectStore::open(&path).unwrap();
+        assert_eq!(s.first_time("g", keys(&["p0-1", "p0-2"])).unwrap(), vec![true, true]);
+        drop(s);
+        // A crash cut the last line off mid-write.
+        std::fs::write(
+            &path,
+            format!("{}[\"g\",\"p0-", std::fs::read_to_string(&path).unwrap()),
+        )
+        .unwrap();
+        let s = EffectStore::open(&path).unwrap();
+        assert_eq!(s.first_time("g", keys(&["p0-2", "p0-3"])).unwrap(), vec![false, true]);
+        assert_eq!(s.first_time("other", keys(&["p0-2"])).unwrap(), vec![true]);
+        let s = EffectStore::open(&path).unwrap();
+        assert_eq!(s.first_time("g", keys(&["p0-1", "p0-3"])).unwrap(), vec![false, false]);
     }
 }

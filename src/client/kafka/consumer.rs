@@ -86,6 +86,7 @@ impl KafkaConsumer {
             dest: m.topic().to_string(),
             pos,
             from,
+            redelivered: false,
             handle: Box::new(handle),
         })
     }
