@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::client::rabbitmq::{self, QueueType, RabbitBroker};
+use ackcheck::client::rabbitmq::{QueueType, RabbitBroker};
 use ackcheck::client::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
 use ackcheck::cluster::{self, BrokerKind, Home};
 use ackcheck::history::Guarantee;
@@ -157,10 +157,7 @@ async fn a_lost_confirm_is_unknown_the_copy_is_stored_and_a_resend_is_another_co
             first.starts_with(&format!("{queue}@p0-2~")),
             "pos names queue and copy: {first}"
         );
-        assert!(
-            got.iter().all(|m| !rabbitmq::redelivered(m)),
-            "first deliveries are not flagged"
-        );
+        assert!(got.iter().all(|m| !m.redelivered), "first deliveries are not flagged");
         assert_eq!(got[0].key.as_deref(), Some("k1"));
         consumer.commit(&got).await.expect("acking");
         nothing_left(consumer.as_mut(), Duration::from_secs(1)).await;
@@ -202,10 +199,7 @@ async fn a_consumer_dropped_before_its_ack_gets_the_same_copy_redelivered() {
             positions(&first),
             "the same stored copies, at the same positions"
         );
-        assert!(
-            again.iter().all(rabbitmq::redelivered),
-            "the broker flags them redelivered"
-        );
+        assert!(again.iter().all(|m| m.redelivered), "the broker flags them redelivered");
         next.commit(&again).await.expect("acking");
         next.close().await;
 
@@ -349,12 +343,49 @@ async fn at_most_once_with_auto_ack_crashes_loses_and_never_duplicates() {
 async fn exactly_once_effect_holds_under_lost_confirms_and_crashes() {
     let campaign = QUEUE.replace("MODE", "exactly-once")
         + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"lose-acks\", \"reset\"]\ninterval = 3.0\nduration = 4.0\n";
-    let (code, v, _) = run("rabbitmq-exactly-once", &campaign, 20).await;
+    let (code, v, history) = run("rabbitmq-exactly-once", &campaign, 20).await;
     assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
     assert!(n(&v["evidence"]["crashes"]) > 0, "consumers crashed: {v}");
     assert!(n(&v["evidence"]["indeterminate_sends"]) > 0, "confirms were lost: {v}");
+    assert_eq!(
+        n(&v["counts"]["indeterminate"]),
+        0,
+        "every unknown publish was sent again until confirmed: {v}"
+    );
     assert!(n(&v["counts"]["delivered"]) > 1000, "messages moved: {v}");
+    // The broker stored and delivered copies twice; the application kept them from taking effect.
+    let (skipped, redelivered) = (n(&v["evidence"]["skipped"]), n(&v["evidence"]["skipped_redelivered"]));
+    assert!(skipped > redelivered, "re-sent copies were skipped: {v}");
+    assert!(history.contains("\"skipped\":["), "skipped copies are in the history");
+    assert!(
+        v["notes"].to_string().contains("application's deduplication"),
+        "the report says where exactly-once came from: {v}"
+    );
     assert_eq!(v["verdict"], "exactly-once", "{v}");
     assert_eq!(v["claim_holds"], true, "{v}");
     assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn classic_queues_redeliver_after_crashes_and_lose_nothing() {
+    let campaign =
+        QUEUE.replace("MODE", "at-least-once") + "[crashes]\ninterval = 1.5\n[rabbitmq]\nqueue_type = \"classic\"\n";
+    let (code, v, history) = run("rabbitmq-classic", &campaign, 12).await;
+    assert!(
+        history.contains("\"queue_type\":\"classic\""),
+        "the header records the queue type"
+    );
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert_eq!(n(&v["counts"]["lost"]), 0, "{v}");
+    if history.contains("\"point\":\"after processing, before committing\"") {
+        assert!(
+            n(&v["duplicate_causes"]["redelivered"]) > 0,
+            "crashes before the ack redeliver: {v}"
+        );
+        assert!(
+            n(&v["evidence"]["flagged_redelivered"]) > 0,
+            "the broker flags redeliveries: {v}"
+        );
+    }
+    assert_eq!(code, 0, "{v}");
 }

@@ -39,6 +39,9 @@ impl HistoryError {
 }
 
 /// One item of a history, in file order.
+// Records are handed over one at a time and never stored in bulk, so the size of the `Event`
+// variant costs a copy, where boxing it would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Record {
     Header {
