@@ -71,13 +71,19 @@ pub fn human(v: &Verdict) -> String {
         e.crashes,
         if e.drained { "completed" } else { "none" }
     );
-    if e.skipped > 0 || e.flagged_redelivered > 0 {
+    if e.skipped > 0 {
         let _ = writeln!(
             out,
-            "  {} copies skipped by an idempotent consumer ({} redelivered, {} other stored copies), {} deliveries or copies flagged redelivered by the broker",
+            "  {} copies skipped by an idempotent consumer ({} redelivered, {} other stored copies)",
             e.skipped,
             e.skipped_redelivered,
-            e.skipped - e.skipped_redelivered,
+            e.skipped - e.skipped_redelivered
+        );
+    }
+    if e.flagged_redelivered > 0 {
+        let _ = writeln!(
+            out,
+            "  {} deliveries or skipped copies flagged redelivered by the broker",
             e.flagged_redelivered
         );
     }
@@ -103,12 +109,16 @@ pub fn human(v: &Verdict) -> String {
         let _ = writeln!(out, "\nnote: {note}");
     }
     let _ = writeln!(out, "\nverdict: {}", v.verdict.name());
+    let scope = match &v.claim_groups {
+        Some(groups) => format!(" (group {})", groups.join(", ")),
+        None => String::new(),
+    };
     match (v.claim, v.claim_holds) {
         (Some(claim), Some(true)) => {
-            let _ = writeln!(out, "claim {claim}: HOLDS");
+            let _ = writeln!(out, "claim {claim}{scope}: HOLDS");
         }
         (Some(claim), _) => {
-            let _ = writeln!(out, "claim {claim}: VIOLATED ({})", v.violations.join("; "));
+            let _ = writeln!(out, "claim {claim}{scope}: VIOLATED ({})", v.violations.join("; "));
         }
         (None, _) => {
             let _ = writeln!(out, "claim: none (pass --claim to judge one)");

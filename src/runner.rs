@@ -108,6 +108,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         broker: Some(campaign.broker.name().into()),
         seed: Some(seed),
         config: Some(config),
+        claim_groups: crate::workload::claim_groups(&campaign.workload),
         ..Header::default()
     };
     header.extra.insert("run".into(), run_id.clone().into());

@@ -436,3 +436,56 @@ fn copies_an_idempotent_consumer_skipped_are_evidence_not_deliveries() {
         "{human}"
     );
 }
+
+#[test]
+fn a_claim_about_some_groups_judges_only_them_and_still_shows_every_group() {
+    let mut h = H::default();
+    h.send_with(1, &["a|k|t", "b|k|t"], Some("ok"), true);
+    h.send_with(1, &["c|k|t", "d|k|t"], Some("fail"), true);
+    h.deliver("committed", &["a|k|t@0@1", "b|k|t@0@2"]);
+    h.deliver("uncommitted", &["a|k|t@0@1", "b|k|t@0@2", "c|k|t@0@3", "d|k|t@0@4"]);
+    h.drain();
+    let text = h.lines.join("\n") + "\n";
+    let check = |header: &str, groups: Option<Vec<String>>| {
+        let reader = HistoryReader::new(Box::new(Cursor::new(format!("{header}{text}").into_bytes())));
+        let options = checker::CheckOptions {
+            claim: Some(Guarantee::ExactlyOnce),
+            examples: 3,
+            groups,
+        };
+        checker::check_with(reader, &options).expect("a well-formed history")
+    };
+
+    let all = check("", None);
+    assert_eq!(all.counts.failed_delivered, 2, "aborted reads in the uncommitted group");
+    assert_eq!(all.claim_holds, Some(false));
+
+    for v in [
+        check("", Some(vec!["committed".into()])),
+        check("{\"history\":1,\"claim_groups\":[\"committed\"]}\n", None),
+    ] {
+        assert_eq!(v.claim_groups, Some(vec!["committed".to_string()]));
+        assert_eq!(
+            (v.counts.failed_delivered, v.counts.delivered, v.counts.lost),
+            (0, 2, 0)
+        );
+        assert_eq!(v.claim_holds, Some(true), "{:?}", v.violations);
+        assert_eq!(
+            v.groups["uncommitted"].failed_delivered, 2,
+            "every group is still shown"
+        );
+        assert_eq!(v.groups["committed"].delivered, 2);
+        assert!(v.notes.iter().any(|n| n.contains("cover the group(s) committed only")));
+        assert!(ackcheck::report::human(&v).contains("claim exactly-once (group committed): HOLDS"));
+    }
+
+    // A claimed group that delivered nothing lost every acknowledged message.
+    let v = check("", Some(vec!["nobody".into()]));
+    assert_eq!((v.counts.lost, v.counts.delivered), (2, 0));
+    assert_eq!(v.claim_holds, Some(false));
+    assert!(
+        v.notes.iter().any(|n| n.contains("nobody delivered nothing")),
+        "{:?}",
+        v.notes
+    );
+}

@@ -33,6 +33,23 @@ fn the_example_violates_exactly_once_and_holds_at_least_once() {
     assert!(out.contains("claim exactly-once: VIOLATED"), "{out}");
     let (code, out, _) = ackcheck(&["check", "--claim", "at-least-once", "examples/orders.jsonl"], None);
     assert_eq!(code, 0, "{out}");
+    // The only group is billing: judging a group that delivered nothing finds every order lost.
+    let (code, out, _) = ackcheck(&["check", "--group", "billing", "examples/orders.jsonl"], None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("claim exactly-once (group billing): VIOLATED"), "{out}");
+    let (code, out, _) = ackcheck(
+        &[
+            "check",
+            "--group",
+            "audit",
+            "--claim",
+            "at-least-once",
+            "examples/orders.jsonl",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("audit delivered nothing"), "{out}");
 }
 
 #[test]
@@ -66,6 +83,8 @@ fn json_verdict_has_the_documented_keys() {
     assert_eq!(v["evidence"]["faults"]["lose-acks"], 1);
     assert_eq!(v["evidence"]["drained"], true);
     assert_eq!(v["evidence"]["crashes"], 1);
+    assert_eq!(v["evidence"]["skipped"], 0);
+    assert_eq!(v["claim_groups"], serde_json::Value::Null);
     assert_eq!(v["examples"]["duplicated"].as_array().map(Vec::len), Some(1));
 }
 

@@ -242,65 +242,75 @@ fn seen_in(s: &MessageState, g: u16) -> u32 {
 }
 
 /// Groups expected to see messages of each dest: those that delivered anything from it; every
-/// group for a message without dest, or whose dest nobody read.
-fn expected_groups(c: &Checker) -> (Vec<u16>, FxHashMap<Idx, Vec<u16>>) {
-    let mut all: Vec<u16> = (0..c.groups.len() as u16).collect();
+/// group for a message without dest, or whose dest nobody read. With `judged`, only those
+/// groups count, and a judged group that delivered nothing at all is expected everywhere.
+fn expected_groups(c: &Checker, judged: Option<&[u16]>) -> (Vec<u16>, FxHashMap<Idx, Vec<u16>>) {
+    let mut all: Vec<u16> = match judged {
+        Some(judged) => judged.to_vec(),
+        None => (0..c.groups.len() as u16).collect(),
+    };
     if all.is_empty() {
         all.push(NO_GROUP);
     }
+    let keep = |g: u16| judged.is_none_or(|j| j.contains(&g));
     let mut by_dest: FxHashMap<Idx, Vec<u16>> = FxHashMap::default();
     for &(g, dest) in &c.group_dests {
-        by_dest.entry(dest).or_default().push(g);
+        let groups = by_dest.entry(dest).or_default();
+        if keep(g) {
+            groups.push(g);
+        }
     }
+    let silent: Vec<u16> = judged
+        .unwrap_or_default()
+        .iter()
+        .copied()
+        .filter(|&g| !c.group_dests.iter().any(|&(dg, _)| dg == g))
+        .collect();
     for groups in by_dest.values_mut() {
+        groups.extend(&silent);
         groups.sort_unstable();
     }
     (all, by_dest)
 }
 
-pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) -> Verdict {
+/// Classify every message and judge the claim. `judged_groups` (else the header's
+/// `claim_groups`) limits the counts and the claim to those consumer groups; `groups` in the
+/// verdict still shows every group.
+pub(super) fn finish(
+    mut c: Checker,
+    claim: Option<Guarantee>,
+    judged_groups: Option<&[String]>,
+    max_examples: usize,
+) -> Verdict {
     let claim = claim.or(c.header.as_ref().and_then(|h| h.claim));
-    let (all_groups, by_dest) = expected_groups(&c);
-    let expected_for = |s: &MessageState| -> &[u16] {
-        if s.dest == NONE {
-            return &all_groups;
-        }
-        by_dest.get(&s.dest).map_or(&all_groups[..], |g| &g[..])
-    };
-    let mut a = Analysis {
-        c: &c,
-        max_examples,
-        counts: Counts::default(),
-        causes: DuplicateCauses::default(),
-        groups: BTreeMap::new(),
-        examples: BTreeMap::new(),
-    };
-
-    if c.pipeline {
-        judge_pipeline(&mut a);
-    } else {
-        for (i, s) in c.messages.iter().enumerate() {
-            let reached: Vec<(u16, Reached)> = s
-                .seen
-                .iter()
-                .map(|seen| {
-                    let mut r = Reached::default();
-                    r.add(
-                        seen,
-                        c.second_deliveries.get(&(i as Idx, seen.group)).copied(),
-                        i as Idx,
-                        false,
-                        s.flags & NO_POS != 0,
-                    );
-                    (seen.group, r)
-                })
-                .collect();
-            a.judge(i as Idx, &reached, expected_for(s));
+    let names: Option<Vec<String>> = judged_groups
+        .map(<[String]>::to_vec)
+        .or_else(|| c.header.as_ref().and_then(|h| h.claim_groups.clone()))
+        .filter(|names| !names.is_empty());
+    let known_groups = c.groups.len();
+    let judged: Option<Vec<u16>> = names.as_ref().map(|names| {
+        names
+            .iter()
+            .map(|name| c.groups.get_or_insert(name.clone()).0 as u16)
+            .collect()
+    });
+    let silent: Vec<String> = names
+        .iter()
+        .flatten()
+        .zip(judged.iter().flatten())
+        .filter(|(_, &g)| g as usize >= known_groups)
+        .map(|(name, _)| name.clone())
+        .collect();
+    let c = &c;
+    let mut a = analyse(c, judged.as_deref(), max_examples);
+    if let Some(judged) = &judged {
+        // Every group's own counts, judged or not, from an analysis of all groups.
+        for (g, counts) in analyse(c, None, 0).groups {
+            if !judged.contains(&g) {
+                a.groups.insert(g, counts);
+            }
         }
     }
-    judge_atomic_sends(&mut a, &expected_for);
-    judge_order(&mut a);
-
     let Analysis {
         counts,
         causes,
@@ -311,6 +321,18 @@ pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) 
     let verdict = Verdict::classify(counts.lost, counts.duplicated);
     let violations = claim.map(|g| Verdict::violations_of(g, &counts)).unwrap_or_default();
     let mut notes = Vec::new();
+    if let Some(names) = &names {
+        notes.push(format!(
+            "the counts and the claim cover the group(s) {} only (the claim's groups); `groups` shows every group",
+            names.join(", ")
+        ));
+    }
+    if !silent.is_empty() {
+        notes.push(format!(
+            "the claim's group(s) {} delivered nothing: every message is expected there",
+            silent.join(", ")
+        ));
+    }
     if !c.evidence.drained && counts.unseen > 0 {
         notes.push(format!(
             "the history has no completed drain: {} acknowledged message(s) were not delivered, which may be loss or delay; record a drain to judge loss",
@@ -353,14 +375,62 @@ pub(super) fn finish(c: Checker, claim: Option<Guarantee>, max_examples: usize) 
         evidence: c.evidence.clone(),
         groups: group_names.collect(),
         pipeline: c.pipeline,
+        claim_groups: names,
         examples,
         notes,
     }
 }
 
+/// The analysis of every message, counting only groups in `judged` (all when `None`).
+fn analyse<'c>(c: &'c Checker, judged: Option<&[u16]>, max_examples: usize) -> Analysis<'c> {
+    let keep = |g: u16| judged.is_none_or(|j| j.contains(&g));
+    let (all_groups, by_dest) = expected_groups(c, judged);
+    let expected_for = |s: &MessageState| -> &[u16] {
+        if s.dest == NONE {
+            return &all_groups;
+        }
+        by_dest.get(&s.dest).map_or(&all_groups[..], |g| &g[..])
+    };
+    let mut a = Analysis {
+        c,
+        max_examples,
+        counts: Counts::default(),
+        causes: DuplicateCauses::default(),
+        groups: BTreeMap::new(),
+        examples: BTreeMap::new(),
+    };
+
+    if c.pipeline {
+        judge_pipeline(&mut a, &keep, judged.unwrap_or_default());
+    } else {
+        for (i, s) in c.messages.iter().enumerate() {
+            let reached: Vec<(u16, Reached)> = s
+                .seen
+                .iter()
+                .filter(|seen| keep(seen.group))
+                .map(|seen| {
+                    let mut r = Reached::default();
+                    r.add(
+                        seen,
+                        c.second_deliveries.get(&(i as Idx, seen.group)).copied(),
+                        i as Idx,
+                        false,
+                        s.flags & NO_POS != 0,
+                    );
+                    (seen.group, r)
+                })
+                .collect();
+            a.judge(i as Idx, &reached, expected_for(s));
+        }
+    }
+    judge_atomic_sends(&mut a, &expected_for);
+    judge_order(&mut a, &keep);
+    a
+}
+
 /// Pipelines: every upstream message (one without `from`) must yield exactly one delivery
 /// derived from it in each sink group (a group that delivered derived messages).
-fn judge_pipeline(a: &mut Analysis) {
+fn judge_pipeline(a: &mut Analysis, keep: &dyn Fn(u16) -> bool, judged: &[u16]) {
     let c = a.c;
     let root_of = |mut i: Idx| {
         // Follow `from` to the first stage; the bound guards against cycles in bad input.
@@ -380,7 +450,7 @@ fn judge_pipeline(a: &mut Analysis) {
             continue;
         }
         let root = root_of(i as Idx);
-        for seen in &s.seen {
+        for seen in s.seen.iter().filter(|seen| keep(seen.group)) {
             if !sinks.contains(&seen.group) {
                 sinks.push(seen.group);
             }
@@ -419,6 +489,12 @@ fn judge_pipeline(a: &mut Analysis) {
                     events,
                 );
             }
+        }
+    }
+    // A judged group that delivered nothing is a sink that saw nothing.
+    for &g in judged {
+        if !sinks.contains(&g) && !c.group_dests.iter().any(|&(dg, _)| dg == g) {
+            sinks.push(g);
         }
     }
     sinks.sort_unstable();
@@ -492,7 +568,7 @@ fn judge_atomic_sends<'e>(a: &mut Analysis, expected_for: &dyn Fn(&MessageState)
 
 /// Order within a key: a message delivered after another message of its key that was sent only
 /// after it had been acknowledged. First deliveries only (a redelivery replays old messages).
-fn judge_order(a: &mut Analysis) {
+fn judge_order(a: &mut Analysis, keep: &dyn Fn(u16) -> bool) {
     let c = a.c;
     // (group, key) → first deliveries as ((event index, place in the event), message).
     type Deliveries = Vec<((u64, u32), Idx)>;
@@ -501,7 +577,7 @@ fn judge_order(a: &mut Analysis) {
         if s.key == NONE || s.flags & ACKED == 0 {
             continue;
         }
-        for seen in &s.seen {
+        for seen in s.seen.iter().filter(|seen| keep(seen.group)) {
             by_group_key
                 .entry((seen.group, s.key))
                 .or_default()

@@ -434,16 +434,43 @@ impl Checker {
 
     /// Classify every message and build the verdict. `claim` overrides the header's claim.
     pub fn finish(self, claim: Option<Guarantee>, examples: usize) -> Verdict {
-        analysis::finish(self, claim, examples)
+        analysis::finish(self, claim, None, examples)
     }
 }
 
 /// Read a whole history and judge it.
-pub fn check(mut reader: HistoryReader, claim: Option<Guarantee>, examples: usize) -> Result<Verdict, HistoryError> {
+pub fn check(reader: HistoryReader, claim: Option<Guarantee>, examples: usize) -> Result<Verdict, HistoryError> {
+    check_with(
+        reader,
+        &CheckOptions {
+            claim,
+            examples,
+            groups: None,
+        },
+    )
+}
+
+/// What to judge a history against (beyond what its header says).
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Overrides the header's claim.
+    pub claim: Option<Guarantee>,
+    /// Examples per anomaly kind.
+    pub examples: usize,
+    /// Judge only these consumer groups; overrides the header's `claim_groups`.
+    pub groups: Option<Vec<String>>,
+}
+
+pub fn check_with(mut reader: HistoryReader, options: &CheckOptions) -> Result<Verdict, HistoryError> {
     let mut checker = Checker::new();
     for record in reader.by_ref() {
         checker.observe(record?);
     }
     checker.set_truncated_line(reader.truncated_line);
-    Ok(checker.finish(claim, examples))
+    Ok(analysis::finish(
+        checker,
+        options.claim,
+        options.groups.as_deref(),
+        options.examples,
+    ))
 }

@@ -129,6 +129,8 @@ pub struct Verdict {
     pub groups: BTreeMap<String, GroupCounts>,
     /// Whether the history was judged as a pipeline (messages with `from`).
     pub pipeline: bool,
+    /// The consumer groups the counts and the claim cover; `None`: every group.
+    pub claim_groups: Option<Vec<String>>,
     /// Anomaly kind → up to N examples.
     pub examples: BTreeMap<String, Vec<Example>>,
     /// Caveats a reader must know (no drain, a cut-off last line, …).

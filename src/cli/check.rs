@@ -1,4 +1,4 @@
-//! `ackcheck check FILE [--claim MODE] [--json] [--examples N]`.
+//! `ackcheck check FILE [--claim MODE] [--group GROUP]... [--json] [--examples N]`.
 
 use std::path::PathBuf;
 
@@ -19,6 +19,10 @@ pub struct CheckArgs {
     /// Print the verdict as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Judge only this consumer group (repeat for several); overrides the header's
+    /// `claim_groups`. The per-group counts still show every group.
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
     /// Examples to show per anomaly.
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
@@ -33,7 +37,12 @@ pub fn run(args: CheckArgs) -> i32 {
             return 2;
         }
     };
-    let verdict = match checker::check(reader, args.claim, args.examples) {
+    let options = checker::CheckOptions {
+        claim: args.claim,
+        examples: args.examples,
+        groups: (!args.groups.is_empty()).then_some(args.groups),
+    };
+    let verdict = match checker::check_with(reader, &options) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {} is not a usable history: {e}", args.file.display());

@@ -26,6 +26,9 @@ pub struct Header {
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
+    /// The consumer groups the claim is about (e.g. only the read-committed one); absent: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_groups: Option<Vec<String>>,
     /// Any other run metadata, kept as written.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,

@@ -47,6 +47,16 @@ pub struct Settings {
     pub effects: Option<std::path::PathBuf>,
 }
 
+/// The consumer groups a workload's claim is about, when not all of them: the txn workload's
+/// read-uncommitted group is there to show that aborted transactions reach the log, so its
+/// aborted reads are evidence, not a violation.
+pub fn claim_groups(config: &WorkloadConfig) -> Option<Vec<String>> {
+    match config.kind {
+        WorkloadKind::Txn => Some(vec![txn::COMMITTED.to_string()]),
+        WorkloadKind::Queue | WorkloadKind::Pipeline => None,
+    }
+}
+
 /// A workload being run: its destinations, tasks and the tokens that stop them.
 pub struct Workload {
     ctx: Arc<Ctx>,
