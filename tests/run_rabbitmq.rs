@@ -8,7 +8,8 @@
 //! it held. Then short versions of the campaigns in workloads/ through `ackcheck run`,
 //! asserting what 15–20 s reproduce reliably.
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,12 +17,8 @@ use ackcheck::client::rabbitmq::{QueueType, RabbitBroker};
 use ackcheck::client::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
 use ackcheck::cluster::{self, BrokerKind, Home};
 use ackcheck::history::Guarantee;
-use ackcheck::runner::{self, RunOptions};
 use ackcheck::toxiproxy::{Toxic, Toxiproxy};
-use serde_json::Value;
-
-/// Every test uses the RabbitMQ ports: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use common::{n, run, SERIAL};
 
 const STEP: Duration = Duration::from_secs(30);
 
@@ -242,49 +239,6 @@ async fn an_auto_ack_consumer_that_dies_loses_what_it_held() {
         producer.close(Duration::from_secs(5)).await;
     })
     .await;
-}
-
-/// Run `campaign` (TOML text) for `seconds` with seed 7; returns the exit code, verdict, history.
-async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, String) {
-    let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let file = dir.path().join(format!("{name}.toml"));
-    std::fs::write(&file, campaign).expect("writing the campaign");
-    let out = dir.path().join("out");
-    let started = Instant::now();
-    let options = RunOptions {
-        campaign: file,
-        out: Some(out.clone()),
-        seed: Some(7),
-        duration: Some(Duration::from_secs(seconds)),
-        external: false,
-        no_faults: false,
-        keep_cluster: false,
-        examples: 3,
-        discard_history: false,
-    };
-    let code = match runner::run(options).await {
-        Ok(code) => code,
-        Err(e) => panic!(
-            "{name}: the run failed: {e:#}\nrun.log:\n{}",
-            read(&out.join("run.log"))
-        ),
-    };
-    eprintln!("{name}: exit {code} after {:.1} s", started.elapsed().as_secs_f64());
-    let verdict: Value = serde_json::from_str(&read(&out.join("verdict.json"))).expect("verdict.json is JSON");
-    eprintln!(
-        "{name}: counts {}\n  causes {}\n  evidence {}",
-        verdict["counts"], verdict["duplicate_causes"], verdict["evidence"]
-    );
-    (code, verdict, read(&out.join("history.jsonl")))
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| format!("({} unreadable: {e})", path.display()))
-}
-
-fn n(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
 const QUEUE: &str = r#"

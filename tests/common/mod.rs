@@ -1,0 +1,58 @@
+//! What the `run_*` integration tests share: running a campaign through the library, as
+//! `ackcheck run` does, and reading its verdict.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ackcheck::runner::{self, RunOptions};
+use serde_json::Value;
+
+/// The runs of one broker share its ports: one at a time.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Run `campaign` (TOML text) for `seconds` with seed 7; returns the exit code, the verdict and
+/// the history.
+pub async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, String) {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join(format!("{name}.toml"));
+    std::fs::write(&file, campaign).expect("writing the campaign");
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let options = RunOptions {
+        campaign: file,
+        out: Some(out.clone()),
+        seed: Some(7),
+        duration: Some(Duration::from_secs(seconds)),
+        external: false,
+        no_faults: false,
+        keep_cluster: false,
+        examples: 3,
+        discard_history: false,
+    };
+    let code = match runner::run(options).await {
+        Ok(code) => code,
+        Err(e) => panic!(
+            "{name}: the run failed: {e:#}\nrun.log:\n{}",
+            read(&out.join("run.log"))
+        ),
+    };
+    eprintln!("{name}: exit {code} after {:.1} s", started.elapsed().as_secs_f64());
+    let verdict: Value = serde_json::from_str(&read(&out.join("verdict.json"))).expect("verdict.json is JSON");
+    eprintln!(
+        "{name}: counts {}\n  causes {}\n  evidence {}",
+        verdict["counts"], verdict["duplicate_causes"], verdict["evidence"]
+    );
+    (code, verdict, read(&out.join("history.jsonl")))
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("({} unreadable: {e})", path.display()))
+}
+
+/// A count in the verdict.
+pub fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
