@@ -25,9 +25,7 @@ use rdkafka::ClientConfig;
 
 use super::maven;
 use super::process::{self, NodeProcess};
-use super::{
-    port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT,
-};
+use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result, CLIENT_PROXY_SLOT};
 use crate::toxiproxy::{self, Toxiproxy};
 
 /// The pinned Kafka release (the jars `org.apache.kafka:kafka_2.13` and `kafka-tools`).
@@ -361,31 +359,16 @@ impl Cluster for KafkaCluster {
     async fn status(&self) -> Result<Vec<NodeStatus>> {
         let mut statuses = Vec::new();
         for node in 0..self.nodes {
-            let proc = self.node_process(node);
-            let pid = proc.pid();
-            let (state, detail) = if pid.is_none() {
-                (NodeState::Down, "no process".to_string())
-            } else if proc.is_paused() {
-                (NodeState::Paused, "stopped by SIGSTOP".to_string())
-            } else {
+            let registered = async {
                 match probe(node).await {
-                    Ok(ids) if ids.contains(&(node as i32)) => (
-                        NodeState::Healthy,
-                        format!("metadata through {} lists brokers {ids:?}", client_addr(node)),
-                    ),
-                    Ok(ids) => (
-                        NodeState::Unhealthy,
-                        format!("not registered: metadata lists brokers {ids:?}"),
-                    ),
-                    Err(e) => (NodeState::Unhealthy, e),
+                    Ok(ids) if ids.contains(&(node as i32)) => {
+                        Ok(format!("metadata through {} lists brokers {ids:?}", client_addr(node)))
+                    }
+                    Ok(ids) => Err(format!("not registered: metadata lists brokers {ids:?}")),
+                    Err(e) => Err(e),
                 }
             };
-            statuses.push(NodeStatus {
-                node,
-                pid,
-                state,
-                detail,
-            });
+            statuses.push(self.node_process(node).status(node, registered).await);
         }
         Ok(statuses)
     }

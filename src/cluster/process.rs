@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use super::{BrokerKind, ClusterError, Home, Result};
+use super::{BrokerKind, ClusterError, Home, NodeState, NodeStatus, Result};
 
 /// One node's process, known by its pid file. The pid is the broker process itself (the JVM,
 /// the Erlang VM, Python), started in its own process group so that a Ctrl-C to ackcheck does
@@ -72,6 +72,29 @@ impl NodeProcess {
     /// True if the process is stopped by SIGSTOP.
     pub fn is_paused(&self) -> bool {
         self.pid().and_then(proc_state).is_some_and(|s| s == 'T')
+    }
+
+    /// Node `node`'s status: down without a process, paused while stopped, else what `probe`
+    /// (a client round trip) finds: `Ok(detail)` healthy, `Err(detail)` unhealthy.
+    pub async fn status<F>(&self, node: usize, probe: F) -> NodeStatus
+    where
+        F: std::future::Future<Output = std::result::Result<String, String>>,
+    {
+        let pid = self.pid();
+        let (state, detail) = match pid {
+            None => (NodeState::Down, "no process".to_string()),
+            Some(_) if self.is_paused() => (NodeState::Paused, "stopped by SIGSTOP".to_string()),
+            Some(_) => match probe.await {
+                Ok(detail) => (NodeState::Healthy, detail),
+                Err(detail) => (NodeState::Unhealthy, detail),
+            },
+        };
+        NodeStatus {
+            node,
+            pid,
+            state,
+            detail,
+        }
     }
 
     /// SIGKILL the process group. Returns whether anything was running.

@@ -29,9 +29,7 @@ use pulsar::{ConnectionRetryOptions, OperationRetryOptions, Pulsar, TokioExecuto
 
 use super::maven;
 use super::process::{self, NodeProcess};
-use super::{
-    port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result, CLIENT_PROXY_SLOT,
-};
+use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result, CLIENT_PROXY_SLOT};
 use crate::toxiproxy::{self, Toxiproxy};
 
 /// The pinned Pulsar release. 4.0.8 is the newest 4.0.x, but two of its jars
@@ -352,24 +350,7 @@ impl Cluster for PulsarCluster {
     }
 
     async fn status(&self) -> Result<Vec<NodeStatus>> {
-        let proc = self.node_process(0);
-        let pid = proc.pid();
-        let (state, detail) = if pid.is_none() {
-            (NodeState::Down, "no process".to_string())
-        } else if proc.is_paused() {
-            (NodeState::Paused, "stopped by SIGSTOP".to_string())
-        } else {
-            match probe().await {
-                Ok(detail) => (NodeState::Healthy, detail),
-                Err(e) => (NodeState::Unhealthy, e),
-            }
-        };
-        Ok(vec![NodeStatus {
-            node: 0,
-            pid,
-            state,
-            detail,
-        }])
+        Ok(vec![self.node_process(0).status(0, probe()).await])
     }
 
     fn endpoints(&self) -> Vec<NodeEndpoint> {

@@ -19,7 +19,7 @@ use lapin::{Connection, ConnectionProperties};
 use rand::Rng;
 
 use super::process::{self, NodeProcess};
-use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeState, NodeStatus, Result};
+use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result};
 use crate::toxiproxy::{self, Toxiproxy};
 
 const KIND: BrokerKind = BrokerKind::Rabbitmq;
@@ -453,27 +453,11 @@ impl Cluster for RabbitCluster {
     async fn status(&self) -> Result<Vec<NodeStatus>> {
         let mut statuses = Vec::new();
         for node in 0..self.nodes {
-            let proc = self.node_process(node);
-            let pid = proc.pid();
-            let (state, detail) = if pid.is_none() {
-                (NodeState::Down, "no process".to_string())
-            } else if proc.is_paused() {
-                (NodeState::Paused, "stopped by SIGSTOP".to_string())
-            } else {
-                match round_trip(&Self::url(node)).await {
-                    Ok(()) => (
-                        NodeState::Healthy,
-                        format!("AMQP round trip through 127.0.0.1:{} ok", port(KIND, node, 0)),
-                    ),
-                    Err(e) => (NodeState::Unhealthy, e),
-                }
+            let answered = async {
+                round_trip(&Self::url(node)).await?;
+                Ok(format!("AMQP round trip through 127.0.0.1:{} ok", port(KIND, node, 0)))
             };
-            statuses.push(NodeStatus {
-                node,
-                pid,
-                state,
-                detail,
-            });
+            statuses.push(self.node_process(node).status(node, answered).await);
         }
         Ok(statuses)
     }

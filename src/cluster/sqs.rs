@@ -21,7 +21,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::process::{self, run_step};
-use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeProcess, NodeState, NodeStatus, Result};
+use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeProcess, NodeStatus, Result};
 use crate::toxiproxy::{self, Toxiproxy};
 
 /// The pinned LocalStack version (from PyPI, package `localstack-core`).
@@ -488,32 +488,18 @@ impl Cluster for SqsCluster {
     async fn status(&self) -> Result<Vec<NodeStatus>> {
         let mut statuses = Vec::new();
         for node in 0..self.nodes {
-            let proc = self.node_process(node);
-            let pid = proc.pid();
-            let (state, detail) = match pid {
-                None if !self.install_dir().join(INSTALL_MARKER).exists() => (
-                    NodeState::Down,
-                    "not installed; run `ackcheck cluster up sqs`".to_string(),
-                ),
-                None => (NodeState::Down, "no process".to_string()),
-                Some(_) if proc.is_paused() => (NodeState::Paused, "stopped with SIGSTOP".to_string()),
-                Some(_) => match Self::round_trip(node, Duration::from_secs(5)).await {
-                    Ok(queues) => (
-                        NodeState::Healthy,
-                        format!(
-                            "LocalStack {LOCALSTACK_VERSION} SQS at {}, {queues} queue(s)",
-                            Self::endpoint_url(node)
-                        ),
-                    ),
-                    Err(e) => (NodeState::Unhealthy, e),
-                },
+            let answered = async {
+                let queues = Self::round_trip(node, Duration::from_secs(5)).await?;
+                Ok(format!(
+                    "LocalStack {LOCALSTACK_VERSION} SQS at {}, {queues} queue(s)",
+                    Self::endpoint_url(node)
+                ))
             };
-            statuses.push(NodeStatus {
-                node,
-                pid,
-                state,
-                detail,
-            });
+            let mut status = self.node_process(node).status(node, answered).await;
+            if status.pid.is_none() && !self.install_dir().join(INSTALL_MARKER).exists() {
+                status.detail = "not installed; run `ackcheck cluster up sqs`".to_string();
+            }
+            statuses.push(status);
         }
         Ok(statuses)
     }
