@@ -10,6 +10,7 @@
 
 pub mod kafka;
 pub mod rabbitmq;
+pub mod sqs;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -229,8 +230,16 @@ pub fn connect(campaign: &Campaign, endpoints: &[String], run: &str, log: LogSin
             let queue_type = campaign.rabbitmq.clone().unwrap_or_default().queue_type;
             Ok(Arc::new(rabbitmq::RabbitBroker::new(endpoints, queue_type, log)))
         }
+        BrokerKind::Sqs => {
+            let endpoint = endpoints
+                .first()
+                .ok_or_else(|| anyhow::anyhow!("an sqs campaign needs one endpoint, got none"))?;
+            Ok(Arc::new(sqs::SqsBroker::new(endpoint, campaign.mode, log)))
+        }
         other => {
-            anyhow::bail!("ackcheck run has no {other} client yet; only kafka and rabbitmq campaigns can run for now")
+            anyhow::bail!(
+                "ackcheck run has no {other} client yet; only kafka, rabbitmq and sqs campaigns can run for now"
+            )
         }
     }
 }

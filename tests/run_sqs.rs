@@ -1,0 +1,319 @@
+//! Amazon SQS end to end, against a real LocalStack node behind Toxiproxy.
+//!
+//! First the aws-sdk-sqs adapter alone, on what the history's positions rest on: in a standard
+//! queue a send whose reply is lost ends unknown although SQS stored it, the application's
+//! re-send is a second stored copy with another MessageId, and a consumer dropped before its
+//! delete gets the same copies (same `pos`) back after the visibility timeout, flagged; in a
+//! FIFO queue the same re-send is deduplicated by its MessageDeduplicationId. Then short
+//! versions of the campaigns in workloads/ through `ackcheck run`, asserting what 15–20 s
+//! reproduce reliably.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ackcheck::client::sqs::{SqsBroker, VISIBILITY_TIMEOUT_SECONDS};
+use ackcheck::client::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::cluster::{self, BrokerKind, Home};
+use ackcheck::history::Guarantee;
+use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use common::{n, run, SERIAL};
+
+const STEP: Duration = Duration::from_secs(30);
+
+fn log() -> LogSink {
+    Arc::new(|line: &str| eprintln!("  log: {line}"))
+}
+
+fn message(id: &str, dest: &str) -> Outgoing {
+    Outgoing {
+        id: id.into(),
+        key: Some("k1".into()),
+        dest: dest.into(),
+        from: None,
+        size: 100,
+    }
+}
+
+fn spec(mode: Guarantee, queue: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        mode,
+        group: "g".into(),
+        dests: vec![queue.into()],
+        committed_only: false,
+    }
+}
+
+/// Receive until `n` messages came, or fail after STEP.
+async fn receive(consumer: &mut dyn Consumer, n: usize) -> Vec<Received> {
+    let deadline = Instant::now() + STEP;
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(Instant::now() < deadline, "only {} of {n} messages arrived", got.len());
+        got.extend(
+            consumer
+                .receive(n - got.len(), Duration::from_secs(1))
+                .await
+                .expect("receiving"),
+        );
+    }
+    got
+}
+
+/// Nothing arrives within `wait`, also not what might still be hidden as in flight.
+async fn nothing_left(consumer: &mut dyn Consumer, wait: Duration) {
+    let got = consumer.receive(10, wait).await.expect("receiving");
+    let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
+    assert!(got.is_empty(), "expected an empty queue, got {ids:?}");
+}
+
+/// (id, pos) of each message, sorted (a standard queue does not keep order).
+fn positions(messages: &[Received]) -> Vec<(String, String)> {
+    let mut p: Vec<_> = messages.iter().map(|m| (m.id.clone(), m.pos.clone())).collect();
+    p.sort();
+    p
+}
+
+/// A lost reply to a send of `id`: the outcome is unknown, and comes within the operation
+/// timeout; then the toxic goes and the application's re-send of the same id is ok.
+async fn lose_a_reply_then_resend(broker: &SqsBroker, proxy: &str, mode: Guarantee, id: &str, queue: &str) {
+    let producer_spec = ProducerSpec {
+        mode,
+        identity: "producer-0".into(),
+    };
+    let producer = broker.producer(&producer_spec).await.expect("a producer");
+    assert_eq!(producer.send(&[message("p0-1", queue)]).await, Outcome::Ok);
+    let toxiproxy = Toxiproxy::default();
+    toxiproxy
+        .add_toxic(proxy, &Toxic::lost_acks(0))
+        .await
+        .expect("adding the lost-ack toxic");
+    let started = Instant::now();
+    let outcome = producer.send(&[message(id, queue)]).await;
+    toxiproxy
+        .remove_toxic(proxy, "lost-acks")
+        .await
+        .expect("removing the toxic");
+    assert!(
+        matches!(outcome, Outcome::Info(_)),
+        "a send without its reply is unknown: {outcome:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the operation timeout bounds the wait"
+    );
+    let resent = async {
+        loop {
+            match producer.send(&[message(id, queue)]).await {
+                Outcome::Ok => return,
+                other => eprintln!("re-send: {other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(STEP, resent)
+        .await
+        .expect("the re-send is ok once the toxic is gone");
+    producer.close(Duration::from_secs(5)).await;
+}
+
+/// Start one node, run `scenario` against its proxy endpoint and proxy name, then stop it
+/// whatever happened.
+async fn with_node<F, Fut>(scenario: F)
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _serial = SERIAL.lock().await;
+    let home = Home::from_env();
+    let cluster = cluster::open(BrokerKind::Sqs, Some(1), &home).expect("opening the cluster");
+    cluster.up().await.expect("starting LocalStack");
+    let endpoint = cluster.endpoints()[0].client.to_string();
+    let proxy_name = cluster.endpoints()[0].proxy.clone();
+    let outcome = tokio::spawn(scenario(endpoint, proxy_name.clone())).await;
+    let _ = Toxiproxy::default().remove_toxic(&proxy_name, "lost-acks").await;
+    let down = cluster.down().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    down.expect("stopping LocalStack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standard_queue_a_lost_reply_is_stored_a_resend_is_another_copy_and_undeleted_copies_come_back() {
+    with_node(|endpoint, proxy| async move {
+        let broker = SqsBroker::new(&endpoint, Guarantee::AtLeastOnce, log());
+        let queue = "adapter-standard";
+        broker.create_dest(queue, 1).await.expect("creating the queue");
+        lose_a_reply_then_resend(&broker, &proxy, Guarantee::AtLeastOnce, "p0-2", queue).await;
+
+        let mut crashed = broker
+            .consumer(&spec(Guarantee::AtLeastOnce, queue))
+            .await
+            .expect("a consumer");
+        let first = receive(crashed.as_mut(), 3).await;
+        let ids: Vec<String> = positions(&first).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(
+            ids,
+            ["p0-1", "p0-2", "p0-2"],
+            "the send without a reply was stored, then the re-send"
+        );
+        let copies: Vec<&str> = first
+            .iter()
+            .filter(|m| m.id == "p0-2")
+            .map(|m| m.pos.as_str())
+            .collect();
+        assert_ne!(copies[0], copies[1], "two sends are two stored copies: written twice");
+        assert!(first.iter().all(|m| !m.redelivered), "first deliveries are not flagged");
+        assert!(first.iter().all(|m| m.key.as_deref() == Some("k1")), "the key travels");
+        drop(crashed); // a crash: never deleted
+
+        let mut next = broker
+            .consumer(&spec(Guarantee::AtLeastOnce, queue))
+            .await
+            .expect("a consumer");
+        let started = Instant::now();
+        let again = receive(next.as_mut(), 3).await;
+        assert!(
+            started.elapsed() >= Duration::from_secs(VISIBILITY_TIMEOUT_SECONDS as u64 - 2),
+            "they came back only after the visibility timeout"
+        );
+        assert_eq!(
+            positions(&again),
+            positions(&first),
+            "the same stored copies, at the same positions"
+        );
+        assert!(
+            again.iter().all(|m| m.redelivered),
+            "received twice: flagged redelivered"
+        );
+        next.commit(&again).await.expect("deleting");
+        nothing_left(
+            next.as_mut(),
+            Duration::from_secs(VISIBILITY_TIMEOUT_SECONDS as u64 + 1),
+        )
+        .await;
+        next.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifo_queue_deduplicates_the_resend_after_a_lost_reply() {
+    with_node(|endpoint, proxy| async move {
+        let broker = SqsBroker::new(&endpoint, Guarantee::ExactlyOnce, log());
+        let queue = "adapter-fifo";
+        broker.create_dest(queue, 1).await.expect("creating the FIFO queue");
+        lose_a_reply_then_resend(&broker, &proxy, Guarantee::ExactlyOnce, "p0-2", queue).await;
+
+        let mut consumer = broker
+            .consumer(&spec(Guarantee::ExactlyOnce, queue))
+            .await
+            .expect("a consumer");
+        let got = receive(consumer.as_mut(), 2).await;
+        let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["p0-1", "p0-2"], "one copy of each, in send order");
+        assert_eq!(got[1].dest, queue, "dest is the workload's name, not the .fifo queue's");
+        consumer.commit(&got).await.expect("deleting");
+        nothing_left(
+            consumer.as_mut(),
+            Duration::from_secs(VISIBILITY_TIMEOUT_SECONDS as u64 + 1),
+        )
+        .await;
+        consumer.close().await;
+    })
+    .await;
+}
+
+const QUEUE: &str = r#"
+broker = "sqs"
+mode = "MODE"
+
+[workload]
+kind = "queue"
+producers = 2
+consumers = 2
+rate = 200
+poll_batch = 10
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_least_once_under_lost_replies_and_crashes_duplicates_and_loses_nothing() {
+    let campaign = QUEUE.replace("MODE", "at-least-once")
+        + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"lose-acks\"]\ninterval = 3.0\nduration = 5.0\n";
+    let (code, v, history) = run("sqs-at-least-once", &campaign, 20).await;
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert!(n(&v["evidence"]["faults"]["lose-acks"]) >= 1, "replies were cut: {v}");
+    assert!(n(&v["evidence"]["crashes"]) > 0, "consumers crashed: {v}");
+    assert!(n(&v["counts"]["delivered"]) > 1000, "messages moved: {v}");
+    assert_eq!(n(&v["counts"]["lost"]), 0, "at-least-once loses nothing: {v}");
+    assert!(
+        n(&v["duplicate_causes"]["written_twice"]) > 0,
+        "a lost reply makes the application send again, and a standard queue stores both: {v}"
+    );
+    if history.contains("\"point\":\"after processing, before committing\"") {
+        assert!(
+            n(&v["duplicate_causes"]["redelivered"]) > 0,
+            "crashes before the delete redeliver: {v}"
+        );
+    }
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_most_once_deleting_before_processing_loses_in_crashes_and_never_duplicates() {
+    // Latency only: it slows every reply but fails none, so a crash after the delete is a
+    // crash after a delete that succeeded.
+    let campaign = QUEUE.replace("MODE", "at-most-once")
+        + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"latency\"]\ninterval = 3.0\nduration = 3.0\n";
+    let (code, v, history) = run("sqs-at-most-once", &campaign, 15).await;
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert!(n(&v["evidence"]["crashes"]) > 0, "consumers crashed: {v}");
+    assert_eq!(n(&v["counts"]["duplicated"]), 0, "at-most-once never duplicates: {v}");
+    if history.contains("\"point\":\"after committing, before processing\"") {
+        assert!(
+            n(&v["counts"]["lost"]) > 0,
+            "a consumer that crashes after deleting loses what it held: {v}"
+        );
+    }
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_once_fifo_deduplication_and_idempotent_consumers_hold_under_lost_replies_and_crashes() {
+    let campaign = QUEUE.replace("MODE", "exactly-once")
+        + "[crashes]\ninterval = 2.0\n[nemesis]\nfaults = [\"lose-acks\", \"reset\"]\ninterval = 3.0\nduration = 4.0\n";
+    let (code, v, history) = run("sqs-exactly-once", &campaign, 20).await;
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert!(n(&v["evidence"]["crashes"]) > 0, "consumers crashed: {v}");
+    assert!(
+        n(&v["evidence"]["indeterminate_sends"]) > 0,
+        "replies were lost, so the producers re-sent: {v}"
+    );
+    assert_eq!(
+        n(&v["counts"]["indeterminate"]),
+        0,
+        "every unknown send was sent again until ok: {v}"
+    );
+    assert!(n(&v["counts"]["delivered"]) > 1000, "messages moved: {v}");
+    // The consumers deduplicate by position: a re-send that SQS stored twice would be a second
+    // position, delivered, and counted as written twice. Only redeliveries may be skipped.
+    assert_eq!(n(&v["duplicate_causes"]["written_twice"]), 0, "{v}");
+    assert_eq!(
+        n(&v["evidence"]["skipped"]),
+        n(&v["evidence"]["skipped_redelivered"]),
+        "FIFO deduplication left no second stored copy to skip: {v}"
+    );
+    if history.contains("\"point\":\"after processing, before committing\"") {
+        assert!(
+            n(&v["evidence"]["skipped"]) > 0,
+            "copies processed before a crash came back and were skipped: {v}"
+        );
+    }
+    assert_eq!(v["verdict"], "exactly-once", "{v}");
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
