@@ -9,6 +9,7 @@
 //! handles) stay inside the adapters: [`kafka`] is the first one.
 
 pub mod kafka;
+pub mod pulsar;
 pub mod rabbitmq;
 pub mod sqs;
 
@@ -236,10 +237,11 @@ pub fn connect(campaign: &Campaign, endpoints: &[String], run: &str, log: LogSin
                 .ok_or_else(|| anyhow::anyhow!("an sqs campaign needs one endpoint, got none"))?;
             Ok(Arc::new(sqs::SqsBroker::new(endpoint, campaign.mode, log)))
         }
-        other => {
-            anyhow::bail!(
-                "ackcheck run has no {other} client yet; only kafka, rabbitmq and sqs campaigns can run for now"
-            )
+        BrokerKind::Pulsar => {
+            let endpoint = endpoints
+                .first()
+                .ok_or_else(|| anyhow::anyhow!("a pulsar campaign needs one endpoint, got none"))?;
+            Ok(Arc::new(pulsar::PulsarBroker::new(endpoint, log)))
         }
     }
 }
