@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::rabbitmq::QueueType;
-use crate::cluster::BrokerKind;
+use crate::broker::BrokerKind;
 use crate::history::Guarantee;
-use crate::nemesis::NemesisConfig;
+use crate::nemesis::{NemesisConfig, Target};
 pub use errors::{line_of, CampaignError};
 use errors::{qualified, toml_error};
 pub use values::parse_duration;
@@ -48,18 +47,14 @@ pub struct Campaign {
     /// Where the brokers are with `--external`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalConfig>,
-    /// RabbitMQ only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rabbitmq: Option<RabbitmqConfig>,
-}
-
-/// `[rabbitmq]`: options only RabbitMQ has.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RabbitmqConfig {
-    /// `"quorum"` (replicated over every node; the default) or `"classic"` (one node's queue).
-    #[serde(default)]
-    pub queue_type: QueueType,
+    /// `[dest]`: settings of the topics or queues the run creates, in the broker's own
+    /// vocabulary (RabbitMQ `queue_type`); its driver checks them.
+    #[serde(default, skip_serializing)]
+    pub dest: toml::Table,
+    /// The effective `[dest]` settings (the driver's defaults filled in), as recorded in the
+    /// history header. Set by [`Campaign::parse`].
+    #[serde(skip_deserializing)]
+    pub dest_settings: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +110,17 @@ pub struct WorkloadConfig {
     /// Txn only: the share of transactions aborted on purpose (0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "some_fraction")]
     pub abort_ratio: Option<f64>,
+}
+
+impl WorkloadKind {
+    /// The name campaign files use (`queue`).
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Queue => "queue",
+            WorkloadKind::Txn => "txn",
+            WorkloadKind::Pipeline => "pipeline",
+        }
+    }
 }
 
 impl WorkloadConfig {
@@ -175,7 +181,19 @@ impl Campaign {
     }
 
     pub fn parse(file: &str, text: &str) -> Result<Campaign, CampaignError> {
-        let campaign: Campaign = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+        let mut campaign: Campaign = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+        campaign.dest_settings = campaign.broker.driver().dest_settings(&campaign.dest).map_err(|e| {
+            let key = if campaign.dest.contains_key(&e.key) {
+                e.key.as_str()
+            } else {
+                ""
+            };
+            CampaignError {
+                file: file.to_string(),
+                line: line_of(text, "dest", key),
+                message: format!("{}: {}", qualified("dest", &e.key), e.message),
+            }
+        })?;
         campaign.validate().map_err(|(table, key, message)| CampaignError {
             file: file.to_string(),
             line: line_of(text, table, key),
@@ -193,8 +211,36 @@ impl Campaign {
         self.claim.unwrap_or(self.mode)
     }
 
-    /// Checks that involve more than one key: (table, key, what is wrong).
+    /// Checks that involve more than one key, and what the broker's driver does not declare:
+    /// (table, key, what is wrong).
     fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
+        let broker = self.broker;
+        let capabilities = broker.capabilities();
+        if let (WorkloadKind::Txn | WorkloadKind::Pipeline, Some(why)) = (self.workload.kind, capabilities.transactions)
+        {
+            let kind = self.workload.kind.name();
+            return Err((
+                "workload",
+                "kind",
+                format!("the {kind} workload needs transactions, and {broker} cannot give them here: {why}; use kind = \"queue\""),
+            ));
+        }
+        for fault in &self.nemesis.faults {
+            if let Some((_, why)) = capabilities.refused_faults.iter().find(|(f, _)| *f == fault.name()) {
+                return Err((
+                    "nemesis",
+                    "faults",
+                    format!("{broker} cannot take the fault \"{fault}\": {why}"),
+                ));
+            }
+        }
+        if self.nemesis.target == Target::Leader && !capabilities.leaders && !self.nemesis.faults.is_empty() {
+            return Err((
+                "nemesis",
+                "target",
+                format!("{broker} has no node that leads a destination, so there is no leader to target; use target = \"random\""),
+            ));
+        }
         if !self.broker.allowed_nodes().contains(&self.nodes) {
             let allowed: Vec<String> = self.broker.allowed_nodes().iter().map(|n| n.to_string()).collect();
             return Err((
@@ -239,16 +285,6 @@ impl Campaign {
         if let Err(e) = self.nemesis.validate() {
             let key = if e.contains("interval") { "interval" } else { "duration" };
             return Err(("nemesis", key, e));
-        }
-        if self.rabbitmq.is_some() && self.broker != BrokerKind::Rabbitmq {
-            return Err((
-                "rabbitmq",
-                "queue_type",
-                format!(
-                    "is a RabbitMQ option; remove the [rabbitmq] table for broker \"{}\"",
-                    self.broker
-                ),
-            ));
         }
         if let Some(x) = &self.external {
             if x.endpoints.is_empty() {
@@ -308,15 +344,15 @@ mod tests {
         );
         let e = Campaign::parse("c.toml", &format!("{GOOD}\n[nemesis]\nfaults = [\"flood\"]\n")).unwrap_err();
         assert!(e.to_string().contains("line 10"), "{e}");
-        let e = Campaign::parse("c.toml", &format!("{GOOD}\n[rabbitmq]\nqueue_type = \"classic\"\n")).unwrap_err();
+        let e = Campaign::parse("c.toml", &format!("{GOOD}\n[dest]\nqueue_type = \"classic\"\n")).unwrap_err();
         assert!(
-            e.to_string().contains("line 10") && e.to_string().contains("RabbitMQ option"),
+            e.to_string().contains("line 10") && e.to_string().contains("kafka has none"),
             "{e}"
         );
         let e = Campaign::parse(
             "c.toml",
             &format!(
-                "{}\n[rabbitmq]\nqueue_type = \"stream\"\n",
+                "{}\n[dest]\nqueue_type = \"stream\"\n",
                 GOOD.replace("kafka", "rabbitmq")
             ),
         )
@@ -328,12 +364,12 @@ mod tests {
         let c = Campaign::parse(
             "c.toml",
             &format!(
-                "{}\n[rabbitmq]\nqueue_type = \"classic\"\n",
+                "{}\n[dest]\nqueue_type = \"classic\"\n",
                 GOOD.replace("kafka", "rabbitmq")
             ),
         )
         .expect("valid");
-        assert_eq!(c.rabbitmq.map(|r| r.queue_type), Some(QueueType::Classic));
+        assert_eq!(c.dest_settings, serde_json::json!({"queue_type": "classic"}));
     }
 
     #[test]

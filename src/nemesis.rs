@@ -20,10 +20,10 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, NodeState, TOXIPROXY_API_PORT};
 use crate::history::writer::Recorder;
 use crate::history::{EventType, OpValue, Process};
-use crate::toxiproxy::{Toxic, Toxiproxy};
+use crate::nodes::toxiproxy::{Toxic, Toxiproxy};
+use crate::nodes::{Cluster, NodeState, TOXIPROXY_API_PORT};
 
 /// How long healing may take to bring every node back to healthy.
 const HEAL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -277,7 +277,7 @@ impl Nemesis {
             return self.wait_healthy().await;
         }
         let reasons: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
-        let (kind, reasons) = (self.cluster.kind(), reasons.join("; "));
+        let (kind, reasons) = (self.cluster.broker(), reasons.join("; "));
         bail!("healing {kind} failed: {reasons}; {SEE_STATUS} {kind}`")
     }
 
@@ -396,7 +396,7 @@ impl Nemesis {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let (kind, seconds, sick) = (self.cluster.kind(), HEAL_TIMEOUT.as_secs(), sick.join("; "));
+                let (kind, seconds, sick) = (self.cluster.broker(), HEAL_TIMEOUT.as_secs(), sick.join("; "));
                 bail!("{kind} did not become healthy within {seconds} s after healing: {sick}; {SEE_STATUS} {kind}`");
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -408,7 +408,7 @@ impl Nemesis {
         let endpoint = endpoints.iter().find(|e| e.node == node);
         endpoint
             .map(|e| e.proxy.clone())
-            .ok_or_else(|| anyhow!("{} has no node {node} to target", self.cluster.kind()))
+            .ok_or_else(|| anyhow!("{} has no node {node} to target", self.cluster.broker()))
     }
 }
 

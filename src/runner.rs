@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::{BrokerKind, ClientContext};
 use crate::campaign::Campaign;
-use crate::client;
-use crate::cluster::{self, process, Cluster, ClusterError, Home};
 use crate::history::reader::HistoryReader;
 use crate::history::writer::Recorder;
 use crate::history::{EventType, Guarantee, Header, Process, FORMAT_VERSION};
 use crate::nemesis::Nemesis;
-use crate::toxiproxy::Toxiproxy;
+use crate::nodes::toxiproxy::Toxiproxy;
+use crate::nodes::{process, Cluster, ClusterError, Home};
 use crate::workload::state::Stats;
 use crate::workload::{DrainEnd, Settings, Workload};
 use crate::{checker, report};
@@ -120,9 +120,8 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     let (cluster, endpoints, started_cluster) = match external {
         Some(endpoints) => (None, endpoints, false),
         None => {
-            let c: Arc<dyn Cluster> =
-                Arc::from(cluster::open(campaign.broker, Some(campaign.nodes), &Home::from_env())?);
-            let started = bring_up(c.as_ref(), &log, &interrupt).await?;
+            let c: Arc<dyn Cluster> = Arc::from(campaign.broker.open_cluster(Some(campaign.nodes), &Home::from_env())?);
+            let started = bring_up(c.as_ref(), campaign.broker, &log, &interrupt).await?;
             let endpoints = c.endpoints().iter().map(|e| e.client.to_string()).collect();
             (Some(c), endpoints, started)
         }
@@ -198,16 +197,13 @@ fn stem(path: &Path) -> String {
 /// Start the cluster unless it is already up in our home; returns whether this run started it.
 /// Ports held by someone else's broker (another home on this machine) are waited for, not
 /// fought over: `up` of a fresh cluster would clear the shared proxies of that broker.
-async fn bring_up(c: &dyn Cluster, log: &RunLog, interrupt: &CancellationToken) -> Result<bool> {
-    let kind = c.kind();
+async fn bring_up(c: &dyn Cluster, kind: BrokerKind, log: &RunLog, interrupt: &CancellationToken) -> Result<bool> {
     let ours = (0..c.nodes()).any(|i| c.node_process(i).pid().is_some());
     let started = Instant::now();
     loop {
         if !ours {
             let max_nodes = kind.allowed_nodes().iter().copied().max().unwrap_or(1);
-            let ports: Vec<u16> = (0..max_nodes)
-                .flat_map(|n| (0..10).map(move |s| cluster::port(kind, n, s)))
-                .collect();
+            let ports: Vec<u16> = kind.ports(max_nodes).collect();
             if let Some(port) = ports.iter().copied().find(|&p| process::port_taken(p)) {
                 if started.elapsed() > PORT_WAIT || interrupt.is_cancelled() {
                     bail!("port {port} stays taken by another {kind} (not started from this ACKCHECK_HOME); stop it or run with --external");
@@ -254,7 +250,14 @@ async fn run_phases(
     interrupt: &CancellationToken,
     abandon: &CancellationToken,
 ) -> Result<()> {
-    let broker = client::connect(campaign, endpoints, run_id, log.sink())?;
+    let broker = campaign.broker.driver().client(&ClientContext {
+        endpoints,
+        nodes: campaign.nodes,
+        mode: campaign.mode,
+        run: run_id,
+        dest_settings: &campaign.dest_settings,
+        log: log.sink(),
+    })?;
     let settings = Settings {
         mode: campaign.mode,
         seed,

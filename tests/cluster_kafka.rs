@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ackcheck::cluster::kafka::KafkaCluster;
-use ackcheck::cluster::{self, process, BrokerKind, Cluster, Home};
-use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::brokers::kafka::node::KafkaCluster;
+use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::{self, process, Cluster, Home};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
@@ -71,7 +71,7 @@ where
     }
     for node in 0..nodes {
         for slot in 0..4 {
-            let port = cluster::port(BrokerKind::Kafka, node, slot);
+            let port = ackcheck::brokers::kafka::KIND.port(node, slot);
             assert!(!process::port_taken(port), "port {port} still bound after down");
         }
     }
@@ -186,7 +186,7 @@ async fn three_node_scenario(cluster: KafkaCluster) {
     }
     let statuses = cluster.status().await.expect("status");
     assert!(
-        statuses.iter().all(|s| s.state == cluster::NodeState::Healthy),
+        statuses.iter().all(|s| s.state == nodes::NodeState::Healthy),
         "all healthy: {statuses:?}"
     );
 }

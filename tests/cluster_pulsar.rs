@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ackcheck::cluster::pulsar::{connect, PulsarCluster};
-use ackcheck::cluster::{self, process, BrokerKind, Cluster, Home, NodeState};
-use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::brokers::pulsar::node::{connect, PulsarCluster};
+use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::{process, Cluster, Home, NodeState};
 use futures::StreamExt;
 use pulsar::consumer::InitialPosition;
 use pulsar::{Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
@@ -49,7 +49,7 @@ async fn standalone_keeps_messages_across_kill_and_loses_an_ack_through_the_prox
         assert!(!process::pid_alive(pid), "node process {pid} still alive after down");
     }
     for slot in 0..6 {
-        let port = cluster::port(BrokerKind::Pulsar, 0, slot);
+        let port = ackcheck::brokers::pulsar::KIND.port(0, slot);
         assert!(!process::port_taken(port), "port {port} still bound after down");
     }
     let proxies = Toxiproxy::default().proxies().await.unwrap_or_default();

@@ -4,9 +4,9 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use ackcheck::cluster::rabbitmq::RabbitCluster;
-use ackcheck::cluster::{process, Cluster, Home, NodeState};
-use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::brokers::rabbitmq::node::RabbitCluster;
+use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::{process, Cluster, Home, NodeState};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };

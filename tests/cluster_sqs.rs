@@ -7,10 +7,10 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ackcheck::cluster::process;
-use ackcheck::cluster::sqs::{self, SqsCluster};
-use ackcheck::cluster::{port, BrokerKind, Cluster, Home, NodeState};
-use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::brokers::sqs::node::{self as sqs, SqsCluster};
+use ackcheck::nodes::process;
+use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::{Cluster, Home, NodeState};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
@@ -47,7 +47,7 @@ async fn sqs_one_node_up_kill_restart_lost_ack_down() {
         "LocalStack processes outlive down"
     );
     for slot in [0, 1] {
-        let p = port(BrokerKind::Sqs, 0, slot);
+        let p = ackcheck::brokers::sqs::KIND.port(0, slot);
         assert!(!process::port_taken(p), "port {p} is still bound after down");
     }
     // The gateway may listen on [::1] (see src/cluster/sqs.rs): check the very addresses.
@@ -97,7 +97,7 @@ async fn scenario(home: Home) {
     let endpoint = cluster.endpoints()[0].url.clone();
     assert_eq!(
         endpoint,
-        format!("http://127.0.0.1:{}", port(BrokerKind::Sqs, 0, 0)),
+        format!("http://127.0.0.1:{}", ackcheck::brokers::sqs::KIND.port(0, 0)),
         "clients must use the proxy"
     );
     let client = sqs::sqs_client(&endpoint, Duration::from_secs(10));

@@ -9,7 +9,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ackcheck::cluster::{kafka, port, pulsar, sqs, BrokerKind, CLIENT_PROXY_SLOT, TOXIPROXY_API_PORT};
+use ackcheck::brokers::kafka::node as kafka;
+use ackcheck::brokers::pulsar::node as pulsar;
+use ackcheck::brokers::sqs::node as sqs;
+use ackcheck::nodes::{CLIENT_PROXY_SLOT, TOXIPROXY_API_PORT};
 
 fn compose_file() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
@@ -81,7 +84,7 @@ fn docker_compose_file_is_valid_and_matches_ackcheck() {
             "image {image} is not pinned to a version"
         );
     }
-    let toxiproxy_version = ackcheck::toxiproxy::VERSION.trim_start_matches('v');
+    let toxiproxy_version = ackcheck::nodes::toxiproxy::VERSION.trim_start_matches('v');
     for pinned in [
         format!("apache/kafka:{}", kafka::VERSION),
         format!("localstack/localstack:{}", sqs::LOCALSTACK_VERSION),
@@ -106,13 +109,9 @@ fn docker_compose_file_is_valid_and_matches_ackcheck() {
         text.contains(&format!("\"127.0.0.1:{TOXIPROXY_API_PORT}:8474\"")),
         "Toxiproxy's API should be published on {TOXIPROXY_API_PORT}"
     );
-    for kind in [
-        BrokerKind::Kafka,
-        BrokerKind::Rabbitmq,
-        BrokerKind::Sqs,
-        BrokerKind::Pulsar,
-    ] {
-        let proxy_port = port(kind, 0, CLIENT_PROXY_SLOT);
+    // Every broker of the registry has its service in the compose file.
+    for &kind in ackcheck::brokers::ALL {
+        let proxy_port = kind.port(0, CLIENT_PROXY_SLOT);
         let proxy = format!("{{\"name\":\"{kind}-node0\",\"listen\":\"0.0.0.0:{proxy_port}\"");
         assert!(
             text.contains(&proxy),

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::cluster::{self, process, BrokerKind, Cluster, Home, NodeState};
 use ackcheck::history::writer::Recorder;
 use ackcheck::history::{Event, EventType, Header, Process};
 use ackcheck::nemesis::{self, FaultKind, Nemesis, NemesisConfig, Target};
-use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::{process, Cluster, Home, NodeState};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
@@ -205,10 +205,14 @@ async fn stopping_mid_fault_and_leftovers_of_a_crashed_run_are_healed() {
 async fn healing_a_cluster_that_is_not_up_is_an_error_that_says_so() {
     let _serial = SERIAL.lock().await;
     let home = Home::from_env();
-    if process::recorded_nodes(&home, BrokerKind::Kafka).is_some() {
+    if process::recorded_nodes(&home, "kafka").is_some() {
         panic!("a Kafka cluster is up in this ACKCHECK_HOME; run `ackcheck cluster down kafka` first");
     }
-    let cluster: Arc<dyn Cluster> = Arc::from(cluster::open(BrokerKind::Kafka, Some(1), &home).expect("open"));
+    let cluster: Arc<dyn Cluster> = Arc::from(
+        ackcheck::brokers::kafka::KIND
+            .open_cluster(Some(1), &home)
+            .expect("open"),
+    );
     let recorder = Recorder::to_writer(Box::new(std::io::sink()), &Header::default()).expect("a recorder");
     let config = NemesisConfig {
         faults: vec![FaultKind::Kill],
@@ -363,11 +367,17 @@ where
     let home = Home::from_env();
     // Never take over another Kafka on these ports (another ACKCHECK_HOME): `down` and a fresh
     // `up` here would delete its proxies.
-    let ports: Vec<u16> = (0..4).map(|slot| cluster::port(BrokerKind::Kafka, 0, slot)).collect();
-    if process::recorded_nodes(&home, BrokerKind::Kafka).is_none() && ports.iter().any(|&p| process::port_taken(p)) {
+    let ports: Vec<u16> = (0..4)
+        .map(|slot| ackcheck::brokers::kafka::KIND.port(0, slot))
+        .collect();
+    if process::recorded_nodes(&home, "kafka").is_none() && ports.iter().any(|&p| process::port_taken(p)) {
         panic!("Kafka's ports {ports:?} are taken by something this ACKCHECK_HOME did not start; stop it or wait");
     }
-    let cluster: Arc<dyn Cluster> = Arc::from(cluster::open(BrokerKind::Kafka, Some(1), &home).expect("open"));
+    let cluster: Arc<dyn Cluster> = Arc::from(
+        ackcheck::brokers::kafka::KIND
+            .open_cluster(Some(1), &home)
+            .expect("open"),
+    );
     cluster.down().await.expect("down before the test (clearing leftovers)");
     let dir = tempfile::tempdir().expect("a temp dir");
     let started = Instant::now();

@@ -12,11 +12,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::client::pulsar::PulsarBroker;
-use ackcheck::client::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
-use ackcheck::cluster::{self, BrokerKind, Home};
+use ackcheck::broker::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::brokers::pulsar::client::PulsarBroker;
 use ackcheck::history::Guarantee;
-use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::Home;
 use common::{n, run, SERIAL};
 
 const STEP: Duration = Duration::from_secs(30);
@@ -82,7 +82,7 @@ fn positions(messages: &[Received]) -> Vec<(String, String)> {
 }
 
 /// Send until ok, or fail after STEP.
-async fn send_until_ok(producer: &dyn ackcheck::client::Producer, m: &Outgoing) {
+async fn send_until_ok(producer: &dyn ackcheck::broker::Producer, m: &Outgoing) {
     let deadline = Instant::now() + STEP;
     loop {
         match producer.send(std::slice::from_ref(m)).await {
@@ -98,7 +98,9 @@ async fn send_until_ok(producer: &dyn ackcheck::client::Producer, m: &Outgoing) 
 async fn a_lost_receipt_makes_a_second_copy_unacked_copies_come_back_and_exactly_once_deduplicates() {
     let _serial = SERIAL.lock().await;
     let home = Home::from_env();
-    let cluster = cluster::open(BrokerKind::Pulsar, Some(1), &home).expect("opening the cluster");
+    let cluster = ackcheck::brokers::pulsar::KIND
+        .open_cluster(Some(1), &home)
+        .expect("opening the cluster");
     cluster.up().await.expect("starting Pulsar");
     let endpoint = cluster.endpoints()[0].client.to_string();
     let proxy = cluster.endpoints()[0].proxy.clone();

@@ -13,11 +13,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::client::rabbitmq::{QueueType, RabbitBroker};
-use ackcheck::client::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
-use ackcheck::cluster::{self, BrokerKind, Home};
+use ackcheck::broker::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::brokers::rabbitmq::client::{QueueType, RabbitBroker};
 use ackcheck::history::Guarantee;
-use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::Home;
 use common::{n, run, SERIAL};
 
 const STEP: Duration = Duration::from_secs(30);
@@ -76,7 +76,9 @@ where
 {
     let _serial = SERIAL.lock().await;
     let home = Home::from_env();
-    let cluster = cluster::open(BrokerKind::Rabbitmq, Some(1), &home).expect("opening the cluster");
+    let cluster = ackcheck::brokers::rabbitmq::KIND
+        .open_cluster(Some(1), &home)
+        .expect("opening the cluster");
     cluster.up().await.expect("starting RabbitMQ");
     let endpoint = cluster.endpoints()[0].client.to_string();
     let proxy_name = cluster.endpoints()[0].proxy.clone();
@@ -323,7 +325,7 @@ async fn exactly_once_effect_holds_under_lost_confirms_and_crashes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn classic_queues_redeliver_after_crashes_and_lose_nothing() {
     let campaign =
-        QUEUE.replace("MODE", "at-least-once") + "[crashes]\ninterval = 1.5\n[rabbitmq]\nqueue_type = \"classic\"\n";
+        QUEUE.replace("MODE", "at-least-once") + "[crashes]\ninterval = 1.5\n[dest]\nqueue_type = \"classic\"\n";
     let (code, v, history) = run("rabbitmq-classic", &campaign, 12).await;
     assert!(
         history.contains("\"queue_type\":\"classic\""),

@@ -13,11 +13,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::client::sqs::{SqsBroker, VISIBILITY_TIMEOUT_SECONDS};
-use ackcheck::client::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
-use ackcheck::cluster::{self, BrokerKind, Home};
+use ackcheck::broker::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::brokers::sqs::client::{SqsBroker, VISIBILITY_TIMEOUT_SECONDS};
 use ackcheck::history::Guarantee;
-use ackcheck::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
+use ackcheck::nodes::Home;
 use common::{n, run, SERIAL};
 
 const STEP: Duration = Duration::from_secs(30);
@@ -127,7 +127,9 @@ where
 {
     let _serial = SERIAL.lock().await;
     let home = Home::from_env();
-    let cluster = cluster::open(BrokerKind::Sqs, Some(1), &home).expect("opening the cluster");
+    let cluster = ackcheck::brokers::sqs::KIND
+        .open_cluster(Some(1), &home)
+        .expect("opening the cluster");
     cluster.up().await.expect("starting LocalStack");
     let endpoint = cluster.endpoints()[0].client.to_string();
     let proxy_name = cluster.endpoints()[0].proxy.clone();

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use crate::cluster::{self, BrokerKind, Home, NodeState};
+use crate::broker::BrokerKind;
+use crate::nodes::{self, Home, NodeState};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Action {
@@ -29,7 +30,7 @@ pub enum Action {
 pub struct ClusterArgs {
     pub action: Action,
     pub broker: BrokerKind,
-    /// Number of nodes (kafka, rabbitmq: 1 or 3; sqs, pulsar: 1). Default: the running cluster's, else 1.
+    /// Number of nodes (each broker above says which it runs with). Default: the running cluster's, else 1.
     #[arg(long)]
     pub nodes: Option<usize>,
     /// The node to act on (kill, pause, resume, restart), from 0.
@@ -44,14 +45,14 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<i32> {
 
 async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
     let home = Home::from_env();
-    let c = cluster::open(args.broker, args.nodes, &home)?;
+    let c = args.broker.open_cluster(args.nodes, &home)?;
     match args.action {
         Action::Up => {
             let started = std::time::Instant::now();
             c.up().await?;
             eprintln!(
                 "{} is up with {} node(s) in {:.1} s",
-                c.kind(),
+                c.broker(),
                 c.nodes(),
                 started.elapsed().as_secs_f64()
             );
@@ -59,7 +60,7 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
         }
         Action::Down => {
             c.down().await?;
-            eprintln!("{} is down", c.kind());
+            eprintln!("{} is down", c.broker());
         }
         Action::Status => {
             let statuses = c.status().await?;
@@ -68,7 +69,7 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
                 let pid = s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
                 println!(
                     "{} node {}  pid {:>7}  {:<9}  {}",
-                    c.kind(),
+                    c.broker(),
                     s.node,
                     pid,
                     format!("{:?}", s.state).to_lowercase(),
@@ -87,7 +88,7 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn print_endpoints(c: &dyn cluster::Cluster) -> anyhow::Result<()> {
+fn print_endpoints(c: &dyn nodes::Cluster) -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::to_string_pretty(&c.endpoints()).context("serializing endpoints")?

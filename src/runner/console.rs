@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::LogSink;
+use crate::broker::LogSink;
 use crate::nemesis::Nemesis;
 use crate::workload::state::Stats;
 

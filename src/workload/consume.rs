@@ -16,7 +16,7 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 use super::{drop_crashed, open_until, Ctx, Point};
-use crate::client::{Consumer, ConsumerSpec, Received};
+use crate::broker::{Consumer, ConsumerSpec, Received};
 use crate::history::Guarantee;
 
 /// How long one receive waits for a batch.

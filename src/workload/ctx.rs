@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::state::{self, EffectStore, Membership, Pacer, Stats, Tracker};
 use super::{crash, Settings};
-use crate::client::{Broker, LogSink, Outcome, Outgoing, Received};
+use crate::broker::{Broker, LogSink, Outcome, Outgoing, Received};
 use crate::history::writer::Recorder;
 use crate::history::{ops, EventType, Message, OpValue, Process};
 

@@ -23,8 +23,8 @@ use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::{Broker, LogSink};
 use crate::campaign::{WorkloadConfig, WorkloadKind};
-use crate::client::{Broker, LogSink};
 use crate::history::writer::Recorder;
 use crate::history::Guarantee;
 pub use crash::{CrashPlan, Point};
@@ -275,7 +275,7 @@ impl Workload {
 async fn open_until<T, F, Fut>(ctx: &Ctx, what: &str, stop: &CancellationToken, mut open: F) -> Option<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::client::ClientError>>,
+    Fut: std::future::Future<Output = Result<T, crate::broker::ClientError>>,
 {
     let mut delay = Duration::from_millis(200);
     loop {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::consume::{self, ConsumerRole, Policy};
 use super::produce::{self, ProducerRole};
 use super::{drop_crashed, open_until, Ctx, Point, Workload};
-use crate::client::{ConsumerSpec, Outcome, Outgoing, Processor, ProducerSpec, Received};
+use crate::broker::{ConsumerSpec, Outcome, Outgoing, Processor, ProducerSpec, Received};
 
 pub(super) const VERIFIER: &str = "verifier";
 /// The processors' consumer group.

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::{open_until, state, Ctx};
-use crate::client::{Completion, Outcome, Outgoing, Producer, ProducerSpec};
+use crate::broker::{Completion, Outcome, Outgoing, Producer, ProducerSpec};
 use crate::history::Guarantee;
 
 /// What one producer does.

@@ -4,7 +4,7 @@
 use super::consume::{self, ConsumerRole, Policy};
 use super::produce::{self, ProducerRole};
 use super::Workload;
-use crate::client::ConsumerSpec;
+use crate::broker::ConsumerSpec;
 use crate::history::Guarantee;
 
 /// The consumer group's name in the history.

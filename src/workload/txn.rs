@@ -5,7 +5,7 @@
 use super::consume::{self, ConsumerRole, Policy};
 use super::produce::{self, ProducerRole};
 use super::Workload;
-use crate::client::ConsumerSpec;
+use crate::broker::ConsumerSpec;
 
 pub(super) const COMMITTED: &str = "read-committed";
 pub(super) const UNCOMMITTED: &str = "read-uncommitted";

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use super::{BrokerKind, ClusterError, Home, NodeState, NodeStatus, Result};
+use super::{ClusterError, Home, NodeState, NodeStatus, Result};
 
 /// One node's process, known by its pid file. The pid is the broker process itself (the JVM,
 /// the Erlang VM, Python), started in its own process group so that a Ctrl-C to ackcheck does
@@ -290,8 +290,8 @@ pub fn run_step(what: &str, step: &str, cmd: &mut Command) -> Result<String> {
 }
 
 /// The node count recorded by the last `up` of this broker (`run/<broker>/nodes`).
-pub fn recorded_nodes(home: &Home, kind: BrokerKind) -> Option<usize> {
-    fs::read_to_string(home.run_dir(kind).join("nodes"))
+pub fn recorded_nodes(home: &Home, broker: &str) -> Option<usize> {
+    fs::read_to_string(home.run_dir(broker).join("nodes"))
         .ok()?
         .trim()
         .parse()
@@ -299,13 +299,13 @@ pub fn recorded_nodes(home: &Home, kind: BrokerKind) -> Option<usize> {
 }
 
 /// Record the node count at `up` so that later commands find the same cluster.
-pub fn record_nodes(home: &Home, kind: BrokerKind, nodes: usize) -> Result<()> {
-    let dir = home.run_dir(kind);
+pub fn record_nodes(home: &Home, broker: &str, nodes: usize) -> Result<()> {
+    let dir = home.run_dir(broker);
     fs::create_dir_all(&dir).map_err(ClusterError::io(format!("creating {}", dir.display())))?;
     fs::write(dir.join("nodes"), nodes.to_string()).map_err(ClusterError::io("recording the node count"))
 }
 
 /// Forget the recorded node count (at `down`).
-pub fn forget_nodes(home: &Home, kind: BrokerKind) {
-    let _ = fs::remove_file(home.run_dir(kind).join("nodes"));
+pub fn forget_nodes(home: &Home, broker: &str) {
+    let _ = fs::remove_file(home.run_dir(broker).join("nodes"));
 }

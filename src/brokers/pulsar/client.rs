@@ -42,11 +42,11 @@ use pulsar::message::proto::MessageIdData;
 use pulsar::producer::{Message as PulsarMessage, ProducerOptions, SendFuture};
 use pulsar::{ConnectionRetryOptions, ConsumerOptions, OperationRetryOptions, Pulsar, SubType, TokioExecutor};
 
-use super::{
+use crate::broker::BrokerKind;
+use crate::broker::{
     decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
     Producer, ProducerSpec, Received,
 };
-use crate::cluster::BrokerKind;
 use crate::history::Guarantee;
 
 /// How long the broker may take to answer one operation (a receipt, a lookup) before the crate
@@ -168,7 +168,7 @@ fn close_in_background(mut producer: TopicProducer) {
 #[async_trait]
 impl Broker for PulsarBroker {
     fn kind(&self) -> BrokerKind {
-        BrokerKind::Pulsar
+        super::KIND
     }
 
     /// One non-partitioned topic, created by opening (and closing) a producer on it; the

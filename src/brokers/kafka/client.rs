@@ -31,11 +31,11 @@ use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use tokio::sync::oneshot;
 
-use super::{
+use crate::broker::BrokerKind;
+use crate::broker::{
     Broker, ClientError, Completion, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor, Producer,
     ProducerSpec,
 };
-use crate::cluster::BrokerKind;
 use crate::history::Guarantee;
 use consumer::{next_offsets, KafkaConsumer};
 use producer::{delivered, enqueue, KafkaProducer};
@@ -282,7 +282,7 @@ impl KafkaBroker {
 #[async_trait]
 impl Broker for KafkaBroker {
     fn kind(&self) -> BrokerKind {
-        BrokerKind::Kafka
+        super::KIND
     }
 
     async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError> {

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::txn::Txn;
 use super::{blocking, Pending, Tp};
-use crate::client::{encode_body, Completion, Outcome, Outgoing, Producer};
+use crate::broker::{encode_body, Completion, Outcome, Outgoing, Producer};
 
 /// Enqueue one message; the receiver resolves with its outcome. An error here means the
 /// message never entered the client: it was not written.

@@ -23,10 +23,11 @@ use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
-use super::maven;
-use super::process::{self, NodeProcess};
-use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result, CLIENT_PROXY_SLOT};
-use crate::toxiproxy::{self, Toxiproxy};
+use super::KIND;
+use crate::nodes::maven;
+use crate::nodes::process::{self, NodeProcess};
+use crate::nodes::toxiproxy::{self, Toxiproxy};
+use crate::nodes::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result, CLIENT_PROXY_SLOT};
 
 /// The pinned Kafka release (the jars `org.apache.kafka:kafka_2.13` and `kafka-tools`).
 pub const VERSION: &str = "4.1.1";
@@ -117,22 +118,22 @@ impl KafkaCluster {
     }
 
     fn data_dir(&self, node: usize) -> PathBuf {
-        self.home.node_dir(BrokerKind::Kafka, node).join("data")
+        self.home.node_dir(KIND.name(), node).join("data")
     }
 
     fn config_file(&self, node: usize) -> PathBuf {
-        self.home.node_dir(BrokerKind::Kafka, node).join("server.properties")
+        self.home.node_dir(KIND.name(), node).join("server.properties")
     }
 
     fn server_properties(&self, node: usize) -> String {
         let voters = (0..self.nodes)
-            .map(|i| format!("{i}@127.0.0.1:{}", port(BrokerKind::Kafka, i, CONTROLLER_SLOT)))
+            .map(|i| format!("{i}@127.0.0.1:{}", KIND.port(i, CONTROLLER_SLOT)))
             .collect::<Vec<_>>()
             .join(",");
         // One node cannot replicate: the internal topics must then accept a single replica, or
         // consumer groups and transactions fail. Three nodes: acks=all means 2 of 3 replicas.
         let (replicas, min_isr) = if self.nodes == 1 { (1, 1) } else { (3, 2) };
-        let p = |slot| port(BrokerKind::Kafka, node, slot);
+        let p = |slot| KIND.port(node, slot);
         format!(
             "# Written by ackcheck for node {node} of {nodes}.
 process.roles=broker,controller
@@ -201,9 +202,9 @@ group.initial.rebalance.delay.ms=0
     async fn ensure_proxy(&self, proxy: &Toxiproxy, existing: &[String], node: usize) -> Result<()> {
         let name = proxy_name(node);
         if !existing.contains(&name) {
-            let upstream = format!("127.0.0.1:{}", port(BrokerKind::Kafka, node, CLIENT_SLOT));
+            let upstream = format!("127.0.0.1:{}", KIND.port(node, CLIENT_SLOT));
             proxy
-                .create_proxy(&name, port(BrokerKind::Kafka, node, CLIENT_PROXY_SLOT), &upstream)
+                .create_proxy(&name, KIND.port(node, CLIENT_PROXY_SLOT), &upstream)
                 .await?;
         }
         Ok(())
@@ -230,7 +231,7 @@ group.initial.rebalance.delay.ms=0
                 if dead || Instant::now() >= deadline {
                     let step = if dead { "the JVM exited".to_string() } else { err };
                     return Err(ClusterError::NotReady {
-                        broker: BrokerKind::Kafka,
+                        broker: KIND.name(),
                         node,
                         seconds: started.elapsed().as_secs(),
                         step,
@@ -284,8 +285,8 @@ group.initial.rebalance.delay.ms=0
 
 #[async_trait]
 impl Cluster for KafkaCluster {
-    fn kind(&self) -> BrokerKind {
-        BrokerKind::Kafka
+    fn broker(&self) -> &'static str {
+        KIND.name()
     }
 
     fn nodes(&self) -> usize {
@@ -296,11 +297,11 @@ impl Cluster for KafkaCluster {
         let running: Vec<usize> = (0..MAX_NODES)
             .filter(|&i| self.node_process(i).pid().is_some())
             .collect();
-        let recorded = process::recorded_nodes(&self.home, BrokerKind::Kafka);
+        let recorded = process::recorded_nodes(&self.home, KIND.name());
         if !running.is_empty() && recorded != Some(self.nodes) {
             let nodes = recorded.unwrap_or(running.len());
             return Err(ClusterError::AlreadyUp {
-                broker: BrokerKind::Kafka,
+                broker: KIND.name(),
                 nodes,
             });
         }
@@ -323,7 +324,7 @@ impl Cluster for KafkaCluster {
             let _ = toxiproxy::stop_if_unused(&self.home).await;
             return Err(e);
         }
-        process::record_nodes(&self.home, BrokerKind::Kafka, self.nodes)?;
+        process::record_nodes(&self.home, KIND.name(), self.nodes)?;
         if let Err(e) = self.start_missing(&install, &proxy).await {
             let _ = self.down().await;
             return Err(e);
@@ -352,7 +353,7 @@ impl Cluster for KafkaCluster {
         for node in all {
             let _ = fs::remove_dir_all(self.data_dir(node));
         }
-        process::forget_nodes(&self.home, BrokerKind::Kafka);
+        process::forget_nodes(&self.home, KIND.name());
         Ok(())
     }
 
@@ -378,7 +379,7 @@ impl Cluster for KafkaCluster {
             .map(|node| NodeEndpoint {
                 node,
                 client: client_addr(node),
-                direct: SocketAddr::from(([127, 0, 0, 1], port(BrokerKind::Kafka, node, CLIENT_SLOT))),
+                direct: SocketAddr::from(([127, 0, 0, 1], KIND.port(node, CLIENT_SLOT))),
                 proxy: proxy_name(node),
                 // Kafka has no URL scheme: this is the node's `bootstrap.servers` entry.
                 url: client_addr(node).to_string(),
@@ -387,7 +388,7 @@ impl Cluster for KafkaCluster {
     }
 
     fn node_process(&self, node: usize) -> NodeProcess {
-        NodeProcess::in_dir(self.home.node_dir(BrokerKind::Kafka, node))
+        NodeProcess::in_dir(self.home.node_dir(KIND.name(), node))
     }
 
     async fn leader(&self, dest: &str) -> Option<usize> {
@@ -415,9 +416,7 @@ impl Cluster for KafkaCluster {
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
         if !self.data_dir(node).join("meta.properties").is_file() {
-            return Err(ClusterError::NotUp {
-                broker: BrokerKind::Kafka,
-            });
+            return Err(ClusterError::NotUp { broker: KIND.name() });
         }
         let install = self.install()?;
         let proxy = toxiproxy::ensure_running(&self.home).await?;
@@ -434,14 +433,14 @@ fn proxy_name(node: usize) -> String {
 }
 
 fn client_addr(node: usize) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port(BrokerKind::Kafka, node, CLIENT_PROXY_SLOT)))
+    SocketAddr::from(([127, 0, 0, 1], KIND.port(node, CLIENT_PROXY_SLOT)))
 }
 
 /// Every port a node uses: its proxy and its three listeners.
 fn node_ports(node: usize) -> Vec<u16> {
     [CLIENT_PROXY_SLOT, CLIENT_SLOT, INTERNAL_SLOT, CONTROLLER_SLOT]
         .iter()
-        .map(|&s| port(BrokerKind::Kafka, node, s))
+        .map(|&s| KIND.port(node, s))
         .collect()
 }
 

@@ -10,7 +10,7 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::TopicPartitionList;
 
 use super::{blocking, Ctx};
-use crate::client::{decode_body, ClientError, Consumer, LogSink, Received};
+use crate::broker::{decode_body, ClientError, Consumer, LogSink, Received};
 
 /// Where a received Kafka message sits, to commit the position after it.
 struct KafkaPos {

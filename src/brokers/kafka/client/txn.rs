@@ -17,7 +17,7 @@ use rdkafka::{ClientConfig, TopicPartitionList};
 use tokio::sync::oneshot;
 
 use super::{blocking, delivered, enqueue, next_offsets, Ctx, KafkaConsumer, Tp};
-use crate::client::{ClientError, LogSink, Outcome, Outgoing, Processor, Received};
+use crate::broker::{ClientError, LogSink, Outcome, Outgoing, Processor, Received};
 
 const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,79 +1,29 @@
-//! The `cluster` role: install, start, stop, kill, pause, resume and restart local broker nodes,
-//! each behind its own Toxiproxy proxy so that the nemesis can break client traffic.
+//! The `nodes` role: the local nodes of one broker, whichever broker: install, start, stop, kill, pause,
+//! resume and restart, each node behind its own Toxiproxy proxy so that the nemesis can break
+//! client traffic.
 //!
-//! One implementation per broker behind the [`Cluster`] trait. Everything a node owns (data,
-//! log, pid file) lives under `$ACKCHECK_HOME/run/<broker>/node<i>/`; installs are cached under
-//! `$ACKCHECK_HOME/install/`. Ports follow one plan ([`port`]) so that brokers never collide.
-
-pub mod kafka;
-mod maven;
-pub mod process;
-pub mod pulsar;
-pub mod rabbitmq;
-pub mod sqs;
+//! Each broker folder implements [`Cluster`] with the shared machinery here ([`process`]: pid
+//! files, signals, port checks; [`maven`]; [`toxiproxy`]). Nothing here knows a broker: a
+//! broker is its name, and its driver (`crate::broker::BrokerDriver::cluster`) makes its
+//! [`Cluster`]. Everything a node owns (data, log,
+//! pid file) lives under `$ACKCHECK_HOME/run/<broker>/node<i>/`; installs are cached under
+//! `$ACKCHECK_HOME/install/`. Ports follow one plan (`crate::broker::BrokerKind::port`) so that brokers
+//! never collide.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use process::NodeProcess;
 
-/// The brokers ackcheck can run locally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum BrokerKind {
-    Kafka,
-    Rabbitmq,
-    Sqs,
-    Pulsar,
-}
-
-impl BrokerKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            BrokerKind::Kafka => "kafka",
-            BrokerKind::Rabbitmq => "rabbitmq",
-            BrokerKind::Sqs => "sqs",
-            BrokerKind::Pulsar => "pulsar",
-        }
-    }
-
-    /// The node counts this broker supports locally.
-    pub fn allowed_nodes(self) -> &'static [usize] {
-        match self {
-            BrokerKind::Kafka | BrokerKind::Rabbitmq => &[1, 3],
-            BrokerKind::Sqs | BrokerKind::Pulsar => &[1],
-        }
-    }
-
-    /// First port of this broker's block in the port plan.
-    fn port_base(self) -> u16 {
-        match self {
-            BrokerKind::Kafka => 19000,
-            BrokerKind::Rabbitmq => 19100,
-            BrokerKind::Sqs => 19200,
-            BrokerKind::Pulsar => 19300,
-        }
-    }
-}
-
-impl std::fmt::Display for BrokerKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub mod maven;
+pub mod process;
+pub mod toxiproxy;
 
 /// Slot 0 of every node is the proxy port that clients connect to.
 pub const CLIENT_PROXY_SLOT: u16 = 0;
-
-/// The port plan: broker block (100 ports) + 10 ports per node + a slot (0..10) per purpose.
-/// Slot 0 is the Toxiproxy listen port for clients; slots 1..9 are the broker's own direct ports.
-pub fn port(kind: BrokerKind, node: usize, slot: u16) -> u16 {
-    assert!(slot < 10 && node < 9, "port plan: slot {slot} node {node} out of range");
-    kind.port_base() + 10 * node as u16 + slot
-}
 
 /// Toxiproxy's HTTP API address (not the default 8474, so a user's own Toxiproxy is left alone).
 pub const TOXIPROXY_API_PORT: u16 = 18474;
@@ -113,13 +63,13 @@ impl Home {
     }
 
     /// State of one broker's running cluster: `run/<broker>`.
-    pub fn run_dir(&self, kind: BrokerKind) -> PathBuf {
-        self.root.join("run").join(kind.name())
+    pub fn run_dir(&self, broker: &str) -> PathBuf {
+        self.root.join("run").join(broker)
     }
 
     /// One node's data, log and pid file: `run/<broker>/node<i>`.
-    pub fn node_dir(&self, kind: BrokerKind, node: usize) -> PathBuf {
-        self.run_dir(kind).join(format!("node{node}"))
+    pub fn node_dir(&self, broker: &str, node: usize) -> PathBuf {
+        self.run_dir(broker).join(format!("node{node}"))
     }
 }
 
@@ -164,13 +114,13 @@ pub enum NodeState {
 pub enum ClusterError {
     #[error("{broker} supports {allowed} node(s) locally, not {asked}; pass --nodes with one of those")]
     NodeCount {
-        broker: BrokerKind,
+        broker: &'static str,
         allowed: String,
         asked: usize,
     },
     #[error("{broker} has nodes 0..{nodes}, there is no node {node}; pass --node with one of those")]
     NoSuchNode {
-        broker: BrokerKind,
+        broker: &'static str,
         nodes: usize,
         node: usize,
     },
@@ -185,18 +135,18 @@ pub enum ClusterError {
     PortTaken { port: u16, needed_by: String },
     #[error("{broker} node {node} did not become ready within {seconds} s ({step}); its log ends with:\n{log_tail}")]
     NotReady {
-        broker: BrokerKind,
+        broker: &'static str,
         node: usize,
         seconds: u64,
         step: String,
         log_tail: String,
     },
     #[error("{broker} is not up; run `ackcheck cluster up {broker}` first")]
-    NotUp { broker: BrokerKind },
+    NotUp { broker: &'static str },
     #[error("{broker} is already up with {nodes} node(s); run `ackcheck cluster down {broker}` first to change it")]
-    AlreadyUp { broker: BrokerKind, nodes: usize },
+    AlreadyUp { broker: &'static str, nodes: usize },
     #[error("{broker} node {node} is not running; use `ackcheck cluster restart {broker} --node {node}` to start it")]
-    NodeNotRunning { broker: BrokerKind, node: usize },
+    NodeNotRunning { broker: &'static str, node: usize },
     #[error("Toxiproxy request failed ({what}): {reason}")]
     Proxy { what: String, reason: String },
     #[error("{what}: {source}")]
@@ -223,7 +173,8 @@ pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
 /// (`up`, then `kill`, then `restart`) act on the same cluster.
 #[async_trait]
 pub trait Cluster: Send + Sync {
-    fn kind(&self) -> BrokerKind;
+    /// The broker's name (`kafka`).
+    fn broker(&self) -> &'static str;
 
     /// Number of nodes of this cluster.
     fn nodes(&self) -> usize;
@@ -276,7 +227,7 @@ pub trait Cluster: Send + Sync {
     fn check_node(&self, node: usize) -> Result<()> {
         if node >= self.nodes() {
             return Err(ClusterError::NoSuchNode {
-                broker: self.kind(),
+                broker: self.broker(),
                 nodes: self.nodes(),
                 node,
             });
@@ -288,36 +239,10 @@ pub trait Cluster: Send + Sync {
         let p = self.node_process(node);
         if p.pid().is_none() {
             return Err(ClusterError::NodeNotRunning {
-                broker: self.kind(),
+                broker: self.broker(),
                 node,
             });
         }
         Ok(p)
     }
-}
-
-/// The cluster of `kind` with `nodes` nodes under `home`. `nodes = None` means: the size of the
-/// cluster that is already up, or 1.
-pub fn open(kind: BrokerKind, nodes: Option<usize>, home: &Home) -> Result<Box<dyn Cluster>> {
-    let recorded = process::recorded_nodes(home, kind);
-    let nodes = nodes.or(recorded).unwrap_or(1);
-    if !kind.allowed_nodes().contains(&nodes) {
-        let allowed = kind
-            .allowed_nodes()
-            .iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(" or ");
-        return Err(ClusterError::NodeCount {
-            broker: kind,
-            allowed,
-            asked: nodes,
-        });
-    }
-    Ok(match kind {
-        BrokerKind::Kafka => Box::new(kafka::KafkaCluster::new(home.clone(), nodes)),
-        BrokerKind::Rabbitmq => Box::new(rabbitmq::RabbitCluster::new(home.clone(), nodes)),
-        BrokerKind::Sqs => Box::new(sqs::SqsCluster::new(home.clone(), nodes)),
-        BrokerKind::Pulsar => Box::new(pulsar::PulsarCluster::new(home.clone(), nodes)),
-    })
 }

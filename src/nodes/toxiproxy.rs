@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cluster::process::{self, NodeProcess};
-use crate::cluster::{ClusterError, Home, Result, TOXIPROXY_API_PORT};
+use super::process::{self, NodeProcess};
+use super::{ClusterError, Home, Result, TOXIPROXY_API_PORT};
 
 /// The pinned Toxiproxy version.
 pub const VERSION: &str = "v2.12.0";

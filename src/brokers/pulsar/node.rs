@@ -27,10 +27,11 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pulsar::{ConnectionRetryOptions, OperationRetryOptions, Pulsar, TokioExecutor};
 
-use super::maven;
-use super::process::{self, NodeProcess};
-use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result, CLIENT_PROXY_SLOT};
-use crate::toxiproxy::{self, Toxiproxy};
+use super::KIND;
+use crate::nodes::maven;
+use crate::nodes::process::{self, NodeProcess};
+use crate::nodes::toxiproxy::{self, Toxiproxy};
+use crate::nodes::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result, CLIENT_PROXY_SLOT};
 
 /// The pinned Pulsar release. 4.0.8 is the newest 4.0.x, but two of its jars
 /// (`jetcd-core-shaded`, `pulsar-opentelemetry`) are not served by the registry these machines reach.
@@ -102,7 +103,7 @@ impl PulsarCluster {
     }
 
     fn node_dir(&self) -> PathBuf {
-        self.home.node_dir(BrokerKind::Pulsar, 0)
+        self.home.node_dir(KIND.name(), 0)
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -119,7 +120,7 @@ impl PulsarCluster {
     }
 
     fn standalone_conf(&self) -> String {
-        let p = |slot| port(BrokerKind::Pulsar, 0, slot);
+        let p = |slot| KIND.port(0, slot);
         format!(
             "# Written by ackcheck. Broker and bookie both read this file.
 clusterName=standalone
@@ -217,24 +218,18 @@ diskUsageWarnThreshold=0.99
         for (flag, path) in paths {
             cmd.arg(flag).arg(path);
         }
-        cmd.args([
-            "--bookkeeper-port",
-            &port(BrokerKind::Pulsar, 0, BOOKIE_SLOT).to_string(),
-        ])
-        .args([
-            "--stream-storage-port",
-            &port(BrokerKind::Pulsar, 0, STREAM_STORAGE_SLOT).to_string(),
-        ])
-        .args(["--no-functions-worker", "--no-stream-storage"]);
+        cmd.args(["--bookkeeper-port", &KIND.port(0, BOOKIE_SLOT).to_string()])
+            .args(["--stream-storage-port", &KIND.port(0, STREAM_STORAGE_SLOT).to_string()])
+            .args(["--no-functions-worker", "--no-stream-storage"]);
         self.node_process(0).spawn(cmd)
     }
 
     /// Create the node's proxy unless it exists (re-creating would drop connections and toxics).
     async fn ensure_proxy(&self, proxy: &Toxiproxy) -> Result<()> {
         if !proxy.proxies().await?.contains(&proxy_name()) {
-            let upstream = format!("127.0.0.1:{}", port(BrokerKind::Pulsar, 0, EXTERNAL_SLOT));
+            let upstream = format!("127.0.0.1:{}", KIND.port(0, EXTERNAL_SLOT));
             proxy
-                .create_proxy(&proxy_name(), port(BrokerKind::Pulsar, 0, CLIENT_PROXY_SLOT), &upstream)
+                .create_proxy(&proxy_name(), KIND.port(0, CLIENT_PROXY_SLOT), &upstream)
                 .await?;
         }
         Ok(())
@@ -258,7 +253,7 @@ diskUsageWarnThreshold=0.99
             if dead || Instant::now() >= deadline {
                 let step = if dead { "the JVM exited".to_string() } else { err };
                 return Err(ClusterError::NotReady {
-                    broker: BrokerKind::Pulsar,
+                    broker: KIND.name(),
                     node: 0,
                     seconds: READY_TIMEOUT.as_secs(),
                     step,
@@ -277,8 +272,8 @@ diskUsageWarnThreshold=0.99
 
 #[async_trait]
 impl Cluster for PulsarCluster {
-    fn kind(&self) -> BrokerKind {
-        BrokerKind::Pulsar
+    fn broker(&self) -> &'static str {
+        KIND.name()
     }
 
     fn nodes(&self) -> usize {
@@ -287,10 +282,10 @@ impl Cluster for PulsarCluster {
 
     async fn up(&self) -> Result<()> {
         let running = self.node_process(0).pid().is_some();
-        let recorded = process::recorded_nodes(&self.home, BrokerKind::Pulsar);
+        let recorded = process::recorded_nodes(&self.home, KIND.name());
         if running && recorded.is_some_and(|n| n != self.nodes) {
             return Err(ClusterError::AlreadyUp {
-                broker: BrokerKind::Pulsar,
+                broker: KIND.name(),
                 nodes: recorded.unwrap_or(1),
             });
         }
@@ -317,7 +312,7 @@ impl Cluster for PulsarCluster {
         let _ = proxy.delete_proxy(&proxy_name()).await;
         let _ = fs::remove_dir_all(self.data_dir());
         let _ = fs::remove_file(self.node_process(0).log_file);
-        process::record_nodes(&self.home, BrokerKind::Pulsar, self.nodes)?;
+        process::record_nodes(&self.home, KIND.name(), self.nodes)?;
         let started = async {
             self.ensure_proxy(&proxy).await?;
             self.start_node(&install).await?;
@@ -345,7 +340,7 @@ impl Cluster for PulsarCluster {
             });
         }
         let _ = fs::remove_dir_all(self.data_dir());
-        process::forget_nodes(&self.home, BrokerKind::Pulsar);
+        process::forget_nodes(&self.home, KIND.name());
         Ok(())
     }
 
@@ -359,22 +354,20 @@ impl Cluster for PulsarCluster {
             client: client_addr(),
             // The internal listener: lookups there answer with direct addresses, so a client
             // that starts here never touches the proxy.
-            direct: SocketAddr::from(([127, 0, 0, 1], port(BrokerKind::Pulsar, 0, INTERNAL_SLOT))),
+            direct: SocketAddr::from(([127, 0, 0, 1], KIND.port(0, INTERNAL_SLOT))),
             proxy: proxy_name(),
             url: client_url(),
         }]
     }
 
     fn node_process(&self, node: usize) -> NodeProcess {
-        NodeProcess::in_dir(self.home.node_dir(BrokerKind::Pulsar, node))
+        NodeProcess::in_dir(self.home.node_dir(KIND.name(), node))
     }
 
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
         if !self.has_data() {
-            return Err(ClusterError::NotUp {
-                broker: BrokerKind::Pulsar,
-            });
+            return Err(ClusterError::NotUp { broker: KIND.name() });
         }
         let install = self.install()?;
         let proxy = toxiproxy::ensure_running(&self.home).await?;
@@ -391,7 +384,7 @@ fn proxy_name() -> String {
 }
 
 fn client_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port(BrokerKind::Pulsar, 0, CLIENT_PROXY_SLOT)))
+    SocketAddr::from(([127, 0, 0, 1], KIND.port(0, CLIENT_PROXY_SLOT)))
 }
 
 /// The service URL clients use: the node's proxy.
@@ -411,7 +404,7 @@ fn node_ports() -> Vec<u16> {
         STREAM_STORAGE_SLOT,
     ]
     .iter()
-    .map(|&s| port(BrokerKind::Pulsar, 0, s))
+    .map(|&s| KIND.port(0, s))
     .collect()
 }
 
@@ -480,7 +473,7 @@ async fn probe() -> std::result::Result<String, String> {
 async fn transaction_coordinators() -> std::result::Result<usize, String> {
     let url = format!(
         "http://127.0.0.1:{}/admin/v3/transactions/coordinators",
-        port(BrokerKind::Pulsar, 0, WEB_SLOT)
+        KIND.port(0, WEB_SLOT)
     );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

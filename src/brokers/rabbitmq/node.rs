@@ -18,11 +18,11 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use rand::Rng;
 
-use super::process::{self, NodeProcess};
-use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result};
-use crate::toxiproxy::{self, Toxiproxy};
+use super::KIND;
+use crate::nodes::process::{self, NodeProcess};
+use crate::nodes::toxiproxy::{self, Toxiproxy};
+use crate::nodes::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result};
 
-const KIND: BrokerKind = BrokerKind::Rabbitmq;
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 /// The largest cluster we run; `down` cleans up this many nodes whatever size was asked.
@@ -35,7 +35,7 @@ const STOP_GRACE: Duration = Duration::from_secs(20);
 
 /// One shared epmd for the cluster, on the last slot of node 0.
 pub fn epmd_port() -> u16 {
-    port(KIND, 0, 9)
+    KIND.port(0, 9)
 }
 
 pub fn node_name(node: usize) -> String {
@@ -54,18 +54,18 @@ impl RabbitCluster {
 
     /// The `HOME` of every node and CLI call: holds the cluster's Erlang cookie.
     fn erlang_home(&self) -> PathBuf {
-        self.home.run_dir(KIND).join("home")
+        self.home.run_dir(KIND.name()).join("home")
     }
 
     /// The epmd we start for this cluster (its pid file and log).
     pub fn epmd_process(&self) -> NodeProcess {
-        NodeProcess::in_dir(self.home.run_dir(KIND).join("epmd"))
+        NodeProcess::in_dir(self.home.run_dir(KIND.name()).join("epmd"))
     }
 
     /// The ports the brokers themselves hold (AMQP, distribution, epmd), up to the largest cluster.
     fn broker_ports() -> Vec<u16> {
         let mut ports: Vec<u16> = (0..MAX_NODES)
-            .flat_map(|i| [port(KIND, i, AMQP_SLOT), port(KIND, i, DIST_SLOT)])
+            .flat_map(|i| [KIND.port(i, AMQP_SLOT), KIND.port(i, DIST_SLOT)])
             .collect();
         ports.push(epmd_port());
         ports
@@ -73,7 +73,7 @@ impl RabbitCluster {
 
     /// Every port this cluster uses (proxies included), for checks at `up` and `down`.
     pub fn ports(&self) -> Vec<u16> {
-        let mut ports: Vec<u16> = (0..MAX_NODES).map(|i| port(KIND, i, 0)).collect();
+        let mut ports: Vec<u16> = (0..MAX_NODES).map(|i| KIND.port(i, 0)).collect();
         ports.extend(Self::broker_ports());
         ports
     }
@@ -92,12 +92,12 @@ impl RabbitCluster {
     }
 
     fn url(node: usize) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", port(KIND, node, 0))
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", KIND.port(node, 0))
     }
 
     fn not_ready(&self, node: usize, seconds: u64, step: impl Into<String>) -> ClusterError {
         ClusterError::NotReady {
-            broker: KIND,
+            broker: KIND.name(),
             node,
             seconds,
             step: step.into(),
@@ -135,14 +135,14 @@ impl RabbitCluster {
     }
 
     fn write_node_config(&self, node: usize) -> Result<PathBuf> {
-        let dir = self.home.node_dir(KIND, node);
+        let dir = self.home.node_dir(KIND.name(), node);
         fs::create_dir_all(dir.join("log")).map_err(ClusterError::io(format!("creating {}", dir.display())))?;
         fs::write(dir.join("enabled_plugins"), "[].\n").map_err(ClusterError::io("writing enabled_plugins"))?;
         // A small memory watermark keeps the footprint honest; a low disk limit keeps publishers
         // unblocked on small test disks.
         let conf = format!(
             "listeners.tcp.1 = 127.0.0.1:{}\nvm_memory_high_watermark.absolute = 512MB\ndisk_free_limit.absolute = 50MB\n",
-            port(KIND, node, AMQP_SLOT)
+            KIND.port(node, AMQP_SLOT)
         );
         let path = dir.join("rabbitmq.conf");
         fs::write(&path, conf).map_err(ClusterError::io("writing rabbitmq.conf"))?;
@@ -196,7 +196,7 @@ impl RabbitCluster {
     /// shell), so the recorded pid is beam.smp itself; `-noinput` keeps the shell off.
     fn spawn_node(&self, node: usize) -> Result<u32> {
         process::ensure_ports_free(
-            &[port(KIND, node, AMQP_SLOT), port(KIND, node, DIST_SLOT)],
+            &[KIND.port(node, AMQP_SLOT), KIND.port(node, DIST_SLOT)],
             &format!("RabbitMQ node {node}"),
         )?;
         let dir = self.write_node_config(node)?;
@@ -204,8 +204,8 @@ impl RabbitCluster {
         self.common_env(&mut cmd);
         cmd.env("RABBITMQ_NODENAME", node_name(node))
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", port(KIND, node, AMQP_SLOT).to_string())
-            .env("RABBITMQ_DIST_PORT", port(KIND, node, DIST_SLOT).to_string())
+            .env("RABBITMQ_NODE_PORT", KIND.port(node, AMQP_SLOT).to_string())
+            .env("RABBITMQ_DIST_PORT", KIND.port(node, DIST_SLOT).to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_LOGS", "-") // the main log to stdout, i.e. node.log
@@ -294,7 +294,7 @@ impl RabbitCluster {
             } else {
                 match round_trip(&Self::url(node)).await {
                     Ok(()) => return Ok(()),
-                    Err(e) => format!("AMQP round trip through the proxy on port {}: {e}", port(KIND, node, 0)),
+                    Err(e) => format!("AMQP round trip through the proxy on port {}: {e}", KIND.port(node, 0)),
                 }
             };
             if Instant::now() >= deadline {
@@ -331,20 +331,20 @@ impl RabbitCluster {
         proxy
             .create_proxy(
                 &Self::proxy_name(node),
-                port(KIND, node, 0),
-                &format!("127.0.0.1:{}", port(KIND, node, AMQP_SLOT)),
+                KIND.port(node, 0),
+                &format!("127.0.0.1:{}", KIND.port(node, AMQP_SLOT)),
             )
             .await
     }
 
     /// A fresh cluster (ports checked): clean state, epmd, proxies, nodes, joins, readiness.
     async fn start_fresh(&self, proxy: &Toxiproxy) -> Result<()> {
-        let run_dir = self.home.run_dir(KIND);
+        let run_dir = self.home.run_dir(KIND.name());
         if run_dir.exists() {
             fs::remove_dir_all(&run_dir)
                 .map_err(ClusterError::io(format!("removing old state in {}", run_dir.display())))?;
         }
-        process::record_nodes(&self.home, KIND, self.nodes)?;
+        process::record_nodes(&self.home, KIND.name(), self.nodes)?;
         self.write_erlang_home()?;
         self.ensure_epmd().await?;
         for node in 0..self.nodes {
@@ -374,8 +374,8 @@ impl RabbitCluster {
 
 #[async_trait]
 impl Cluster for RabbitCluster {
-    fn kind(&self) -> BrokerKind {
-        KIND
+    fn broker(&self) -> &'static str {
+        KIND.name()
     }
 
     fn nodes(&self) -> usize {
@@ -384,10 +384,10 @@ impl Cluster for RabbitCluster {
 
     async fn up(&self) -> Result<()> {
         Self::ensure_installed()?;
-        if let Some(recorded) = process::recorded_nodes(&self.home, KIND) {
+        if let Some(recorded) = process::recorded_nodes(&self.home, KIND.name()) {
             if recorded != self.nodes {
                 return Err(ClusterError::AlreadyUp {
-                    broker: KIND,
+                    broker: KIND.name(),
                     nodes: recorded,
                 });
             }
@@ -446,7 +446,7 @@ impl Cluster for RabbitCluster {
                 needed_by: "RabbitMQ (still held after down)".into(),
             });
         }
-        process::forget_nodes(&self.home, KIND);
+        process::forget_nodes(&self.home, KIND.name());
         Ok(())
     }
 
@@ -455,7 +455,7 @@ impl Cluster for RabbitCluster {
         for node in 0..self.nodes {
             let answered = async {
                 round_trip(&Self::url(node)).await?;
-                Ok(format!("AMQP round trip through 127.0.0.1:{} ok", port(KIND, node, 0)))
+                Ok(format!("AMQP round trip through 127.0.0.1:{} ok", KIND.port(node, 0)))
             };
             statuses.push(self.node_process(node).status(node, answered).await);
         }
@@ -466,8 +466,8 @@ impl Cluster for RabbitCluster {
         (0..self.nodes)
             .map(|node| NodeEndpoint {
                 node,
-                client: ([127, 0, 0, 1], port(KIND, node, 0)).into(),
-                direct: ([127, 0, 0, 1], port(KIND, node, AMQP_SLOT)).into(),
+                client: ([127, 0, 0, 1], KIND.port(node, 0)).into(),
+                direct: ([127, 0, 0, 1], KIND.port(node, AMQP_SLOT)).into(),
                 proxy: Self::proxy_name(node),
                 url: Self::url(node),
             })
@@ -475,7 +475,7 @@ impl Cluster for RabbitCluster {
     }
 
     fn node_process(&self, node: usize) -> NodeProcess {
-        NodeProcess::in_dir(self.home.node_dir(KIND, node))
+        NodeProcess::in_dir(self.home.node_dir(KIND.name(), node))
     }
 
     /// The leader of the quorum queue `dest` (vhost `/`), as the first running node reports it.
@@ -499,8 +499,8 @@ impl Cluster for RabbitCluster {
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
         Self::ensure_installed()?;
-        if process::recorded_nodes(&self.home, KIND).is_none() {
-            return Err(ClusterError::NotUp { broker: KIND });
+        if process::recorded_nodes(&self.home, KIND.name()).is_none() {
+            return Err(ClusterError::NotUp { broker: KIND.name() });
         }
         // The proxy (or Toxiproxy itself) may be gone too: clients need it as much as the node.
         let proxy = toxiproxy::ensure_running(&self.home).await?;
@@ -509,7 +509,7 @@ impl Cluster for RabbitCluster {
             self.ensure_epmd().await?;
             // Right after a SIGKILL the VM's threads may still hold its listening sockets for a moment.
             process::wait_ports_free(
-                &[port(KIND, node, AMQP_SLOT), port(KIND, node, DIST_SLOT)],
+                &[KIND.port(node, AMQP_SLOT), KIND.port(node, DIST_SLOT)],
                 Duration::from_secs(10),
             )
             .await;

@@ -36,11 +36,11 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{
+use crate::broker::BrokerKind;
+use crate::broker::{
     decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
     Producer, ProducerSpec, Received,
 };
-use crate::cluster::BrokerKind;
 use crate::history::Guarantee;
 
 /// The header that names one stored copy of a message (one publish).
@@ -174,7 +174,7 @@ pub async fn declare(channel: &Channel, queue: &str, queue_type: QueueType) -> l
 #[async_trait]
 impl Broker for RabbitBroker {
     fn kind(&self) -> BrokerKind {
-        BrokerKind::Rabbitmq
+        super::KIND
     }
 
     /// A publish whose confirm was lost, sent again, is a second stored copy: RabbitMQ has no

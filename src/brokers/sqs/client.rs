@@ -38,12 +38,12 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
 };
 
-use super::{
+use super::node::sqs_client;
+use crate::broker::BrokerKind;
+use crate::broker::{
     decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
     Producer, ProducerSpec, Received,
 };
-use crate::cluster::sqs::sqs_client;
-use crate::cluster::BrokerKind;
 use crate::history::Guarantee;
 
 /// The message attribute that carries the message's key.
@@ -153,7 +153,7 @@ impl SqsBroker {
 #[async_trait]
 impl Broker for SqsBroker {
     fn kind(&self) -> BrokerKind {
-        BrokerKind::Sqs
+        super::KIND
     }
 
     /// One queue (FIFO in exactly-once); SQS queues have no partitions, so `partitions` is noted

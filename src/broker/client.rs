@@ -1,4 +1,4 @@
-//! The `client` role, broker-neutral: what a workload needs from a broker, whatever the broker.
+//! The client contract, broker-neutral: what a workload needs from a broker, whatever the broker.
 //!
 //! A workload talks to a [`Broker`] that makes [`Producer`]s, [`Consumer`]s and (where the
 //! broker has transactions) [`Processor`]s. Every answer is mapped honestly by the adapter:
@@ -6,12 +6,7 @@
 //! definitely did not happen (rejected before it was written, an aborted transaction, a fenced
 //! producer, an invalid configuration), [`Outcome::Info`] for everything else (timeouts, lost
 //! connections, unknown results). Broker-shaped details (offsets, transactional ids, receipt
-//! handles) stay inside the adapters: [`kafka`] is the first one.
-
-pub mod kafka;
-pub mod pulsar;
-pub mod rabbitmq;
-pub mod sqs;
+//! handles) stay inside the adapters, one per folder under `src/brokers/`.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -19,8 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::campaign::Campaign;
-use crate::cluster::BrokerKind;
+use super::driver::BrokerKind;
 use crate::history::Guarantee;
 
 /// Where adapters report client errors and warnings (the runner writes them to run.log).
@@ -215,35 +209,6 @@ pub trait Processor: Send {
 
     /// Leave cleanly (aborting an open transaction).
     async fn close(self: Box<Self>);
-}
-
-/// Connect to a broker. `endpoints` are the addresses clients use (the proxies); `run` makes
-/// broker-side names (groups, transactional ids) unique to this run.
-pub fn connect(campaign: &Campaign, endpoints: &[String], run: &str, log: LogSink) -> anyhow::Result<Arc<dyn Broker>> {
-    match campaign.broker {
-        BrokerKind::Kafka => Ok(Arc::new(kafka::KafkaBroker::new(
-            endpoints.join(","),
-            campaign.nodes,
-            run,
-            log,
-        ))),
-        BrokerKind::Rabbitmq => {
-            let queue_type = campaign.rabbitmq.clone().unwrap_or_default().queue_type;
-            Ok(Arc::new(rabbitmq::RabbitBroker::new(endpoints, queue_type, log)))
-        }
-        BrokerKind::Sqs => {
-            let endpoint = endpoints
-                .first()
-                .ok_or_else(|| anyhow::anyhow!("an sqs campaign needs one endpoint, got none"))?;
-            Ok(Arc::new(sqs::SqsBroker::new(endpoint, campaign.mode, log)))
-        }
-        BrokerKind::Pulsar => {
-            let endpoint = endpoints
-                .first()
-                .ok_or_else(|| anyhow::anyhow!("a pulsar campaign needs one endpoint, got none"))?;
-            Ok(Arc::new(pulsar::PulsarBroker::new(endpoint, log)))
-        }
-    }
 }
 
 /// The body every adapter sends: `ackcheck <id> <from or ->`, a newline, then padding up to

@@ -20,9 +20,10 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::process::{self, run_step};
-use super::{port, BrokerKind, Cluster, ClusterError, Home, NodeEndpoint, NodeProcess, NodeStatus, Result};
-use crate::toxiproxy::{self, Toxiproxy};
+use super::KIND;
+use crate::nodes::process::{self, run_step};
+use crate::nodes::toxiproxy::{self, Toxiproxy};
+use crate::nodes::{Cluster, ClusterError, Home, NodeEndpoint, NodeProcess, NodeStatus, Result};
 
 /// The pinned LocalStack version (from PyPI, package `localstack-core`).
 pub const LOCALSTACK_VERSION: &str = "4.13.1";
@@ -142,12 +143,12 @@ impl SqsCluster {
     }
 
     fn proxy_port(node: usize) -> u16 {
-        port(BrokerKind::Sqs, node, super::CLIENT_PROXY_SLOT)
+        KIND.port(node, crate::nodes::CLIENT_PROXY_SLOT)
     }
 
     /// The LocalStack gateway's own address (the proxy forwards here).
     fn gateway_address(&self, node: usize) -> SocketAddr {
-        self.gateway.address(port(BrokerKind::Sqs, node, GATEWAY_SLOT))
+        self.gateway.address(KIND.port(node, GATEWAY_SLOT))
     }
 
     fn gateway_taken(&self, node: usize) -> ClusterError {
@@ -353,7 +354,7 @@ impl SqsCluster {
 
     fn not_ready(&self, node: usize, step: &str) -> ClusterError {
         ClusterError::NotReady {
-            broker: BrokerKind::Sqs,
+            broker: KIND.name(),
             node,
             seconds: READY_TIMEOUT.as_secs(),
             step: step.to_string(),
@@ -429,8 +430,8 @@ impl SqsCluster {
 
 #[async_trait]
 impl Cluster for SqsCluster {
-    fn kind(&self) -> BrokerKind {
-        BrokerKind::Sqs
+    fn broker(&self) -> &'static str {
+        KIND.name()
     }
 
     fn nodes(&self) -> usize {
@@ -438,10 +439,10 @@ impl Cluster for SqsCluster {
     }
 
     async fn up(&self) -> Result<()> {
-        if let Some(recorded) = process::recorded_nodes(&self.home, BrokerKind::Sqs) {
+        if let Some(recorded) = process::recorded_nodes(&self.home, KIND.name()) {
             if recorded != self.nodes {
                 return Err(ClusterError::AlreadyUp {
-                    broker: BrokerKind::Sqs,
+                    broker: KIND.name(),
                     nodes: recorded,
                 });
             }
@@ -460,7 +461,7 @@ impl Cluster for SqsCluster {
             }
         }
         self.install()?;
-        process::record_nodes(&self.home, BrokerKind::Sqs, self.nodes)?;
+        process::record_nodes(&self.home, KIND.name(), self.nodes)?;
         if let Err(e) = self.start_node(0).await {
             // Leave nothing half-started: the proxy, the node count and maybe Toxiproxy go too.
             let _ = self.down().await;
@@ -474,7 +475,7 @@ impl Cluster for SqsCluster {
             self.stop_node(node);
         }
         self.remove_proxies().await?;
-        process::forget_nodes(&self.home, BrokerKind::Sqs);
+        process::forget_nodes(&self.home, KIND.name());
         let taken = wait_free(&self.all_addresses(), Duration::from_secs(15)).await;
         if let Some(addr) = taken.first() {
             return Err(ClusterError::PortTaken {
@@ -517,15 +518,13 @@ impl Cluster for SqsCluster {
     }
 
     fn node_process(&self, node: usize) -> NodeProcess {
-        NodeProcess::in_dir(self.home.node_dir(BrokerKind::Sqs, node))
+        NodeProcess::in_dir(self.home.node_dir(KIND.name(), node))
     }
 
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
-        if process::recorded_nodes(&self.home, BrokerKind::Sqs).is_none() {
-            return Err(ClusterError::NotUp {
-                broker: BrokerKind::Sqs,
-            });
+        if process::recorded_nodes(&self.home, KIND.name()).is_none() {
+            return Err(ClusterError::NotUp { broker: KIND.name() });
         }
         let proc = self.node_process(node);
         if proc.pid().is_some() {

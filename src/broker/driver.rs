@@ -1,0 +1,171 @@
+//! What a broker declares about itself: its name, sizes, port block, capabilities and option
+//! table, and the two factories the rest of ackcheck needs (its local nodes, its clients).
+//!
+//! Everything broker-neutral (campaign checks, the runner, the nemesis, the CLI) asks a
+//! [`BrokerKind`] — a handle on one registered [`BrokerDriver`] — instead of matching on a list
+//! of brokers. The only list is the registry in `crate::brokers`.
+
+use std::sync::Arc;
+
+use super::client::{Broker, LogSink};
+use crate::history::Guarantee;
+use crate::nodes::{process, Cluster, ClusterError, Home};
+
+/// What one broker can be asked to do. A campaign asking for anything else is refused when it
+/// loads, with the reason the driver gives, before anything starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    /// Atomic multi-message sends and read-process-write transactions (the `txn` and
+    /// `pipeline` workloads). `None` = has them; `Some(why)` = does not, and why.
+    pub transactions: Option<&'static str>,
+    /// Fault kinds the broker's local nodes cannot take, each with the reason (a sentence
+    /// that completes "cannot take `kill`: ...").
+    pub refused_faults: &'static [(&'static str, &'static str)],
+    /// Nodes lead destinations, so `target = "leader"` means something.
+    pub leaders: bool,
+}
+
+/// The client side of a run, as the driver needs it to make a [`Broker`].
+pub struct ClientContext<'a> {
+    /// The addresses clients use (the proxies, or the user's endpoints with `--external`).
+    pub endpoints: &'a [String],
+    /// Nodes in the cluster (replication factors follow it).
+    pub nodes: usize,
+    /// The delivery mode the clients are configured for.
+    pub mode: Guarantee,
+    /// Makes broker-side names (groups, transactional ids) unique to this run.
+    pub run: &'a str,
+    /// The effective `[dest]` settings ([`BrokerDriver::dest_settings`]).
+    pub dest_settings: &'a serde_json::Value,
+    pub log: LogSink,
+}
+
+/// One broker, described by itself. Implemented once per folder under `src/brokers/`.
+pub trait BrokerDriver: Sync + Send {
+    /// Lowercase name, as campaign files and the CLI spell it (`kafka`).
+    fn name(&self) -> &'static str;
+
+    /// What it is, for help texts and logs (`Apache Kafka 4.1.1, KRaft`).
+    fn describe(&self) -> &'static str;
+
+    /// Node counts it runs with locally.
+    fn allowed_nodes(&self) -> &'static [usize];
+
+    /// First port of its block of 100 in the port plan ([`BrokerKind::port`]).
+    fn port_base(&self) -> u16;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Checks the campaign's `[dest]` table (settings of the topics or queues a run creates, in
+    /// this broker's vocabulary; absent = empty) and returns the effective settings, defaults
+    /// filled in; they are recorded in the history header. An error names the key.
+    fn dest_settings(&self, table: &toml::Table) -> Result<serde_json::Value, OptionError> {
+        match table.keys().next() {
+            None => Ok(serde_json::json!({})),
+            Some(key) => Err(OptionError {
+                key: key.clone(),
+                message: format!(
+                    "is not a destination setting of {}; {} has none",
+                    self.name(),
+                    self.name()
+                ),
+            }),
+        }
+    }
+
+    /// Its local cluster of `nodes` nodes under `home` (node count already checked).
+    fn cluster(&self, home: &Home, nodes: usize) -> Box<dyn Cluster>;
+
+    /// Clients against running nodes.
+    fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn Broker>>;
+}
+
+/// A bad key in a broker's option table.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{key} {message}")]
+pub struct OptionError {
+    pub key: String,
+    pub message: String,
+}
+
+/// A handle on one registered driver: cheap to copy, compared and printed by name.
+#[derive(Clone, Copy)]
+pub struct BrokerKind(pub &'static dyn BrokerDriver);
+
+impl BrokerKind {
+    pub fn driver(self) -> &'static dyn BrokerDriver {
+        self.0
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+
+    pub fn allowed_nodes(self) -> &'static [usize] {
+        self.0.allowed_nodes()
+    }
+
+    pub fn capabilities(self) -> Capabilities {
+        self.0.capabilities()
+    }
+
+    /// The port plan: each broker has a block of 100 ports, each node 10 of them, and slot
+    /// 0..10 says what a port is for. Slot 0 ([`crate::nodes::CLIENT_PROXY_SLOT`]) is the
+    /// Toxiproxy listen port for clients; slots 1..9 are the broker's own ports.
+    pub fn port(self, node: usize, slot: u16) -> u16 {
+        assert!(slot < 10 && node < 9, "port plan: slot {slot} node {node} out of range");
+        self.0.port_base() + 10 * node as u16 + slot
+    }
+
+    /// Its local cluster with `nodes` nodes under `home`. `nodes = None` means: the size of the
+    /// cluster that is already up, or 1.
+    pub fn open_cluster(self, nodes: Option<usize>, home: &Home) -> Result<Box<dyn Cluster>, ClusterError> {
+        let nodes = nodes.or(process::recorded_nodes(home, self.name())).unwrap_or(1);
+        if !self.allowed_nodes().contains(&nodes) {
+            let allowed: Vec<String> = self.allowed_nodes().iter().map(|n| n.to_string()).collect();
+            return Err(ClusterError::NodeCount {
+                broker: self.name(),
+                allowed: allowed.join(" or "),
+                asked: nodes,
+            });
+        }
+        Ok(self.0.cluster(home, nodes))
+    }
+
+    /// Every port of this broker's block that `nodes` nodes use.
+    pub fn ports(self, nodes: usize) -> impl Iterator<Item = u16> {
+        (0..nodes).flat_map(move |n| (0..10).map(move |s| self.port(n, s)))
+    }
+}
+
+impl PartialEq for BrokerKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for BrokerKind {}
+
+impl std::hash::Hash for BrokerKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+
+impl std::fmt::Debug for BrokerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for BrokerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for BrokerKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}

@@ -1,0 +1,16 @@
+//! The broker contract, and nothing broker-specific: what every broker folder under
+//! `src/brokers/` implements, and all that the broker-neutral roles (runner, workload, nemesis,
+//! CLI) may know about a broker.
+//!
+//! - [`client`]: [`Broker`], [`Producer`], [`Consumer`], [`Processor`] and the honest
+//!   [`Outcome`] of every operation (ok / fail only when surely not applied / info).
+//! - [`driver`]: [`BrokerDriver`] (name, sizes, port block, declared [`Capabilities`], option
+//!   table, factories) and [`BrokerKind`], a copyable handle on a registered driver.
+//!
+//! A broker's local nodes implement `crate::nodes::Cluster`, the contract of the `nodes` role.
+
+pub mod client;
+pub mod driver;
+
+pub use client::*;
+pub use driver::{BrokerDriver, BrokerKind, Capabilities, ClientContext, OptionError};

@@ -1,0 +1,49 @@
+//! The registry: the only list of brokers in ackcheck. Each broker is one folder here with its
+//! driver (`mod.rs`), its client adapter (`client.rs`) and its local nodes (`node.rs`); adding a
+//! broker is one folder and one line in [`ALL`].
+
+use crate::broker::BrokerKind;
+
+pub mod kafka;
+pub mod pulsar;
+pub mod rabbitmq;
+pub mod sqs;
+
+/// Every broker ackcheck knows, in the order help texts list them.
+pub static ALL: &[BrokerKind] = &[
+    BrokerKind(&kafka::KafkaDriver),
+    BrokerKind(&rabbitmq::RabbitDriver),
+    BrokerKind(&sqs::SqsDriver),
+    BrokerKind(&pulsar::PulsarDriver),
+];
+
+/// The broker of this name, if ackcheck knows it.
+pub fn by_name(name: &str) -> Option<BrokerKind> {
+    ALL.iter().copied().find(|b| b.name() == name)
+}
+
+/// The known names, for error messages: `"kafka", "rabbitmq", ...`.
+pub fn names() -> String {
+    ALL.iter()
+        .map(|b| format!("\"{}\"", b.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl<'de> serde::Deserialize<'de> for BrokerKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        by_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown broker \"{name}\"; expected one of {}", names())))
+    }
+}
+
+impl clap::ValueEnum for BrokerKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.driver().describe()))
+    }
+}

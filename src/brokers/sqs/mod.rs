@@ -1,0 +1,60 @@
+//! Amazon SQS on LocalStack: driver, client adapter (aws-sdk-sqs) and a local LocalStack node
+//! in its own virtual environment (no Docker).
+
+pub mod client;
+pub mod node;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::broker::{BrokerDriver, Capabilities, ClientContext};
+use crate::nodes::{Cluster, Home};
+
+/// The driver, registered in `crate::brokers::ALL`.
+pub struct SqsDriver;
+
+/// This broker as the broker-neutral roles see it.
+pub const KIND: crate::broker::BrokerKind = crate::broker::BrokerKind(&SqsDriver);
+
+impl BrokerDriver for SqsDriver {
+    fn name(&self) -> &'static str {
+        "sqs"
+    }
+
+    fn describe(&self) -> &'static str {
+        "Amazon SQS on LocalStack 4.13.1, 1 node"
+    }
+
+    fn allowed_nodes(&self) -> &'static [usize] {
+        &[1]
+    }
+
+    fn port_base(&self) -> u16 {
+        19200
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            transactions: Some("SQS has no transactions"),
+            refused_faults: &[(
+                "kill",
+                "LocalStack keeps its queues in memory, so a killed node comes back empty and the run would only \
+                 measure that; use pause, lose-acks, reset or latency",
+            )],
+            leaders: false,
+        }
+    }
+
+    fn cluster(&self, home: &Home, nodes: usize) -> Box<dyn Cluster> {
+        Box::new(node::SqsCluster::new(home.clone(), nodes))
+    }
+
+    fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {
+        let endpoint = ctx
+            .endpoints
+            .first()
+            .context("an sqs campaign needs one endpoint, got none")?;
+        Ok(Arc::new(client::SqsBroker::new(endpoint, ctx.mode, ctx.log.clone())))
+    }
+}
