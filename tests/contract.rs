@@ -135,7 +135,10 @@ async fn checks(kind: BrokerKind, cluster: Arc<dyn Cluster>) {
     let endpoints: Vec<String> = cluster.endpoints().iter().map(|e| e.client.to_string()).collect();
     let proxy = cluster.endpoints()[0].proxy.clone();
     let run = format!("contract{}", std::process::id());
-    let settings = kind.driver().dest_settings(&toml::Table::new()).expect("default [dest] settings");
+    let settings = kind
+        .driver()
+        .dest_settings(&toml::Table::new())
+        .expect("default [dest] settings");
     let broker = kind
         .driver()
         .client(&ClientContext {
@@ -165,24 +168,38 @@ async fn checks(kind: BrokerKind, cluster: Arc<dyn Cluster>) {
     let got = receive_ids(broker.as_ref(), &mut consumer, &dest, &["c-1", "c-2", "c-3"], true).await;
     for m in &got {
         assert_eq!(m.dest, dest, "{kind}: destination of {}", m.id);
-        assert_eq!(m.key.as_deref(), Some(format!("key-{}", m.id).as_str()), "{kind}: key of {}", m.id);
+        assert_eq!(
+            m.key.as_deref(),
+            Some(format!("key-{}", m.id).as_str()),
+            "{kind}: key of {}",
+            m.id
+        );
         assert!(!m.pos.is_empty(), "{kind}: {} has a position", m.id);
     }
     eprintln!("{kind}: round trip ok");
 
     // 2. A lost acknowledgement: unknown, and stored.
     let toxiproxy = Toxiproxy::default();
-    toxiproxy.add_toxic(&proxy, &Toxic::lost_acks(0)).await.expect("adding the lost-ack toxic");
+    toxiproxy
+        .add_toxic(&proxy, &Toxic::lost_acks(0))
+        .await
+        .expect("adding the lost-ack toxic");
     let started = Instant::now();
     let outcome = producer.send(&[message("c-lost-ack", &dest)]).await;
-    toxiproxy.remove_toxic(&proxy, "lost-acks").await.expect("removing the toxic");
+    toxiproxy
+        .remove_toxic(&proxy, "lost-acks")
+        .await
+        .expect("removing the toxic");
     assert!(
         matches!(outcome, Outcome::Info(_)),
         "{kind}: a send whose acknowledgement was lost is unknown, got {outcome:?}"
     );
     assert!(started.elapsed() < STEP, "{kind}: the send's timeout bounds the wait");
     receive_ids(broker.as_ref(), &mut consumer, &dest, &["c-lost-ack"], true).await;
-    eprintln!("{kind}: lost ack ok (unknown after {:.1} s, then delivered)", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{kind}: lost ack ok (unknown after {:.1} s, then delivered)",
+        started.elapsed().as_secs_f64()
+    );
 
     // 3. Received, not acknowledged, the consumer gone: the next member gets it.
     send_ok(producer.as_ref(), &message("c-unacked", &dest)).await;

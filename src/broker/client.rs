@@ -121,12 +121,20 @@ pub trait Broker: Send + Sync {
     async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, ClientError>;
 
     /// A read-process-write stage: a consumer and a transactional producer whose commits carry
-    /// the consumer's position. Brokers without transactions return an error.
+    /// the consumer's position. Brokers without transactions keep the default, an error (their
+    /// driver declares it, so campaigns that would need one are refused at load).
     async fn processor(
         &self,
         consumer: &ConsumerSpec,
         producer: &ProducerSpec,
-    ) -> Result<Box<dyn Processor>, ClientError>;
+    ) -> Result<Box<dyn Processor>, ClientError> {
+        let _ = (consumer, producer);
+        let why = self.kind().capabilities().transactions.unwrap_or("it has no processor");
+        Err(ClientError::fatal(format!(
+            "{} cannot run a transactional processor: {why}",
+            self.kind()
+        )))
+    }
 
     /// Whether a producer of this broker can store one logical message twice even in
     /// exactly-once mode (no producer-side deduplication, e.g. RabbitMQ). The idempotent
@@ -137,17 +145,40 @@ pub trait Broker: Send + Sync {
     }
 }
 
+/// A producer. A non-transactional one implements [`Producer::send_one`] and nothing else;
+/// transactional ones override [`Producer::transactional`], [`Producer::send`] and
+/// [`Producer::send_and_abort`]; callback-driven clients [`Producer::send_detached`].
 #[async_trait]
 pub trait Producer: Send + Sync {
-    /// Whether `send` of several messages is atomic (a transaction).
-    fn transactional(&self) -> bool;
+    /// Send one message.
+    async fn send_one(&self, message: &Outgoing) -> Outcome;
 
-    /// Send one message, or (transactional producers) several atomically.
-    async fn send(&self, messages: &[Outgoing]) -> Outcome;
+    /// Whether `send` of several messages is atomic (a transaction).
+    fn transactional(&self) -> bool {
+        false
+    }
+
+    /// Send several messages: atomically for a transactional producer; by default one by one,
+    /// with their common outcome, or unknown when they ended differently (not atomic).
+    async fn send(&self, messages: &[Outgoing]) -> Outcome {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for m in messages {
+            outcomes.push(self.send_one(m).await);
+        }
+        match outcomes.as_slice() {
+            [] => Outcome::Ok,
+            [one] => one.clone(),
+            [first, rest @ ..] if rest.iter().all(|o| o == first) => first.clone(),
+            _ => Outcome::Info(format!("the messages of one send ended differently: {outcomes:?}")),
+        }
+    }
 
     /// Write `messages` in a transaction and then abort it on purpose. Transactional producers
-    /// only; the outcome is `Fail` when the abort succeeded.
-    async fn send_and_abort(&self, messages: &[Outgoing]) -> Outcome;
+    /// only; the outcome is `Fail` when the abort succeeded (and, by default, nothing was sent).
+    async fn send_and_abort(&self, messages: &[Outgoing]) -> Outcome {
+        let _ = messages;
+        Outcome::Fail("this producer is not transactional; nothing was sent".into())
+    }
 
     /// Start sending one message and return at once; `done` gets the outcome and the message
     /// back later, on any thread. For clients that report each delivery by callback, so that
@@ -157,8 +188,11 @@ pub trait Producer: Send + Sync {
         Err((message, done))
     }
 
-    /// Wait up to `timeout` for sends still in flight, then release the client.
-    async fn close(self: Box<Self>, timeout: Duration);
+    /// Wait up to `timeout` for sends still in flight, then release the client (by default
+    /// there is nothing in flight: every send was awaited by its caller).
+    async fn close(self: Box<Self>, timeout: Duration) {
+        let _ = timeout;
+    }
 }
 
 #[async_trait]

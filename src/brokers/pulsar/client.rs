@@ -44,8 +44,8 @@ use pulsar::{ConnectionRetryOptions, ConsumerOptions, OperationRetryOptions, Pul
 
 use crate::broker::BrokerKind;
 use crate::broker::{
-    decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
-    Producer, ProducerSpec, Received,
+    decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Producer,
+    ProducerSpec, Received,
 };
 use crate::history::Guarantee;
 
@@ -239,12 +239,6 @@ impl Broker for PulsarBroker {
             pending_error: None,
         }))
     }
-
-    async fn processor(&self, _: &ConsumerSpec, _: &ProducerSpec) -> Result<Box<dyn Processor>, ClientError> {
-        Err(ClientError::fatal(
-            "the pulsar crate has no transaction API, so ackcheck cannot commit consuming and producing together on Pulsar (no pipeline or txn workload); use the queue workload",
-        ))
-    }
 }
 
 /// One producer: its own client (one connection). In at-most-once and at-least-once, one
@@ -362,34 +356,15 @@ impl PulsarProducer {
 
 #[async_trait]
 impl Producer for PulsarProducer {
-    fn transactional(&self) -> bool {
-        false
-    }
-
-    /// One message per send. Several are sent one by one; the outcome is the common one, or
-    /// unknown when they differ (without transactions they cannot be atomic).
-    async fn send(&self, messages: &[Outgoing]) -> Outcome {
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for m in messages {
-            let outcome = match self.mode {
-                Guarantee::ExactlyOnce => self.send_deduplicated(m).await,
-                Guarantee::AtMostOnce | Guarantee::AtLeastOnce => self.send_plain(m).await,
-            };
-            if let Outcome::Info(why) = &outcome {
-                (self.log)(&format!("pulsar producer {}: {} unknown: {why}", self.name, m.id));
-            }
-            outcomes.push(outcome);
+    async fn send_one(&self, m: &Outgoing) -> Outcome {
+        let outcome = match self.mode {
+            Guarantee::ExactlyOnce => self.send_deduplicated(m).await,
+            Guarantee::AtMostOnce | Guarantee::AtLeastOnce => self.send_plain(m).await,
+        };
+        if let Outcome::Info(why) = &outcome {
+            (self.log)(&format!("pulsar producer {}: {} unknown: {why}", self.name, m.id));
         }
-        match outcomes.as_slice() {
-            [] => Outcome::Ok,
-            [one] => one.clone(),
-            [first, rest @ ..] if rest.iter().all(|o| o == first) => first.clone(),
-            _ => Outcome::Info(format!("the messages of one send ended differently: {outcomes:?}")),
-        }
-    }
-
-    async fn send_and_abort(&self, _: &[Outgoing]) -> Outcome {
-        Outcome::Fail("Pulsar producers here are not transactional; nothing was sent".into())
+        outcome
     }
 
     /// Every send is awaited by its caller; close the long-lived producers.

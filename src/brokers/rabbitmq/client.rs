@@ -38,8 +38,8 @@ use tokio::sync::mpsc;
 
 use crate::broker::BrokerKind;
 use crate::broker::{
-    decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
-    Producer, ProducerSpec, Received,
+    decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Producer,
+    ProducerSpec, Received,
 };
 use crate::history::Guarantee;
 
@@ -227,12 +227,6 @@ impl Broker for RabbitBroker {
             .await
             .map(|c| Box::new(c) as Box<dyn Consumer>)
     }
-
-    async fn processor(&self, _: &ConsumerSpec, _: &ProducerSpec) -> Result<Box<dyn Processor>, ClientError> {
-        Err(ClientError::fatal(
-            "RabbitMQ has no transactions that commit consuming and publishing together, so it cannot run the pipeline workload; use the queue workload",
-        ))
-    }
 }
 
 /// A producer's connection and confirm-mode channel.
@@ -330,7 +324,7 @@ impl RabbitProducer {
         }
     }
 
-    async fn send_one(&self, m: &Outgoing) -> Outcome {
+    async fn publish_one(&self, m: &Outgoing) -> Outcome {
         let link = match self.link().await {
             Ok(link) => link,
             Err(e) => return Outcome::Fail(format!("not sent: {e}")),
@@ -397,27 +391,8 @@ impl RabbitProducer {
 
 #[async_trait]
 impl Producer for RabbitProducer {
-    fn transactional(&self) -> bool {
-        false
-    }
-
-    /// One message per send. Several are published one by one; the outcome is the common one,
-    /// or unknown when they differ (RabbitMQ cannot make them atomic).
-    async fn send(&self, messages: &[Outgoing]) -> Outcome {
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for m in messages {
-            outcomes.push(self.send_one(m).await);
-        }
-        match outcomes.as_slice() {
-            [] => Outcome::Ok,
-            [one] => one.clone(),
-            [first, rest @ ..] if rest.iter().all(|o| o == first) => first.clone(),
-            _ => Outcome::Info(format!("the messages of one send ended differently: {outcomes:?}")),
-        }
-    }
-
-    async fn send_and_abort(&self, _: &[Outgoing]) -> Outcome {
-        Outcome::Fail("RabbitMQ producers are not transactional; nothing was sent".into())
+    async fn send_one(&self, m: &Outgoing) -> Outcome {
+        self.publish_one(m).await
     }
 
     async fn close(self: Box<Self>, timeout: Duration) {

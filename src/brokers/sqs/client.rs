@@ -41,8 +41,8 @@ use aws_sdk_sqs::types::{
 use super::node::sqs_client;
 use crate::broker::BrokerKind;
 use crate::broker::{
-    decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
-    Producer, ProducerSpec, Received,
+    decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Producer,
+    ProducerSpec, Received,
 };
 use crate::history::Guarantee;
 
@@ -209,12 +209,6 @@ impl Broker for SqsBroker {
             dest: dest.clone(),
         }))
     }
-
-    async fn processor(&self, _: &ConsumerSpec, _: &ProducerSpec) -> Result<Box<dyn Processor>, ClientError> {
-        Err(ClientError::fatal(
-            "SQS has no transactions that commit consuming and sending together, so it cannot run the pipeline or txn workload; use the queue workload",
-        ))
-    }
 }
 
 /// One producer: its own SDK client (HTTP connection pool); every send is one SendMessage.
@@ -225,7 +219,7 @@ pub struct SqsProducer {
 }
 
 impl SqsProducer {
-    async fn send_one(&self, m: &Outgoing) -> Outcome {
+    async fn send_message(&self, m: &Outgoing) -> Outcome {
         let queue_url = match self.shared.queue_url(&self.client, &m.dest).await {
             Ok(url) => url,
             Err(e) => return Outcome::Fail(format!("not sent: {e}")),
@@ -303,27 +297,8 @@ fn connection_refused(e: &(dyn std::error::Error + 'static)) -> bool {
 
 #[async_trait]
 impl Producer for SqsProducer {
-    fn transactional(&self) -> bool {
-        false
-    }
-
-    /// One message per send. Several are sent one by one; the outcome is the common one, or
-    /// unknown when they differ (SQS cannot make them atomic).
-    async fn send(&self, messages: &[Outgoing]) -> Outcome {
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for m in messages {
-            outcomes.push(self.send_one(m).await);
-        }
-        match outcomes.as_slice() {
-            [] => Outcome::Ok,
-            [one] => one.clone(),
-            [first, rest @ ..] if rest.iter().all(|o| o == first) => first.clone(),
-            _ => Outcome::Info(format!("the messages of one send ended differently: {outcomes:?}")),
-        }
-    }
-
-    async fn send_and_abort(&self, _: &[Outgoing]) -> Outcome {
-        Outcome::Fail("SQS producers are not transactional; nothing was sent".into())
+    async fn send_one(&self, m: &Outgoing) -> Outcome {
+        self.send_message(m).await
     }
 
     /// Every send is awaited by its caller: nothing is left in flight to wait for.

@@ -46,6 +46,10 @@ pub struct KafkaProducer {
 
 #[async_trait]
 impl Producer for KafkaProducer {
+    async fn send_one(&self, message: &Outgoing) -> Outcome {
+        self.send(std::slice::from_ref(message)).await
+    }
+
     fn transactional(&self) -> bool {
         self.txn.is_some()
     }
