@@ -2,6 +2,8 @@
 //! the proxies with rdkafka, kill -9 and restart, a lost ack, node loss in a 3-node cluster, and a
 //! `down` that leaves no process and no bound port. Installs from scratch when the cache is empty.
 
+#![cfg(feature = "kafka")]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

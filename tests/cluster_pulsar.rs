@@ -3,6 +3,8 @@
 //! kill -9 and restart with the stored messages still there, a lost ack, and a `down` that leaves
 //! no process and no bound port. Installs from scratch when the cache is empty.
 
+#![cfg(feature = "pulsar")]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! Real RabbitMQ nodes (Debian's rabbitmq-server) behind Toxiproxy, driven through lapin.
 //! Needs the package installed (`.ci/install-rabbitmq.sh`); installs Toxiproxy itself if missing.
 
+#![cfg(feature = "rabbitmq")]
+
 use std::fs;
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,8 @@
 //! Uses `Home::from_env()` (CI sets ACKCHECK_HOME) and installs LocalStack when the cache is empty.
 //! One test only: it owns the SQS ports, so nothing in this file may run beside it.
 
+#![cfg(feature = "sqs")]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,8 @@
 //! Needs the `docker-compose` command (Debian package `docker-compose`); without it the test
 //! fails, saying how to install it.
 
+#![cfg(all(feature = "kafka", feature = "rabbitmq", feature = "sqs", feature = "pulsar"))]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};

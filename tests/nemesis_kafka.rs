@@ -2,6 +2,8 @@
 //! recorded in a history; stopping it in the middle of a fault; healing what a crashed earlier
 //! run left behind. Every test ends with the cluster healthy, no toxic left and no node paused.
 
+#![cfg(feature = "kafka")]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

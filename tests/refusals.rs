@@ -2,6 +2,8 @@
 //! exit 2, one sentence on stderr naming the line and why, and nothing started (no broker is
 //! installed or run: each case returns within seconds, with an ACKCHECK_HOME that stays empty).
 
+#![cfg(all(feature = "kafka", feature = "rabbitmq", feature = "sqs", feature = "pulsar"))]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

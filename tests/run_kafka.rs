@@ -5,6 +5,8 @@
 //! read_committed group of the txn workload sees no torn or aborted transaction, the
 //! read_uncommitted one does (and the claim, about read_committed, holds). And a campaign with an unknown key is refused, naming key and line.
 
+#![cfg(feature = "kafka")]
+
 mod common;
 
 use std::process::Command;

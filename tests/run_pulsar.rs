@@ -7,6 +7,8 @@
 //! dropped by the broker's deduplication. Then short versions of the campaigns in workloads/
 //! through `ackcheck run`, asserting what 15–20 s reproduce reliably.
 
+#![cfg(feature = "pulsar")]
+
 mod common;
 
 use std::sync::Arc;

@@ -8,6 +8,8 @@
 //! it held. Then short versions of the campaigns in workloads/ through `ackcheck run`,
 //! asserting what 15–20 s reproduce reliably.
 
+#![cfg(feature = "rabbitmq")]
+
 mod common;
 
 use std::sync::Arc;

@@ -8,6 +8,8 @@
 //! versions of the campaigns in workloads/ through `ackcheck run`, asserting what 15–20 s
 //! reproduce reliably.
 
+#![cfg(feature = "sqs")]
+
 mod common;
 
 use std::sync::Arc;

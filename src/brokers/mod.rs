@@ -4,20 +4,28 @@
 
 use crate::broker::BrokerKind;
 
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "pulsar")]
 pub mod pulsar;
+#[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(feature = "sqs")]
 pub mod sqs;
 
-/// Every broker ackcheck knows, in the order help texts list them.
+/// Every broker this build knows (one cargo feature each), in the order help texts list them.
 pub static ALL: &[BrokerKind] = &[
-    BrokerKind(&kafka::KafkaDriver),
-    BrokerKind(&rabbitmq::RabbitDriver),
-    BrokerKind(&sqs::SqsDriver),
-    BrokerKind(&pulsar::PulsarDriver),
+    #[cfg(feature = "kafka")]
+    kafka::KIND,
+    #[cfg(feature = "rabbitmq")]
+    rabbitmq::KIND,
+    #[cfg(feature = "sqs")]
+    sqs::KIND,
+    #[cfg(feature = "pulsar")]
+    pulsar::KIND,
 ];
 
-/// The broker of this name, if ackcheck knows it.
+/// The broker of this name, if this build knows it.
 pub fn by_name(name: &str) -> Option<BrokerKind> {
     ALL.iter().copied().find(|b| b.name() == name)
 }
