@@ -289,6 +289,26 @@ pub fn run_step(what: &str, step: &str, cmd: &mut Command) -> Result<String> {
     Ok(text)
 }
 
+/// `go install <package>@<version>` with `GOBIN = gobin` (created if missing): the Go module
+/// proxy is where Toxiproxy and nats-server come from, built from source with the local Go.
+/// `-mod=mod` keeps a caller's `go.work` or vendor settings out of it.
+pub fn go_install(what: &str, package: &str, version: &str, gobin: &Path) -> Result<()> {
+    std::fs::create_dir_all(gobin).map_err(ClusterError::io(format!(
+        "creating the {what} install directory {}",
+        gobin.display()
+    )))?;
+    run_step(
+        what,
+        &format!("go install {package}@{version}"),
+        Command::new("go")
+            .arg("install")
+            .arg(format!("{package}@{version}"))
+            .env("GOBIN", gobin)
+            .env("GOFLAGS", "-mod=mod"),
+    )?;
+    Ok(())
+}
+
 /// The node count recorded by the last `up` of this broker (`run/<broker>/nodes`).
 pub fn recorded_nodes(home: &Home, broker: &str) -> Option<usize> {
     fs::read_to_string(home.run_dir(broker).join("nodes"))

@@ -215,15 +215,11 @@ pub fn install(home: &Home) -> Result<PathBuf> {
         return Ok(target);
     }
     let gobin = home.root().join("install").join(format!("toxiproxy-{VERSION}"));
-    std::fs::create_dir_all(&gobin).map_err(ClusterError::io("creating the Toxiproxy install directory"))?;
-    process::run_step(
+    process::go_install(
         "Toxiproxy",
-        "go install github.com/Shopify/toxiproxy/v2/cmd/server",
-        Command::new("go")
-            .arg("install")
-            .arg(format!("github.com/Shopify/toxiproxy/v2/cmd/server@{VERSION}"))
-            .env("GOBIN", &gobin)
-            .env("GOFLAGS", "-mod=mod"),
+        "github.com/Shopify/toxiproxy/v2/cmd/server",
+        VERSION,
+        &gobin,
     )?;
     std::fs::create_dir_all(home.bin_dir()).map_err(ClusterError::io("creating the bin directory"))?;
     std::fs::copy(gobin.join("server"), &target).map_err(ClusterError::io("copying the Toxiproxy binary"))?;
