@@ -248,4 +248,4 @@ macro_rules! contract_tests {
     };
 }
 
-contract_tests!(kafka: "kafka", rabbitmq: "rabbitmq", sqs: "sqs", pulsar: "pulsar");
+contract_tests!(kafka: "kafka", rabbitmq: "rabbitmq", sqs: "sqs", pulsar: "pulsar", nats: "nats");

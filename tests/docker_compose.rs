@@ -5,7 +5,13 @@
 //! Needs the `docker-compose` command (Debian package `docker-compose`); without it the test
 //! fails, saying how to install it.
 
-#![cfg(all(feature = "kafka", feature = "rabbitmq", feature = "sqs", feature = "pulsar"))]
+#![cfg(all(
+    feature = "kafka",
+    feature = "rabbitmq",
+    feature = "sqs",
+    feature = "pulsar",
+    feature = "nats"
+))]
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -63,6 +69,7 @@ fn docker_compose_file_is_valid_and_matches_ackcheck() {
         "rabbitmq",
         "localstack",
         "pulsar",
+        "nats",
         "toxiproxy",
         "toxiproxy-proxies",
     ]

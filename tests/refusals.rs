@@ -2,7 +2,13 @@
 //! exit 2, one sentence on stderr naming the line and why, and nothing started (no broker is
 //! installed or run: each case returns within seconds, with an ACKCHECK_HOME that stays empty).
 
-#![cfg(all(feature = "kafka", feature = "rabbitmq", feature = "sqs", feature = "pulsar"))]
+#![cfg(all(
+    feature = "kafka",
+    feature = "rabbitmq",
+    feature = "sqs",
+    feature = "pulsar",
+    feature = "nats"
+))]
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -48,7 +54,7 @@ fn campaign(broker: &str, rest: &str) -> String {
 
 #[test]
 fn workloads_that_need_transactions_are_refused_where_there_are_none() {
-    for broker in ["rabbitmq", "sqs", "pulsar"] {
+    for broker in ["rabbitmq", "sqs", "pulsar", "nats"] {
         for kind in ["txn", "pipeline"] {
             let c = campaign(
                 broker,
@@ -119,6 +125,10 @@ fn node_counts_modes_dest_settings_and_brokers_a_driver_does_not_declare_are_ref
     refused(
         "nosuch",
         &campaign("kafkaa", QUEUE),
-        &["line 1", "unknown broker \"kafkaa\"", "\"kafka\", \"rabbitmq\""],
+        &[
+            "line 1",
+            "unknown broker \"kafkaa\"",
+            "\"kafka\", \"rabbitmq\", \"sqs\", \"pulsar\", \"nats\"",
+        ],
     );
 }

@@ -6,6 +6,8 @@ use crate::broker::BrokerKind;
 
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "pulsar")]
 pub mod pulsar;
 #[cfg(feature = "rabbitmq")]
@@ -23,6 +25,8 @@ pub static ALL: &[BrokerKind] = &[
     sqs::KIND,
     #[cfg(feature = "pulsar")]
     pulsar::KIND,
+    #[cfg(feature = "nats")]
+    nats::KIND,
 ];
 
 /// The broker of this name, if this build knows it.
