@@ -1,5 +1,5 @@
 //! Real RabbitMQ nodes (Debian's rabbitmq-server) behind Toxiproxy, driven through lapin.
-//! Needs the package installed (`.ci/install-rabbitmq.sh`); installs Toxiproxy itself if missing.
+//! ackcheck installs the package (as root) and Toxiproxy itself when they are missing.
 
 #![cfg(feature = "rabbitmq")]
 

@@ -2,8 +2,9 @@
 //! `docker-compose config`, run the four brokers and Toxiproxy from pinned images of the versions
 //! ackcheck installs itself, and put the proxies on ackcheck's port plan.
 //!
-//! Needs the `docker-compose` command (Debian package `docker-compose`); without it the test
-//! fails, saying how to install it.
+//! Needs the `docker-compose` command (Debian package `docker-compose`): as root the test installs
+//! it when missing (a fresh machine passes the README's test command with nothing installed by
+//! hand); otherwise it fails, saying how to install it.
 
 #![cfg(all(
     feature = "kafka",
@@ -26,7 +27,31 @@ fn compose_file() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
 }
 
+/// `apt-get install docker-compose` when it is missing and this test runs as root (a fresh
+/// machine may have no package lists yet: update once, then retry).
+fn install_docker_compose_if_missing() {
+    let present = Command::new("docker-compose").arg("version").output().is_ok();
+    if present || !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install = ["install", "-y", "--no-install-recommends", "docker-compose"];
+    if !apt(&install) {
+        assert!(
+            apt(&["update"]) && apt(&install),
+            "apt-get could not install docker-compose"
+        );
+    }
+}
+
 fn docker_compose(args: &[&str]) -> Output {
+    install_docker_compose_if_missing();
     let file = compose_file();
     let out = Command::new("docker-compose")
         .current_dir(file.parent().expect("the compose file is in the repository root"))

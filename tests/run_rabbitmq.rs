@@ -1,5 +1,5 @@
-//! RabbitMQ end to end, against a real node behind Toxiproxy (Debian's rabbitmq-server, see
-//! `.ci/install-rabbitmq.sh`).
+//! RabbitMQ end to end, against a real node behind Toxiproxy (Debian's rabbitmq-server, which
+//! ackcheck installs as root when it is missing).
 //!
 //! First the lapin adapter alone, on what the history's positions rest on: a publish whose
 //! confirm is lost ends unknown although the broker stored it, and the application's re-send is

@@ -24,6 +24,8 @@ use crate::nodes::toxiproxy::{self, Toxiproxy};
 use crate::nodes::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result};
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+/// Installs the package without starting its node (also usable by hand: `bash install-debian.sh`).
+const INSTALL_SCRIPT: &str = include_str!("install-debian.sh");
 const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 /// The largest cluster we run; `down` cleans up this many nodes whatever size was asked.
 const MAX_NODES: usize = 3;
@@ -78,13 +80,31 @@ impl RabbitCluster {
         ports
     }
 
+    /// Debian's `rabbitmq-server` package is ackcheck's RabbitMQ: installed here when missing
+    /// and ackcheck runs as root (apt, without letting the package start a node of its own, see
+    /// install-debian.sh); otherwise one sentence says what to run.
     fn ensure_installed() -> Result<()> {
         if Path::new(SERVER).exists() {
             return Ok(());
         }
-        Err(ClusterError::Other(format!(
-            "RabbitMQ is not installed ({SERVER} is missing); install Debian's package as root with `DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server` (or run .ci/install-rabbitmq.sh, which keeps the package from starting its own node) and try again"
-        )))
+        if !nix::unistd::geteuid().is_root() {
+            return Err(ClusterError::Other(format!(
+                "RabbitMQ is not installed ({SERVER} is missing) and ackcheck is not root, so it cannot install it: run `sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server` (then `sudo systemctl disable --now rabbitmq-server`, ackcheck runs its own nodes) and try again"
+            )));
+        }
+        tracing::info!("installing Debian's rabbitmq-server package (apt-get, its own node not started)");
+        process::run_step(
+            "RabbitMQ (Debian's rabbitmq-server package)",
+            "apt-get install rabbitmq-server",
+            Command::new("bash").arg("-c").arg(INSTALL_SCRIPT),
+        )?;
+        if Path::new(SERVER).exists() {
+            Ok(())
+        } else {
+            Err(ClusterError::Other(format!(
+                "the rabbitmq-server package installed without {SERVER}; check `dpkg -L rabbitmq-server` and the Debian release"
+            )))
+        }
     }
 
     fn proxy_name(node: usize) -> String {

@@ -109,6 +109,8 @@ pub fn sqs_client(endpoint_url: &str, operation_timeout: Duration) -> aws_sdk_sq
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "ackcheck"))
         .endpoint_url(endpoint_url)
+        // Plain HTTP: LocalStack listens on loopback, so no TLS stack is compiled in.
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .retry_config(RetryConfig::disabled())
         .timeout_config(TimeoutConfig::builder().operation_timeout(operation_timeout).build())
         .build();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs Debian's rabbitmq-server package for ackcheck's local RabbitMQ clusters, without letting
 # the package start its own node: ackcheck runs its nodes itself (own names, ports, cookies, epmd).
-# Idempotent; run as root. Usage: bash .ci/install-rabbitmq.sh
+# Idempotent; run as root. ackcheck runs it (embedded) when RabbitMQ is missing; by hand:
+# bash src/brokers/rabbitmq/install-debian.sh
 set -euo pipefail
 
 if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] && dpkg -s rabbitmq-server >/dev/null 2>&1; then
