@@ -143,6 +143,23 @@ pub struct Message {
     pub redelivered: bool,
 }
 
+/// A [`Message`] borrowed from its owner, for writing histories without copying ids: the same
+/// JSON, field for field.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MessageRef<'a> {
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redelivered: bool,
+}
+
 impl Message {
     pub fn new(id: impl Into<String>) -> Message {
         Message {

@@ -4,13 +4,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::state::{self, EffectStore, Membership, Pacer, Stats, Tracker};
 use super::{crash, Settings};
 use crate::broker::{Broker, LogSink, Outcome, Outgoing, Received};
 use crate::history::writer::Recorder;
-use crate::history::{ops, EventType, Message, OpValue, Process};
+use crate::history::{ops, EventType, MessageRef, OpValue, Process};
 
 /// Shared by every task of a workload.
 pub struct Ctx {
@@ -41,32 +43,13 @@ impl Ctx {
         (self.log)(what);
     }
 
-    pub(super) fn message(m: &Outgoing) -> Message {
-        Message {
-            id: m.id.clone(),
-            key: m.key.clone(),
-            dest: Some(m.dest.clone()),
-            pos: None,
-            from: m.from.clone(),
-            redelivered: false,
-        }
-    }
-
-    pub(super) fn send_value(messages: &[Outgoing], atomic: bool) -> OpValue {
-        OpValue {
-            messages: messages.iter().map(Self::message).collect(),
-            atomic,
-            ..OpValue::default()
-        }
-    }
-
     /// Record the invocation of a send.
     pub(super) fn invoke_send(&self, process: u64, messages: &[Outgoing], atomic: bool) -> Result<u64> {
         Stats::add(&self.stats.sends, 1);
-        Ok(self.recorder.invoke(
+        Ok(self.recorder.invoke_value(
             Process::Client(process),
             ops::SEND,
-            Some(Self::send_value(messages, atomic)),
+            Some(&SendValue { messages, atomic }),
         )?)
     }
 
@@ -81,8 +64,8 @@ impl Ctx {
     ) -> Result<()> {
         let (kind, error) = match outcome {
             Outcome::Ok => (EventType::Ok, None),
-            Outcome::Fail(e) => (EventType::Fail, Some(e.clone())),
-            Outcome::Info(e) => (EventType::Info, Some(e.clone())),
+            Outcome::Fail(e) => (EventType::Fail, Some(e.as_str())),
+            Outcome::Info(e) => (EventType::Info, Some(e.as_str())),
         };
         match kind {
             EventType::Ok => {
@@ -96,10 +79,10 @@ impl Ctx {
             EventType::Fail => Stats::add(&self.stats.failed, 1),
             _ => Stats::add(&self.stats.indeterminate, 1),
         }
-        let value = Some(Self::send_value(messages, atomic));
+        let value = SendValue { messages, atomic };
         Ok(self
             .recorder
-            .complete(Process::Client(process), op, kind, ops::SEND, value, error)?)
+            .complete_value(Process::Client(process), op, kind, ops::SEND, Some(&value), error)?)
     }
 
     /// Record that `process` processed `messages` for `group`, and received `skipped` again
@@ -114,38 +97,26 @@ impl Ctx {
         if messages.is_empty() && skipped.is_empty() {
             return Ok(());
         }
-        let tracked = self.tracked_groups.iter().position(|g| g == group);
-        let value = OpValue {
-            group: Some(group.to_string()),
-            messages: messages
-                .iter()
-                .map(|r| {
-                    if let Some(g) = tracked {
-                        self.tracker.delivered(g, r.from.as_deref().unwrap_or(&r.id));
-                    }
-                    Self::received(r)
-                })
-                .collect(),
-            skipped: skipped.iter().map(|r| Self::received(r)).collect(),
-            ..OpValue::default()
-        };
+        if let Some(g) = self.tracked_groups.iter().position(|t| t == group) {
+            for r in messages {
+                self.tracker.delivered(g, r.from.as_deref().unwrap_or(&r.id));
+            }
+        }
         Stats::add(&self.stats.deliveries, messages.len() as u64);
         Stats::add(&self.stats.skipped, skipped.len() as u64);
         self.stats.touch();
-        Ok(self
-            .recorder
-            .event(Process::Client(process), EventType::Ok, ops::DELIVER, Some(value), None)?)
-    }
-
-    fn received(r: &Received) -> Message {
-        Message {
-            id: r.id.clone(),
-            key: r.key.clone(),
-            dest: Some(r.dest.clone()),
-            pos: Some(r.pos.clone()),
-            from: r.from.clone(),
-            redelivered: r.redelivered,
-        }
+        let value = DeliverValue {
+            group,
+            messages,
+            skipped,
+        };
+        Ok(self.recorder.event_value(
+            Process::Client(process),
+            EventType::Ok,
+            ops::DELIVER,
+            Some(&value),
+            None,
+        )?)
     }
 
     /// Record a client crash: `point` says where, `dropped` the messages it had in hand.
@@ -190,6 +161,159 @@ impl Ctx {
             dest: dest.to_string(),
             from: None,
             size: c.message_size as usize,
+        }
+    }
+}
+
+/// A send's `value` as the history writes it (the same JSON as [`OpValue`] with
+/// [`crate::history::Message`]s), serialized straight from the workload's own messages: no copy
+/// of an id, key or topic per event.
+struct SendValue<'a> {
+    messages: &'a [Outgoing],
+    atomic: bool,
+}
+
+impl Serialize for SendValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("messages", &Seq(self.messages.iter().map(outgoing_ref)))?;
+        if self.atomic {
+            map.serialize_entry("atomic", &true)?;
+        }
+        map.end()
+    }
+}
+
+/// A delivery's `value`: group, the messages processed, the copies skipped.
+struct DeliverValue<'a> {
+    group: &'a str,
+    messages: &'a [&'a Received],
+    skipped: &'a [&'a Received],
+}
+
+impl Serialize for DeliverValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("group", self.group)?;
+        if !self.messages.is_empty() {
+            map.serialize_entry("messages", &Seq(self.messages.iter().map(|r| received_ref(r))))?;
+        }
+        if !self.skipped.is_empty() {
+            map.serialize_entry("skipped", &Seq(self.skipped.iter().map(|r| received_ref(r))))?;
+        }
+        map.end()
+    }
+}
+
+fn outgoing_ref(m: &Outgoing) -> MessageRef<'_> {
+    MessageRef {
+        id: &m.id,
+        key: m.key.as_deref(),
+        dest: Some(&m.dest),
+        pos: None,
+        from: m.from.as_deref(),
+        redelivered: false,
+    }
+}
+
+fn received_ref(r: &Received) -> MessageRef<'_> {
+    MessageRef {
+        id: &r.id,
+        key: r.key.as_deref(),
+        dest: Some(&r.dest),
+        pos: Some(&r.pos),
+        from: r.from.as_deref(),
+        redelivered: r.redelivered,
+    }
+}
+
+/// Serializes the items of an iterator as a JSON array without collecting them.
+struct Seq<I>(I);
+
+impl<I> Serialize for Seq<I>
+where
+    I: Iterator + Clone,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Message;
+
+    fn outgoing(id: &str, from: Option<&str>) -> Outgoing {
+        Outgoing {
+            id: id.into(),
+            key: Some("k3".into()),
+            dest: "orders".into(),
+            from: from.map(Into::into),
+            size: 100,
+        }
+    }
+
+    fn received(id: &str, redelivered: bool) -> Received {
+        Received {
+            id: id.into(),
+            key: None,
+            dest: "orders".into(),
+            pos: "0@42".into(),
+            from: Some("p1-1".into()),
+            redelivered,
+            handle: Box::new(()),
+        }
+    }
+
+    fn owned(m: MessageRef) -> Message {
+        Message {
+            id: m.id.into(),
+            key: m.key.map(Into::into),
+            dest: m.dest.map(Into::into),
+            pos: m.pos.map(Into::into),
+            from: m.from.map(Into::into),
+            redelivered: m.redelivered,
+        }
+    }
+
+    /// The borrowed values write exactly what the owned history types write, so readers of
+    /// format v1 see no difference.
+    #[test]
+    fn borrowed_values_serialize_like_op_values() {
+        let sent = [outgoing("p1-1", None), outgoing("p1-2", Some("p0-9"))];
+        for atomic in [false, true] {
+            let owned_value = OpValue {
+                messages: sent.iter().map(|m| owned(outgoing_ref(m))).collect(),
+                atomic,
+                ..OpValue::default()
+            };
+            let borrowed = SendValue {
+                messages: &sent,
+                atomic,
+            };
+            assert_eq!(
+                serde_json::to_string(&borrowed).unwrap(),
+                serde_json::to_string(&owned_value).unwrap()
+            );
+        }
+        let (a, b) = (received("p1-1", false), received("p1-2", true));
+        for (messages, skipped) in [(vec![&a, &b], vec![]), (vec![&a], vec![&b]), (vec![], vec![&a])] {
+            let owned_value = OpValue {
+                group: Some("g".into()),
+                messages: messages.iter().map(|r| owned(received_ref(r))).collect(),
+                skipped: skipped.iter().map(|r| owned(received_ref(r))).collect(),
+                ..OpValue::default()
+            };
+            let borrowed = DeliverValue {
+                group: "g",
+                messages: &messages,
+                skipped: &skipped,
+            };
+            let text = serde_json::to_string(&borrowed).unwrap();
+            assert_eq!(text, serde_json::to_string(&owned_value).unwrap());
+            assert!(text.contains("\"pos\":\"0@42\""), "{text}");
         }
     }
 }
