@@ -244,6 +244,26 @@ fn unexpected_recovered_and_failed_delivered() {
 }
 
 #[test]
+fn a_phantom_delivery_violates_every_claim() {
+    // Otherwise clean: no loss, no duplicate. Only the message nobody sent is wrong.
+    for claim in [Guarantee::AtMostOnce, Guarantee::AtLeastOnce, Guarantee::ExactlyOnce] {
+        let v = H::default()
+            .send(1, &["a"], Some("ok"))
+            .deliver("g", &["a@0@1", "ghost@0@2"])
+            .drain()
+            .check(Some(claim));
+        assert_eq!(v.verdict, Observed::ExactlyOnce, "{claim}");
+        assert_eq!(v.counts.unexpected, 1, "{claim}");
+        assert_eq!(v.claim_holds, Some(false), "{claim}: a phantom must violate it");
+        assert_eq!(
+            v.violations,
+            vec!["1 message(s) delivered although never sent (phantoms)".to_string()]
+        );
+        assert_eq!(v.exit_code(), 1);
+    }
+}
+
+#[test]
 fn a_retry_that_succeeds_makes_a_failed_message_acknowledged() {
     let v = H::default()
         .send(1, &["a"], Some("fail"))

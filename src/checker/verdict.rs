@@ -151,6 +151,14 @@ impl Verdict {
     /// Why `claim` is violated by these counts; empty when it holds.
     pub fn violations_of(claim: Guarantee, c: &Counts) -> Vec<String> {
         let mut v = Vec::new();
+        // An integrity anomaly: a delivery of a message nobody sent (a phantom) is neither loss
+        // nor duplication, but no guarantee allows the broker to invent messages.
+        if c.unexpected > 0 {
+            v.push(format!(
+                "{} message(s) delivered although never sent (phantoms)",
+                c.unexpected
+            ));
+        }
         let duplicates = || format!("{} message(s) duplicated", c.duplicated);
         let loss = || format!("{} acknowledged message(s) lost", c.lost);
         match claim {
@@ -194,6 +202,37 @@ impl Verdict {
             1
         } else {
             0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phantom_violates_every_claim() {
+        let counts = Counts {
+            messages: 3,
+            acknowledged: 3,
+            delivered: 4,
+            unexpected: 1,
+            ..Counts::default()
+        };
+        for claim in [Guarantee::AtMostOnce, Guarantee::AtLeastOnce, Guarantee::ExactlyOnce] {
+            let violations = Verdict::violations_of(claim, &counts);
+            assert_eq!(
+                violations,
+                vec!["1 message(s) delivered although never sent (phantoms)".to_string()],
+                "{claim}"
+            );
+        }
+        let clean = Counts {
+            unexpected: 0,
+            ..counts
+        };
+        for claim in [Guarantee::AtMostOnce, Guarantee::AtLeastOnce, Guarantee::ExactlyOnce] {
+            assert!(Verdict::violations_of(claim, &clean).is_empty(), "{claim}");
         }
     }
 }
