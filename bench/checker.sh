@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Benchmark of `ackcheck check` against its floor (examples/floor.rs: serde_json parsing into
-# typed structs + a set of ids), in the same run, on a generated 2,000,000-event history
-# (about 950,000 messages, 16 producers, one group). Prints times, the ratio and peak memory.
-# Needs hyperfine (apt-get install hyperfine). Usage: bash bench/checker.sh [DIR]
+# typed structs + a set of ids, one thread), in the same run, on a generated 2,000,000-event
+# history (about 950,000 messages, 16 producers, one group). The two programs alternate, round
+# by round, so that load from other work on the machine falls on both alike; each run's wall
+# time, user CPU and peak RSS come from /usr/bin/time. Prints every round, the mean ratio and
+# bytes per distinct message. Usage: bash bench/checker.sh [DIR] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-/tmp/ackcheck-bench}
+rounds=${2:-7}
 mkdir -p "$dir"
-cargo build --release --bin ackcheck --example floor
-bin=target/release/ackcheck
-floor=target/release/examples/floor
+# The checker uses no broker client: a build without the broker features measures the same code
+# and builds in a fraction of the time.
+cargo build --release --no-default-features --bin ackcheck --example floor
+target=${CARGO_TARGET_DIR:-target}
+bin=$target/release/ackcheck
+floor=$target/release/examples/floor
 history="$dir/history-2m.jsonl"
 if [ ! -s "$history" ]; then
     "$bin" generate --seed 42 --messages 950000 --producers 16 --groups 1 --batch 10 \
@@ -17,18 +23,35 @@ if [ ! -s "$history" ]; then
         --out "$history" --truth "$dir/truth.json"
 fi
 echo "history: $(wc -l < "$history") lines, $(du -h "$history" | cut -f1)"
-hyperfine --warmup 1 --runs 5 --export-json "$dir/hyperfine.json" \
-    -n floor "$floor $history" \
-    -n check "$bin check --json $history > /dev/null || true"
-python3 - "$dir/hyperfine.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-f, c = r["floor"]["mean"], r["check"]["mean"]
-print(f"floor {f:.3f} s, check {c:.3f} s, ratio check/floor = {c/f:.2f} (bar: <= 2.00)")
-PY
 messages=$("$floor" "$history" | awk '{print $3}')
-for name in floor check; do
-    if [ $name = floor ]; then cmd=("$floor" "$history"); else cmd=("$bin" check --json "$history"); fi
-    rss=$( { /usr/bin/time -f '%M' "${cmd[@]}" > /dev/null; } 2>&1 | tail -1 )
-    echo "$name: peak RSS ${rss} KiB = $(( rss * 1024 / messages )) bytes per distinct message ($messages messages)"
+# Warm the page cache for both.
+"$bin" check --json "$history" > "$dir/verdict.json" || true
+results="$dir/rounds.tsv"
+: > "$results"
+for r in $(seq 1 "$rounds"); do
+    for name in floor check; do
+        if [ $name = floor ]; then cmd=("$floor" "$history"); else cmd=("$bin" check --json "$history"); fi
+        stats=$( { /usr/bin/time -f '%e %U %M' "${cmd[@]}" > /dev/null || true; } 2>&1 | tail -1 )
+        echo "$r $name $stats $(cut -d' ' -f1 /proc/loadavg)" >> "$results"
+    done
 done
+python3 - "$results" "$messages" <<'PY'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1])]
+messages = int(sys.argv[2])
+by = {"floor": [], "check": []}
+print("round  floor wall/user/RSS KiB      check wall/user/RSS KiB      ratio  load")
+for r in sorted({int(x[0]) for x in rows}):
+    f = next(x for x in rows if int(x[0]) == r and x[1] == "floor")
+    c = next(x for x in rows if int(x[0]) == r and x[1] == "check")
+    by["floor"].append(f); by["check"].append(c)
+    print(f"{r:>5}  {f[2]:>6} s {f[3]:>6} s {f[4]:>8}   {c[2]:>6} s {c[3]:>6} s {c[4]:>8}   {float(c[2])/float(f[2]):.2f}  {c[5]}")
+mean = lambda xs, i: statistics.mean(float(x[i]) for x in xs)
+fw, cw = mean(by["floor"], 2), mean(by["check"], 2)
+ratios = [float(c[2]) / float(f[2]) for f, c in zip(by["floor"], by["check"])]
+print(f"mean wall: floor {fw:.3f} s, check {cw:.3f} s; ratio of means {cw/fw:.2f}, median round ratio {statistics.median(ratios):.2f} (bar: <= 0.50)")
+print(f"mean user CPU: floor {mean(by['floor'], 3):.3f} s, check {mean(by['check'], 3):.3f} s")
+for name in ("floor", "check"):
+    rss = max(int(x[4]) for x in by[name])
+    print(f"{name}: peak RSS {rss} KiB = {rss * 1024 // messages} bytes per distinct message ({messages} messages; bar for check: <= 200)")
+PY

@@ -264,6 +264,27 @@ fn a_phantom_delivery_violates_every_claim() {
 }
 
 #[test]
+fn more_than_65536_groups_do_not_alias() {
+    // Group 65,536 used to wrap to group 0: one message delivered once to each of them looked
+    // delivered twice to one group at one position, a redelivery.
+    let mut h = H::default();
+    h.send(1, &["m||orders"], Some("ok"));
+    h.deliver("g0", &["m||orders@0@0"]);
+    for g in 1..65_536 {
+        // Each filler group reads its own topic, so it is expected to see only its own message.
+        let id = format!("f{g}||t{g}");
+        h.send(2, &[&id], Some("ok"));
+        h.deliver(&format!("g{g}"), &[&format!("f{g}||t{g}@0@0")]);
+    }
+    h.deliver("g65536", &["m||orders@0@0"]);
+    let v = h.drain().check(Some(Guarantee::ExactlyOnce));
+    assert_eq!(v.groups.len(), 65_537);
+    assert_eq!((v.counts.duplicated, v.duplicate_causes.redelivered), (0, 0));
+    assert_eq!(v.counts.lost, 0);
+    assert_eq!(v.claim_holds, Some(true), "{:?}", v.violations);
+}
+
+#[test]
 fn a_retry_that_succeeds_makes_a_failed_message_acknowledged() {
     let v = H::default()
         .send(1, &["a"], Some("fail"))
@@ -499,8 +520,23 @@ fn a_claim_about_some_groups_judges_only_them_and_still_shows_every_group() {
         assert!(ackcheck::report::human(&v).contains("claim exactly-once (group committed): HOLDS"));
     }
 
-    // A claimed group that delivered nothing lost every acknowledged message.
-    let v = check("", Some(vec!["nobody".into()]));
+    // A group the history never mentions is a mistake, not a group that lost everything.
+    let reader = HistoryReader::new(Box::new(Cursor::new(text.clone().into_bytes())));
+    let options = checker::CheckOptions {
+        groups: Some(vec!["nobody".into()]),
+        ..checker::CheckOptions::default()
+    };
+    match checker::check_with(reader, &options) {
+        Err(checker::CheckError::UnknownGroup { group, known }) => {
+            assert_eq!(
+                (group.as_str(), known.as_str()),
+                ("nobody", "its groups: committed, uncommitted")
+            )
+        }
+        other => panic!("expected an unknown group, got {other:?}"),
+    }
+    // A claimed group (named by the header) that delivered nothing lost every acknowledged message.
+    let v = check("{\"history\":1,\"claim_groups\":[\"nobody\"]}\n", None);
     assert_eq!((v.counts.lost, v.counts.delivered), (2, 0));
     assert_eq!(v.claim_holds, Some(false));
     assert!(

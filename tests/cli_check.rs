@@ -37,19 +37,83 @@ fn the_example_violates_exactly_once_and_holds_at_least_once() {
     let (code, out, _) = ackcheck(&["check", "--group", "billing", "examples/orders.jsonl"], None);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("claim exactly-once (group billing): VIOLATED"), "{out}");
-    let (code, out, _) = ackcheck(
-        &[
-            "check",
-            "--group",
-            "audit",
-            "--claim",
-            "at-least-once",
-            "examples/orders.jsonl",
-        ],
-        None,
+}
+
+#[test]
+fn a_group_the_history_never_mentions_is_an_error_not_loss() {
+    let (code, out, err) = ackcheck(&["check", "--group", "nosuch", "examples/orders.jsonl"], None);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no verdict: {out}");
+    assert_eq!(
+        err.trim(),
+        "error: consumer group `nosuch` does not occur in the history (its groups: billing); name one of its groups, or leave out --group"
     );
-    assert_eq!(code, 1, "{out}");
+    // A group named by the header's claim_groups exists even if it delivered nothing.
+    let history = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/orders.jsonl")).unwrap();
+    let body: String = history.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    let text = format!("{{\"history\":1,\"claim\":\"at-least-once\",\"claim_groups\":[\"audit\"]}}\n{body}");
+    let (code, out, err) = ackcheck(&["check", "--group", "audit", "-"], Some(&text));
+    assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("audit delivered nothing"), "{out}");
+}
+
+#[test]
+fn dev_zero_ends_quickly_with_a_clear_error() {
+    let started = std::time::Instant::now();
+    let (code, _, err) = ackcheck(&["check", "/dev/zero"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("line 1: longer than 64 MiB without a newline"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A history whose human report is long: many lost messages, so many lines of examples.
+fn big_history(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::from("{\"history\":1,\"claim\":\"exactly-once\"}\n");
+    for i in 0..20_000u64 {
+        text.push_str(&format!(
+            "{{\"index\":{i},\"time\":{i},\"process\":1,\"type\":\"invoke\",\"f\":\"send\",\"op\":{i},\"value\":{{\"messages\":[{{\"id\":\"m{i}\"}}]}}}}\n"
+        ));
+    }
+    let path = dir.join("big.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = big_history(dir.path());
+    // `ackcheck check big.jsonl | head -1`: the reader goes away before the verdict is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .args(["check", "--examples", "100000", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "no claim broken, exit quietly: {err}");
+    assert!(err.is_empty(), "quiet on a closed pipe: {err}");
+    // `> /dev/full`: any other write error is one clear sentence.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .args(["check", path.to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: cannot write the verdict to standard output"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -209,3 +209,184 @@ fn recorder_writes_what_the_reader_reads() {
         }
     ));
 }
+
+// Format v1 is strict: each of these was accepted or answered vaguely before.
+
+#[test]
+fn an_unknown_field_is_an_error_naming_the_line_and_the_field() {
+    let e = error_of(&format!(
+        "{SEND_INVOKE}\n{}\n",
+        r#"{"index":1,"time":5,"process":1,"type":"invoke","f":"send","op":2,"valeu":{"messages":[{"id":"b"}]}}"#
+    ));
+    assert!(e.starts_with("line 2: invalid event: unknown field `valeu`"), "{e}");
+    assert!(e.contains("(field `valeu`"), "{e}");
+    // In a send's value and in a message.
+    let e = error_of(r#"{"index":0,"time":0,"process":1,"type":"invoke","f":"send","value":{"mesages":[]}}"#);
+    assert!(
+        e.contains("unknown field `mesages`") && e.contains("field `value.mesages`"),
+        "{e}"
+    );
+    let e = error_of(
+        r#"{"index":0,"time":0,"process":1,"type":"ok","f":"deliver","value":{"group":"g","messages":[{"id":"a","partition":3}]}}"#,
+    );
+    assert!(e.starts_with("line 1: invalid event: unknown field `partition`"), "{e}");
+    assert!(e.contains("field `value.messages[0].partition`"), "{e}");
+    // A send's value has no group, a delivery's no atomic.
+    let e =
+        error_of(r#"{"index":0,"time":0,"process":1,"type":"ok","f":"deliver","value":{"atomic":true,"messages":[]}}"#);
+    assert!(e.contains("field `value.atomic`"), "{e}");
+}
+
+#[test]
+fn free_form_values_of_other_operations_are_kept() {
+    let text = r#"{"index":0,"time":0,"process":"nemesis","type":"info","f":"start-kill","value":{"node":1,"whatever":[1,2]}}
+{"index":1,"time":0,"process":3,"type":"info","f":"crash","value":{"group":"g","point":"after-processing","dropped":["a"]}}
+"#;
+    let records = read_all(text).unwrap();
+    match &records[0] {
+        Record::Event { event, .. } => {
+            assert_eq!(event.value.as_ref().unwrap().extra["node"], 1);
+        }
+        other => panic!("expected an event, got {other:?}"),
+    }
+    match &records[1] {
+        Record::Event { event, .. } => assert_eq!(event.value.as_ref().unwrap().group.as_deref(), Some("g")),
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_message_must_be_an_object() {
+    let e = error_of(
+        r#"{"index":0,"time":0,"process":1,"type":"invoke","f":"send","value":{"messages":[["order-1","order-2"]]}}"#,
+    );
+    assert!(
+        e.starts_with("line 1: invalid event: invalid type: sequence, expected a message object"),
+        "{e}"
+    );
+    assert!(e.contains("field `value.messages[0]`"), "{e}");
+    // A send's value must be an object too (a list there used to read as "no messages").
+    let e = error_of(r#"{"index":0,"time":0,"process":1,"type":"invoke","f":"send","value":[{"id":"a"}]}"#);
+    assert!(
+        e.contains("expected a send's value") && e.contains("field `value`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_value_before_its_operation_is_read_as_strictly() {
+    let ok = r#"{"value":{"messages":[{"id":"a"}]},"index":0,"time":0,"process":1,"type":"invoke","f":"send"}
+{"index":1,"time":1,"process":1,"type":"ok","f":"send"}
+"#;
+    let records = read_all(ok).unwrap();
+    match &records[1] {
+        Record::Event {
+            invocation: Some(inv), ..
+        } => assert_eq!(inv.messages()[0].id, "a"),
+        other => panic!("expected a paired completion, got {other:?}"),
+    }
+    let e = error_of(
+        r#"{"value":{"messages":[{"id":"a","bogus":1}]},"index":0,"time":0,"process":1,"type":"invoke","f":"send"}"#,
+    );
+    assert!(
+        e.contains("unknown field `bogus`") && e.contains("value.messages[0]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn errors_name_the_field_not_just_the_column() {
+    let e = error_of(r#"{"index":0,"time":0,"process":1,"type":"invoke","f":"send","value":{"messages":[{"id":3}]}}"#);
+    assert!(
+        e.starts_with("line 1: invalid event: invalid type: integer `3`, expected a string"),
+        "{e}"
+    );
+    assert!(e.contains("field `value.messages[0].id`"), "{e}");
+    let e = error_of(r#"{"index":-1,"time":0,"process":1,"type":"invoke","f":"send"}"#);
+    assert!(e.contains("field `index`"), "{e}");
+    let e = error_of(r#"{"index":0,"time":0,"process":1,"type":7,"f":"send"}"#);
+    assert!(
+        e.contains("expected one of \"invoke\", \"ok\", \"fail\", \"info\"") && e.contains("field `type`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_header_claim_of_the_wrong_type_names_the_field() {
+    let e = error_of(r#"{"history":1,"claim":1}"#);
+    assert!(
+        e.starts_with("line 1: invalid header: invalid type: integer `1`, expected one of \"at-most-once\""),
+        "{e}"
+    );
+    assert!(e.contains("field `claim`"), "{e}");
+    let e = error_of(r#"{"history":1,"claim_groups":"g1"}"#);
+    assert!(e.contains("field `claim_groups`"), "{e}");
+}
+
+#[test]
+fn a_byte_order_mark_may_start_the_file_and_nothing_else() {
+    let text = format!("\u{feff}{}\n{SEND_INVOKE}\n", r#"{"history":1,"claim":"exactly-once"}"#);
+    let records = read_all(&text).unwrap();
+    assert!(matches!(&records[0], Record::Header { .. }), "{records:?}");
+    // Also before a first line that is an event.
+    assert_eq!(read_all(&format!("\u{feff}{SEND_INVOKE}\n")).unwrap().len(), 2);
+    let e = error_of(&format!(
+        "{SEND_INVOKE}\n\u{feff}{}\n",
+        r#"{"index":1,"time":5,"process":1,"type":"ok","f":"send"}"#
+    ));
+    assert!(e.starts_with("line 2: starts with a UTF-8 byte-order mark"), "{e}");
+}
+
+#[test]
+fn a_last_line_cut_inside_a_character_is_ignored_as_cut_off() {
+    let mut text = format!("{SEND_INVOKE}\n").into_bytes();
+    let cut = r#"{"index":1,"time":5,"process":1,"type":"ok","f":"deliver","value":{"group":"é"#.as_bytes();
+    text.extend_from_slice(&cut[..cut.len() - 1]); // half of the two bytes of "é"
+    let mut reader = HistoryReader::new(Box::new(Cursor::new(text)));
+    let records: Vec<Record> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+    assert_eq!(reader.truncated_line, Some(2));
+    assert_eq!(records.len(), 2, "the invocation, then it as unfinished");
+    // The same bytes in the middle of the file are an error.
+    let mut text = format!("{SEND_INVOKE}\n").into_bytes();
+    text.extend_from_slice(&cut[..cut.len() - 1]);
+    text.extend_from_slice(b"\n");
+    let reader = HistoryReader::new(Box::new(Cursor::new(text)));
+    let e = reader.collect::<Result<Vec<_>, _>>().unwrap_err().to_string();
+    assert!(e.starts_with("line 2: not UTF-8"), "{e}");
+}
+
+#[test]
+fn a_line_past_the_limit_ends_with_a_clear_error() {
+    // Like `ackcheck check /dev/zero`: no newline, ever (tests/cli_check.rs runs /dev/zero
+    // itself). 100 MiB of it: the reader must stop at its limit, not read it all and then
+    // call it bad JSON.
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let reader = HistoryReader::new(Box::new(std::io::repeat(0).take(100 << 20)));
+    let e = reader.collect::<Result<Vec<_>, _>>().unwrap_err().to_string();
+    assert!(e.starts_with("line 1: longer than 64 MiB without a newline"), "{e}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_long_line_below_the_limit_is_read_whole() {
+    // One delivery of 200,000 messages, about 8 MB on one line, read across many blocks.
+    let mut line =
+        String::from(r#"{"index":0,"time":0,"process":1,"type":"ok","f":"deliver","value":{"group":"g","messages":["#);
+    for i in 0..200_000 {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push_str(&format!(r#"{{"id":"message-{i}","pos":"0@{i}"}}"#));
+    }
+    line.push_str("]}}\n");
+    let records = read_all(&line).unwrap();
+    match &records[0] {
+        Record::Event { event, .. } => assert_eq!(event.messages().len(), 200_000),
+        other => panic!("expected the delivery, got {other:?}"),
+    }
+}

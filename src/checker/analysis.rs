@@ -10,7 +10,7 @@ use crate::history::Guarantee;
 
 /// Stands for "every consumer" when no group delivered anything at all: acknowledged messages
 /// are then still expected somewhere, so a run whose consumers saw nothing shows its loss.
-const NO_GROUP: u16 = u16::MAX;
+const NO_GROUP: Idx = Idx::MAX;
 const NO_GROUP_NAME: &str = "(no group delivered anything)";
 
 /// How the messages of one judged unit reached one group: a message's own deliveries, or, in
@@ -49,16 +49,16 @@ struct Analysis<'a> {
     max_examples: usize,
     counts: Counts,
     causes: DuplicateCauses,
-    groups: BTreeMap<u16, GroupCounts>,
+    groups: BTreeMap<Idx, GroupCounts>,
     examples: BTreeMap<String, Vec<Example>>,
 }
 
 impl Analysis<'_> {
-    fn group_name(&self, g: u16) -> String {
+    fn group_name(&self, g: Idx) -> String {
         if g == NO_GROUP {
             NO_GROUP_NAME.to_string()
         } else {
-            self.c.groups.name(g as Idx).to_string()
+            self.c.groups.name(g).to_string()
         }
     }
 
@@ -70,7 +70,7 @@ impl Analysis<'_> {
         self.examples.get(kind).map_or(0, Vec::len) < self.max_examples
     }
 
-    fn example(&mut self, kind: &str, message: Idx, group: Option<u16>, explanation: String, events: Vec<Cited>) {
+    fn example(&mut self, kind: &str, message: Idx, group: Option<Idx>, explanation: String, events: Vec<Cited>) {
         let message = self.id(message).to_string();
         let group = group.map(|g| self.group_name(g));
         self.examples.entry(kind.to_string()).or_default().push(Example {
@@ -89,13 +89,13 @@ impl Analysis<'_> {
         }
     }
 
-    fn group_counts(&mut self, g: u16) -> &mut GroupCounts {
+    fn group_counts(&mut self, g: Idx) -> &mut GroupCounts {
         self.groups.entry(g).or_default()
     }
 
     /// Judge one unit (a message, or an upstream message of a pipeline) against the groups
     /// that should see it.
-    fn judge(&mut self, unit: Idx, reached: &[(u16, Reached)], expected: &[u16]) {
+    fn judge(&mut self, unit: Idx, reached: &[(Idx, Reached)], expected: &[Idx]) {
         let s = &self.c.messages[unit as usize];
         let drained = self.c.evidence.drained;
         let sent = s.sends > 0;
@@ -237,30 +237,30 @@ impl Analysis<'_> {
     }
 }
 
-fn seen_in(s: &MessageState, g: u16) -> u32 {
+fn seen_in(s: &MessageState, g: Idx) -> u32 {
     s.seen.iter().find(|x| x.group == g).map_or(0, |x| x.count)
 }
 
 /// Groups expected to see messages of each dest: those that delivered anything from it; every
 /// group for a message without dest, or whose dest nobody read. With `judged`, only those
 /// groups count, and a judged group that delivered nothing at all is expected everywhere.
-fn expected_groups(c: &Checker, judged: Option<&[u16]>) -> (Vec<u16>, FxHashMap<Idx, Vec<u16>>) {
-    let mut all: Vec<u16> = match judged {
+fn expected_groups(c: &Checker, judged: Option<&[Idx]>) -> (Vec<Idx>, FxHashMap<Idx, Vec<Idx>>) {
+    let mut all: Vec<Idx> = match judged {
         Some(judged) => judged.to_vec(),
-        None => (0..c.groups.len() as u16).collect(),
+        None => (0..c.groups.len() as Idx).collect(),
     };
     if all.is_empty() {
         all.push(NO_GROUP);
     }
-    let keep = |g: u16| judged.is_none_or(|j| j.contains(&g));
-    let mut by_dest: FxHashMap<Idx, Vec<u16>> = FxHashMap::default();
+    let keep = |g: Idx| judged.is_none_or(|j| j.contains(&g));
+    let mut by_dest: FxHashMap<Idx, Vec<Idx>> = FxHashMap::default();
     for &(g, dest) in &c.group_dests {
         let groups = by_dest.entry(dest).or_default();
         if keep(g) {
             groups.push(g);
         }
     }
-    let silent: Vec<u16> = judged
+    let silent: Vec<Idx> = judged
         .unwrap_or_default()
         .iter()
         .copied()
@@ -288,12 +288,9 @@ pub(super) fn finish(
         .or_else(|| c.header.as_ref().and_then(|h| h.claim_groups.clone()))
         .filter(|names| !names.is_empty());
     let known_groups = c.groups.len();
-    let judged: Option<Vec<u16>> = names.as_ref().map(|names| {
-        names
-            .iter()
-            .map(|name| c.groups.get_or_insert(name.clone()).0 as u16)
-            .collect()
-    });
+    let judged: Option<Vec<Idx>> = names
+        .as_ref()
+        .map(|names| names.iter().map(|name| c.groups.get_or_insert(name).0).collect());
     let silent: Vec<String> = names
         .iter()
         .flatten()
@@ -361,7 +358,7 @@ pub(super) fn finish(
         let name = if g == NO_GROUP {
             NO_GROUP_NAME.to_string()
         } else {
-            c.groups.name(g as Idx).to_string()
+            c.groups.name(g).to_string()
         };
         (name, counts)
     });
@@ -382,10 +379,10 @@ pub(super) fn finish(
 }
 
 /// The analysis of every message, counting only groups in `judged` (all when `None`).
-fn analyse<'c>(c: &'c Checker, judged: Option<&[u16]>, max_examples: usize) -> Analysis<'c> {
-    let keep = |g: u16| judged.is_none_or(|j| j.contains(&g));
+fn analyse<'c>(c: &'c Checker, judged: Option<&[Idx]>, max_examples: usize) -> Analysis<'c> {
+    let keep = |g: Idx| judged.is_none_or(|j| j.contains(&g));
     let (all_groups, by_dest) = expected_groups(c, judged);
-    let expected_for = |s: &MessageState| -> &[u16] {
+    let expected_for = |s: &MessageState| -> &[Idx] {
         if s.dest == NONE {
             return &all_groups;
         }
@@ -403,23 +400,21 @@ fn analyse<'c>(c: &'c Checker, judged: Option<&[u16]>, max_examples: usize) -> A
     if c.pipeline {
         judge_pipeline(&mut a, &keep, judged.unwrap_or_default());
     } else {
+        // One buffer for all messages: an allocation per message is measurable here.
+        let mut reached: Vec<(Idx, Reached)> = Vec::new();
         for (i, s) in c.messages.iter().enumerate() {
-            let reached: Vec<(u16, Reached)> = s
-                .seen
-                .iter()
-                .filter(|seen| keep(seen.group))
-                .map(|seen| {
-                    let mut r = Reached::default();
-                    r.add(
-                        seen,
-                        c.second_deliveries.get(&(i as Idx, seen.group)).copied(),
-                        i as Idx,
-                        false,
-                        s.flags & NO_POS != 0,
-                    );
-                    (seen.group, r)
-                })
-                .collect();
+            reached.clear();
+            reached.extend(s.seen.iter().filter(|seen| keep(seen.group)).map(|seen| {
+                let mut r = Reached::default();
+                r.add(
+                    seen,
+                    c.second_deliveries.get(&(i as Idx, seen.group)).copied(),
+                    i as Idx,
+                    false,
+                    s.flags & NO_POS != 0,
+                );
+                (seen.group, r)
+            }));
             a.judge(i as Idx, &reached, expected_for(s));
         }
     }
@@ -430,7 +425,7 @@ fn analyse<'c>(c: &'c Checker, judged: Option<&[u16]>, max_examples: usize) -> A
 
 /// Pipelines: every upstream message (one without `from`) must yield exactly one delivery
 /// derived from it in each sink group (a group that delivered derived messages).
-fn judge_pipeline(a: &mut Analysis, keep: &dyn Fn(u16) -> bool, judged: &[u16]) {
+fn judge_pipeline(a: &mut Analysis, keep: &dyn Fn(Idx) -> bool, judged: &[Idx]) {
     let c = a.c;
     let root_of = |mut i: Idx| {
         // Follow `from` to the first stage; the bound guards against cycles in bad input.
@@ -443,8 +438,8 @@ fn judge_pipeline(a: &mut Analysis, keep: &dyn Fn(u16) -> bool, judged: &[u16]) 
         }
         i
     };
-    let mut sinks: Vec<u16> = Vec::new();
-    let mut reached: FxHashMap<Idx, Vec<(u16, Reached)>> = FxHashMap::default();
+    let mut sinks: Vec<Idx> = Vec::new();
+    let mut reached: FxHashMap<Idx, Vec<(Idx, Reached)>> = FxHashMap::default();
     for (i, s) in c.messages.iter().enumerate() {
         if s.from == NONE {
             continue;
@@ -510,13 +505,13 @@ fn judge_pipeline(a: &mut Analysis, keep: &dyn Fn(u16) -> bool, judged: &[u16]) 
 
 /// Torn transactions: an atomic send that did not fail, of which a group saw some but not all
 /// of the messages it should see. Judged only after a drain (before it, the rest may be on its way).
-fn judge_atomic_sends<'e>(a: &mut Analysis, expected_for: &dyn Fn(&MessageState) -> &'e [u16]) {
+fn judge_atomic_sends<'e>(a: &mut Analysis, expected_for: &dyn Fn(&MessageState) -> &'e [Idx]) {
     let c = a.c;
     if !c.evidence.drained {
         return;
     }
     for send in c.atomic_sends.iter().filter(|s| !s.failed) {
-        let mut groups: Vec<u16> = send
+        let mut groups: Vec<Idx> = send
             .messages
             .iter()
             .flat_map(|&m| expected_for(&c.messages[m as usize]).iter().copied())
@@ -568,11 +563,20 @@ fn judge_atomic_sends<'e>(a: &mut Analysis, expected_for: &dyn Fn(&MessageState)
 
 /// Order within a key: a message delivered after another message of its key that was sent only
 /// after it had been acknowledged. First deliveries only (a redelivery replays old messages).
-fn judge_order(a: &mut Analysis, keep: &dyn Fn(u16) -> bool) {
+fn judge_order(a: &mut Analysis, keep: &dyn Fn(Idx) -> bool) {
     let c = a.c;
     // (group, key) → first deliveries as ((event index, place in the event), message).
     type Deliveries = Vec<((u64, u32), Idx)>;
-    let mut by_group_key: FxHashMap<(u16, Idx), Deliveries> = FxHashMap::default();
+    // Counted first so that each list is allocated once at its size: these lists hold every
+    // keyed message, and growing them by doubling would, for a moment, hold them twice.
+    let mut sizes: FxHashMap<(Idx, Idx), usize> = FxHashMap::default();
+    for s in c.messages.iter().filter(|s| s.key != NONE && s.flags & ACKED != 0) {
+        for seen in s.seen.iter().filter(|seen| keep(seen.group)) {
+            *sizes.entry((seen.group, s.key)).or_default() += 1;
+        }
+    }
+    let mut by_group_key: FxHashMap<(Idx, Idx), Deliveries> =
+        sizes.into_iter().map(|(k, n)| (k, Vec::with_capacity(n))).collect();
     for (i, s) in c.messages.iter().enumerate() {
         if s.key == NONE || s.flags & ACKED == 0 {
             continue;

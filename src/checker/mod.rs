@@ -7,13 +7,12 @@
 mod analysis;
 pub mod verdict;
 
-use std::hash::{Hash, Hasher};
-
-use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
 
-use crate::history::reader::{HistoryError, HistoryReader, Record};
-use crate::history::{ops, Event, EventType, Guarantee, Header, Message, Process};
+use crate::history::reader::{EventView, HistoryError, HistoryReader, Item};
+use crate::history::wire::{text_hash, OpName, WireMessage};
+use crate::history::{EventType, Guarantee, Header, Process};
 pub use verdict::{Observed, Verdict};
 
 /// Index of a message (or an interned string) in the checker's tables.
@@ -28,10 +27,10 @@ struct At {
 }
 
 impl At {
-    fn of(e: &Event) -> At {
+    fn of(e: &EventView) -> At {
         At {
-            index: e.index,
-            time: e.time,
+            index: e.event.index,
+            time: e.event.time,
         }
     }
 }
@@ -39,7 +38,7 @@ impl At {
 /// What one consumer group saw of one message.
 #[derive(Debug, Clone)]
 struct Seen {
-    group: u16,
+    group: Idx,
     count: u32,
     /// Bit i: position i of the message was delivered to this group.
     positions_seen: u8,
@@ -120,13 +119,15 @@ pub struct Checker {
     messages: Vec<MessageState>,
     strings: Interner,
     groups: Interner,
+    /// Groups named by crash events (a group may crash before it delivers anything).
+    crashed_groups: FxHashSet<String>,
     /// (group, dest) pairs with at least one delivery.
-    group_dests: FxHashSet<(u16, Idx)>,
+    group_dests: FxHashSet<(Idx, Idx)>,
     atomic_sends: Vec<AtomicSend>,
     /// Distinct positions of a message after its first (up to 7).
     more_positions: FxHashMap<Idx, SmallVec<[u64; 2]>>,
     /// The second delivery of a message to a group (examples of duplicates cite it).
-    second_deliveries: FxHashMap<(Idx, u16), At>,
+    second_deliveries: FxHashMap<(Idx, Idx), At>,
     evidence: verdict::Evidence,
     /// Some message has `from`: judge upstream messages end to end.
     pipeline: bool,
@@ -144,32 +145,32 @@ struct Interner {
 }
 
 impl Interner {
-    fn hash(s: &str) -> u64 {
-        let mut h = FxHasher::default();
-        s.hash(&mut h);
-        h.finish()
-    }
-
-    fn get_or_insert(&mut self, s: String) -> (Idx, bool) {
-        let hash = Self::hash(&s);
+    /// Intern `s`; `hash` is [`text_hash`] of it. True when it is new.
+    fn get_or_insert_hashed(&mut self, hash: u64, s: &str) -> (Idx, bool) {
         let (text, spans) = (&self.text, &self.spans);
         if let Some(&i) = self.map.find(hash, |&i| Self::at(text, spans, i) == s) {
             return (i, false);
         }
         let i = self.spans.len() as Idx;
         self.spans.push((self.text.len() as u32, s.len() as u32));
-        self.text.push_str(&s);
+        self.text.push_str(s);
         let (text, spans) = (&self.text, &self.spans);
         self.map
-            .insert_unique(hash, i, |&j| Self::hash(Self::at(text, spans, j)));
+            .insert_unique(hash, i, |&j| text_hash(Self::at(text, spans, j)));
         (i, true)
     }
 
-    fn get(&self, s: &str) -> Option<Idx> {
+    fn get_or_insert(&mut self, s: &str) -> (Idx, bool) {
+        self.get_or_insert_hashed(text_hash(s), s)
+    }
+
+    fn get_hashed(&self, hash: u64, s: &str) -> Option<Idx> {
         let (text, spans) = (&self.text, &self.spans);
-        self.map
-            .find(Self::hash(s), |&i| Self::at(text, spans, i) == s)
-            .copied()
+        self.map.find(hash, |&i| Self::at(text, spans, i) == s).copied()
+    }
+
+    fn get(&self, s: &str) -> Option<Idx> {
+        self.get_hashed(text_hash(s), s)
     }
 
     fn at<'a>(text: &'a str, spans: &[(u32, u32)], i: Idx) -> &'a str {
@@ -186,13 +187,6 @@ impl Interner {
     }
 }
 
-fn pos_hash(pos: &str) -> u64 {
-    let mut h = FxHasher::default();
-    pos.hash(&mut h);
-    // Never 0, so a zeroed slot cannot look like a position.
-    h.finish() | 1
-}
-
 impl Default for Checker {
     fn default() -> Self {
         Checker::new()
@@ -207,6 +201,7 @@ impl Checker {
             messages: Vec::new(),
             strings: Interner::default(),
             groups: Interner::default(),
+            crashed_groups: FxHashSet::default(),
             group_dests: FxHashSet::default(),
             atomic_sends: Vec::new(),
             more_positions: FxHashMap::default(),
@@ -215,6 +210,23 @@ impl Checker {
             pipeline: false,
             truncated_line: None,
         }
+    }
+
+    /// Size the tables for a history of `bytes` bytes. Reserving address space is free (a page
+    /// counts only once it is touched), while growing by doubling copies the tables and holds
+    /// both copies for a moment: the peak memory of a big history.
+    fn reserve_for(&mut self, bytes: u64) {
+        // A message costs at least about 120 bytes of history (its send's invocation line);
+        // ackcheck's own runs write 300-400. Capped: beyond it, tables grow as usual.
+        let most = (bytes / 120).min(1 << 22) as usize;
+        let likely = (bytes / 400).min(1 << 22) as usize;
+        self.messages.reserve(most);
+        self.ids.spans.reserve(most);
+        self.ids.text.reserve(most * 12);
+        let (text, spans) = (&self.ids.text, &self.ids.spans);
+        self.ids
+            .map
+            .reserve(likely, |&j| text_hash(Interner::at(text, spans, j)));
     }
 
     /// The header, if the history had one.
@@ -227,8 +239,8 @@ impl Checker {
         self.truncated_line = line;
     }
 
-    fn message(&mut self, id: String) -> Idx {
-        let (i, new) = self.ids.get_or_insert(id);
+    fn message(&mut self, hash: u64, id: &str) -> Idx {
+        let (i, new) = self.ids.get_or_insert_hashed(hash, id);
         if new {
             self.messages.push(MessageState::new());
         }
@@ -236,81 +248,100 @@ impl Checker {
     }
 
     /// Intern `dest`, `key` and `from` of a message the first time they are seen.
-    fn describe(&mut self, i: Idx, m: &mut Message) {
-        if let Some(dest) = m.dest.take() {
+    fn describe(&mut self, i: Idx, m: &WireMessage, e: &EventView) {
+        if let Some(dest) = m.dest {
             if self.messages[i as usize].dest == NONE {
-                self.messages[i as usize].dest = self.strings.get_or_insert(dest).0;
+                self.messages[i as usize].dest = self.strings.get_or_insert(e.text(dest)).0;
             }
         }
-        if let Some(key) = m.key.take() {
+        if let Some(key) = m.key {
             if self.messages[i as usize].key == NONE {
-                self.messages[i as usize].key = self.strings.get_or_insert(key).0;
+                self.messages[i as usize].key = self.strings.get_or_insert(e.text(key)).0;
             }
         }
-        if let Some(from) = m.from.take() {
+        if let Some(from) = m.from {
             if self.messages[i as usize].from == NONE {
-                let upstream = self.message(from);
+                let from = e.text(from);
+                let upstream = self.message(text_hash(from), from);
                 self.messages[i as usize].from = upstream;
                 self.pipeline = true;
             }
         }
     }
 
-    /// Fold one record into the state.
-    pub fn observe(&mut self, record: Record) {
-        match record {
-            Record::Header { header, .. } => self.header = Some(header),
-            Record::Unfinished { invocation, .. } => {
-                if invocation.f == ops::SEND {
-                    self.send_completed(invocation, None);
+    /// Fold one item of the history into the state.
+    fn observe(&mut self, item: Item) {
+        match item {
+            Item::Header(header) => self.header = Some(header.clone()),
+            Item::Unfinished { invocation, .. } => {
+                if invocation.event.f == OpName::Send {
+                    self.send_completed(&invocation, None);
                 }
             }
-            Record::Event { event, invocation, .. } => self.event(event, invocation),
+            Item::Event { event, invocation, .. } => self.event(&event, invocation.as_ref()),
         }
     }
 
-    fn event(&mut self, event: Event, invocation: Option<Event>) {
-        if event.process == Process::Nemesis {
+    fn event(&mut self, event: &EventView, invocation: Option<&EventView>) {
+        let e = event.event;
+        if e.process == Process::Nemesis {
             // A fault starts at its invocation, or at a completion that had none.
-            if event.kind == EventType::Invoke || invocation.is_none() {
-                if let Some(fault) = event.f.strip_prefix("start-") {
-                    *self.evidence.faults.entry(fault.to_string()).or_default() += 1;
+            if e.kind == EventType::Invoke || invocation.is_none() {
+                if let Some(fault) = event.f().strip_prefix("start-") {
+                    match self.evidence.faults.get_mut(fault) {
+                        Some(n) => *n += 1,
+                        None => {
+                            self.evidence.faults.insert(fault.to_string(), 1);
+                        }
+                    }
                 }
             }
             return;
         }
-        match (event.f.as_str(), event.kind) {
-            (ops::SEND, EventType::Invoke) => self.evidence.sends += 1,
+        match (e.f, e.kind) {
+            (OpName::Send, EventType::Invoke) => self.evidence.sends += 1,
             // The reader pairs every send completion with its invocation (or rejects the line).
-            (ops::SEND, _) => {
+            (OpName::Send, _) => {
                 if let Some(invocation) = invocation {
                     self.send_completed(invocation, Some(event));
                 }
             }
-            (ops::DELIVER, EventType::Ok) => self.delivered(event),
-            (ops::CRASH, EventType::Info) => self.evidence.crashes += 1,
-            (ops::DRAIN, EventType::Ok) => self.evidence.drained = true,
+            (OpName::Deliver, EventType::Ok) => self.delivered(event),
+            (OpName::Crash, EventType::Info) => {
+                self.evidence.crashes += 1;
+                let group = event
+                    .other_value()
+                    .and_then(|v| v.get("group"))
+                    .and_then(|g| g.as_str());
+                if let Some(group) = group {
+                    if !self.crashed_groups.contains(group) {
+                        self.crashed_groups.insert(group.to_string());
+                    }
+                }
+            }
+            (OpName::Drain, EventType::Ok) => self.evidence.drained = true,
             _ => {}
         }
     }
 
     /// A send ended (`completion`), or never did (`None`).
-    fn send_completed(&mut self, invocation: Event, completion: Option<Event>) {
-        let invoked = At::of(&invocation);
-        let (kind, done) = match &completion {
-            Some(c) => (c.kind, At::of(c)),
+    fn send_completed(&mut self, invocation: &EventView, completion: Option<&EventView>) {
+        let invoked = At::of(invocation);
+        let (kind, done) = match completion {
+            Some(c) => (c.event.kind, At::of(c)),
             None => (EventType::Info, invoked),
         };
         if kind == EventType::Info {
             self.evidence.indeterminate_sends += 1;
         }
-        let atomic = invocation.value.as_ref().is_some_and(|v| v.atomic);
-        let Some(value) = invocation.value else { return };
+        if !invocation.event.has_value {
+            return;
+        }
+        let atomic = invocation.event.atomic;
         let mut members = Vec::new();
-        for mut m in value.messages {
-            let id = std::mem::take(&mut m.id);
-            let i = self.message(id);
-            self.describe(i, &mut m);
+        for m in invocation.messages() {
+            let i = self.message(m.id_hash, invocation.text(m.id));
+            self.describe(i, m, invocation);
             let s = &mut self.messages[i as usize];
             s.sends += 1;
             if invoked.index < s.first_invoke.index {
@@ -351,40 +382,46 @@ impl Checker {
 
     /// A copy an idempotent consumer received and skipped: a redelivery if the message was
     /// delivered at that position before, else another stored copy of it.
-    fn skipped(&mut self, m: &Message) {
+    fn skipped(&mut self, m: &WireMessage, e: &EventView) {
         self.evidence.skipped += 1;
         self.evidence.flagged_redelivered += m.redelivered as u64;
-        let seen_at = |h: u64| {
-            let i = self.ids.get(&m.id)?;
-            let first = self.messages[i as usize].first_pos;
-            Some(first == h || self.more_positions.get(&i).is_some_and(|more| more.contains(&h)))
-        };
-        if m.pos.as_deref().map(pos_hash).and_then(seen_at) == Some(true) {
+        if m.pos.is_none() {
+            return;
+        }
+        let h = m.pos_hash;
+        let seen_before = self.ids.get_hashed(m.id_hash, e.text(m.id)).is_some_and(|i| {
+            self.messages[i as usize].first_pos == h
+                || self.more_positions.get(&i).is_some_and(|more| more.contains(&h))
+        });
+        if seen_before {
             self.evidence.skipped_redelivered += 1;
         }
     }
 
-    fn delivered(&mut self, event: Event) {
-        let at = At::of(&event);
-        let Some(value) = event.value else { return };
-        let group = self.groups.get_or_insert(value.group.unwrap_or_default()).0 as u16;
-        for m in &value.skipped {
-            self.skipped(m);
+    fn delivered(&mut self, event: &EventView) {
+        let at = At::of(event);
+        if !event.event.has_value {
+            return;
         }
-        for (slot, mut m) in value.messages.into_iter().enumerate() {
+        let group = self
+            .groups
+            .get_or_insert(event.event.group.map_or("", |g| event.text(g)))
+            .0;
+        for m in event.skipped() {
+            self.skipped(m, event);
+        }
+        for (slot, m) in event.messages().iter().enumerate() {
             self.evidence.deliveries += 1;
             self.evidence.flagged_redelivered += m.redelivered as u64;
-            let id = std::mem::take(&mut m.id);
-            let pos = m.pos.take();
-            let i = self.message(id);
-            self.describe(i, &mut m);
+            let i = self.message(m.id_hash, event.text(m.id));
+            self.describe(i, m, event);
             let s = &mut self.messages[i as usize];
             if s.dest != NONE {
                 self.group_dests.insert((group, s.dest));
             }
-            let bit = match pos {
-                Some(pos) => {
-                    let h = pos_hash(&pos);
+            let bit = match m.pos {
+                Some(_) => {
+                    let h = m.pos_hash;
                     if s.first_pos == 0 || s.first_pos == h {
                         s.first_pos = h;
                         Some(0)
@@ -432,14 +469,36 @@ impl Checker {
         }
     }
 
+    /// Whether the history names consumer group `name` anywhere: a delivery, a crash, or the
+    /// header's `claim_groups`.
+    fn knows_group(&self, name: &str) -> bool {
+        self.groups.get(name).is_some()
+            || self.crashed_groups.contains(name)
+            || self
+                .header
+                .as_ref()
+                .and_then(|h| h.claim_groups.as_ref())
+                .is_some_and(|g| g.iter().any(|g| g == name))
+    }
+
     /// Classify every message and build the verdict. `claim` overrides the header's claim.
     pub fn finish(self, claim: Option<Guarantee>, examples: usize) -> Verdict {
         analysis::finish(self, claim, None, examples)
     }
 }
 
+/// Why a history could not be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// `--group` named a group the history never mentions (most likely a typo).
+    #[error("consumer group `{group}` does not occur in the history ({known}); name one of its groups, or leave out --group")]
+    UnknownGroup { group: String, known: String },
+}
+
 /// Read a whole history and judge it.
-pub fn check(reader: HistoryReader, claim: Option<Guarantee>, examples: usize) -> Result<Verdict, HistoryError> {
+pub fn check(reader: HistoryReader, claim: Option<Guarantee>, examples: usize) -> Result<Verdict, CheckError> {
     check_with(
         reader,
         &CheckOptions {
@@ -457,16 +516,39 @@ pub struct CheckOptions {
     pub claim: Option<Guarantee>,
     /// Examples per anomaly kind.
     pub examples: usize,
-    /// Judge only these consumer groups; overrides the header's `claim_groups`.
+    /// Judge only these consumer groups; overrides the header's `claim_groups`. Each must occur
+    /// in the history.
     pub groups: Option<Vec<String>>,
 }
 
-pub fn check_with(mut reader: HistoryReader, options: &CheckOptions) -> Result<Verdict, HistoryError> {
+pub fn check_with(mut reader: HistoryReader, options: &CheckOptions) -> Result<Verdict, CheckError> {
     let mut checker = Checker::new();
-    for record in reader.by_ref() {
-        checker.observe(record?);
+    if let Some(bytes) = reader.input_bytes() {
+        checker.reserve_for(bytes);
+    }
+    while let Some(item) = reader.next_item() {
+        checker.observe(item?);
     }
     checker.set_truncated_line(reader.truncated_line);
+    for group in options.groups.iter().flatten() {
+        if !checker.knows_group(group) {
+            let mut names: Vec<&str> = (0..checker.groups.len())
+                .map(|g| checker.groups.name(g as Idx))
+                .collect();
+            names.extend(checker.crashed_groups.iter().map(String::as_str));
+            names.sort_unstable();
+            names.dedup();
+            let known = match names.len() {
+                0 => "no group delivered anything".to_string(),
+                n if n <= 10 => format!("its groups: {}", names.join(", ")),
+                n => format!("{n} groups, e.g. {}", names[..10].join(", ")),
+            };
+            return Err(CheckError::UnknownGroup {
+                group: group.clone(),
+                known,
+            });
+        }
+    }
     Ok(analysis::finish(
         checker,
         options.claim,

@@ -1,5 +1,6 @@
 //! `ackcheck check FILE [--claim MODE] [--group GROUP]... [--json] [--examples N]`.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -44,15 +45,34 @@ pub fn run(args: CheckArgs) -> i32 {
     };
     let verdict = match checker::check_with(reader, &options) {
         Ok(v) => v,
-        Err(e) => {
+        Err(checker::CheckError::History(e)) => {
             eprintln!("error: {} is not a usable history: {e}", args.file.display());
             return 2;
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
     };
-    if args.json {
-        println!("{}", report::json(&verdict));
+    let text = if args.json {
+        format!("{}\n", report::json(&verdict))
     } else {
-        print!("{}", report::human(&verdict));
+        report::human(&verdict)
+    };
+    match write_stdout(&text) {
+        Ok(()) => verdict.exit_code(),
+        // The reader went away (`ackcheck check … | head -1`): nothing left to tell anyone.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => verdict.exit_code(),
+        Err(e) => {
+            eprintln!("error: cannot write the verdict to standard output ({e}); check where it is redirected");
+            2
+        }
     }
-    verdict.exit_code()
+}
+
+/// Write and flush, returning the error instead of panicking as `print!` does.
+fn write_stdout(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }

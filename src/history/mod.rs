@@ -4,6 +4,7 @@
 //! read with [`reader::HistoryReader`]; ackcheck's own runs write them with [`writer::Recorder`].
 
 pub mod reader;
+pub(crate) mod wire;
 pub mod writer;
 
 use std::fmt;
@@ -15,27 +16,93 @@ use serde::{Deserialize, Serialize, Serializer};
 pub const FORMAT_VERSION: u64 = 1;
 
 /// The optional first line: `{"history":1,"claim":"exactly-once",...}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Header {
     pub history: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub claim: Option<Guarantee>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub broker: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
     /// The consumer groups the claim is about (e.g. only the read-committed one); absent: all.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub claim_groups: Option<Vec<String>>,
     /// Any other run metadata, kept as written.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl<'de> Deserialize<'de> for Header {
+    // Hand-written rather than derived: a derived struct with a flattened map buffers the whole
+    // object first, and its errors then name neither the field nor what was expected.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Header;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a header object such as {\"history\":1}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header, A::Error> {
+                let mut history = None;
+                let mut h = Header::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "history" => history = Some(map.next_value()?),
+                        "claim" => h.claim = map.next_value()?,
+                        "broker" => h.broker = map.next_value()?,
+                        "seed" => h.seed = map.next_value()?,
+                        "config" => h.config = map.next_value()?,
+                        "claim_groups" => h.claim_groups = map.next_value()?,
+                        other => {
+                            let value: serde_json::Value = map.next_value()?;
+                            h.extra.insert(other.to_string(), value);
+                        }
+                    }
+                }
+                h.history = history.ok_or_else(|| de::Error::missing_field("history"))?;
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A unit enum read from one of its names, with an error that lists them (serde's derive on
+/// serde_json answers a number or an object with a bare "expected value").
+fn named_variant<'de, D: Deserializer<'de>, T: Copy>(
+    d: D,
+    names: &'static [&'static str],
+    values: &'static [T],
+) -> Result<T, D::Error> {
+    struct V<T: 'static> {
+        names: &'static [&'static str],
+        values: &'static [T],
+    }
+    impl<T: Copy> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("one of ")?;
+            for (i, name) in self.names.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                write!(f, "{sep}\"{name}\"")?;
+            }
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            match self.names.iter().position(|&n| n == v) {
+                Some(i) => Ok(self.values[i]),
+                None => Err(E::unknown_variant(v, self.names)),
+            }
+        }
+    }
+    d.deserialize_str(V { names, values })
+}
+
 /// The three delivery guarantees, plus the verdict for a run that showed neither property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Guarantee {
     AtMostOnce,
@@ -50,6 +117,17 @@ impl Guarantee {
             Guarantee::AtLeastOnce => "at-least-once",
             Guarantee::ExactlyOnce => "exactly-once",
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Guarantee {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use Guarantee::*;
+        named_variant(
+            d,
+            &["at-most-once", "at-least-once", "exactly-once"],
+            &[AtMostOnce, AtLeastOnce, ExactlyOnce],
+        )
     }
 }
 
@@ -113,13 +191,20 @@ impl fmt::Display for Process {
 }
 
 /// invoke starts an operation; ok = it happened; fail = it definitely did not; info = unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
     Invoke,
     Ok,
     Fail,
     Info,
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use EventType::*;
+        named_variant(d, &["invoke", "ok", "fail", "info"], &[Invoke, Ok, Fail, Info])
+    }
 }
 
 /// One logical message. `id` names it across retries; the rest is optional.
@@ -240,7 +325,9 @@ impl<'de> Deserialize<'de> for OpValue {
     }
 }
 
-/// One line of a history (other than the header).
+/// One line of a history (other than the header). Its serde `Deserialize` reads a single event
+/// (the benchmark floor uses it); [`reader::HistoryReader`] does not: it applies the strict
+/// format v1 grammar (unknown fields, shapes, field-naming errors) in `wire`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub index: u64,
