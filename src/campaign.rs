@@ -15,8 +15,8 @@ use crate::history::Guarantee;
 use crate::nemesis::{NemesisConfig, Target};
 pub use errors::{line_of, CampaignError};
 use errors::{qualified, toml_error};
-pub use values::parse_duration;
 use values::*;
+pub use values::{parse_duration, MAX_SECONDS, MIN_EVENT_SECONDS};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,7 +75,7 @@ pub struct WorkloadConfig {
     /// Base name of the topic(s); the run adds its id. Default: the workload kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
-    #[serde(default = "four", deserialize_with = "at_least_one")]
+    #[serde(default = "four", deserialize_with = "partitions")]
     pub partitions: u32,
     #[serde(default = "two", deserialize_with = "at_least_one")]
     pub producers: u32,
@@ -138,7 +138,7 @@ impl WorkloadConfig {
 #[serde(deny_unknown_fields)]
 pub struct CrashConfig {
     /// Mean seconds between crashes; 0 = no crashes.
-    #[serde(default, deserialize_with = "non_negative")]
+    #[serde(default, deserialize_with = "crash_interval")]
     pub interval: f64,
 }
 
@@ -146,10 +146,10 @@ pub struct CrashConfig {
 #[serde(deny_unknown_fields)]
 pub struct DrainConfig {
     /// The drain ends after this many seconds without a delivery.
-    #[serde(default = "five_f", deserialize_with = "positive")]
+    #[serde(default = "five_f", deserialize_with = "positive_bounded")]
     pub quiet: f64,
     /// The drain gives up (and is recorded as incomplete) after this many seconds.
-    #[serde(default = "one_twenty_f", deserialize_with = "positive")]
+    #[serde(default = "one_twenty_f", deserialize_with = "positive_bounded")]
     pub timeout: f64,
 }
 
@@ -282,6 +282,39 @@ impl Campaign {
                 "must be a non-empty name of letters, digits, '-' and '_'".into(),
             ));
         }
+        if let Some(name) = &self.name {
+            // The name becomes part of the run directory's name: no path tricks.
+            if name.is_empty()
+                || name.len() > 100
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                || name.starts_with('.')
+            {
+                return Err((
+                    "",
+                    "name",
+                    "must be 1 to 100 letters, digits, '-', '_' or '.' (not starting with '.'), so that it can name the run's directory".into(),
+                ));
+            }
+        }
+        if !self.nemesis.faults.is_empty() {
+            let n = &self.nemesis;
+            if n.duration.is_finite() && !(MIN_EVENT_SECONDS..=MAX_SECONDS).contains(&n.duration) {
+                return Err((
+                    "nemesis",
+                    "duration",
+                    format!("must be between {MIN_EVENT_SECONDS} s and a week, not {}", n.duration),
+                ));
+            }
+            if n.interval.is_finite() && n.interval > MAX_SECONDS {
+                return Err((
+                    "nemesis",
+                    "interval",
+                    format!("must be at most a week, not {}", n.interval),
+                ));
+            }
+        }
         if let Err(e) = self.nemesis.validate() {
             let key = if e.contains("interval") { "interval" } else { "duration" };
             return Err(("nemesis", key, e));
@@ -370,6 +403,52 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.dest_settings, serde_json::json!({"queue_type": "classic"}));
+    }
+
+    /// Values a timer or a broker cannot take are refused at load, naming the key and its line
+    /// (before, `duration = 1e20` and `[drain] timeout = 1e20` panicked, `partitions = 3e9`
+    /// reached Kafka as a negative number, a tiny crash interval never finished its schedule, and
+    /// `name` could write outside `runs/`).
+    #[test]
+    fn limits_that_timers_and_brokers_cannot_take() {
+        let refused = |text: String, line: usize, words: &str| {
+            let e = Campaign::parse("c.toml", &text).expect_err("must be refused");
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.to_string().contains(words), "{e}");
+        };
+        refused(GOOD.replace("\"30s\"", "1e20"), 3, "at most a week");
+        refused(
+            GOOD.replace("\"30s\"", "\"99999999999999999999s\""),
+            3,
+            "at most a week",
+        );
+        refused(format!("{GOOD}\n[drain]\ntimeout = 1e20\n"), 10, "at most a week");
+        refused(
+            GOOD.replace("partitions = 3", "partitions = 3000000000"),
+            7,
+            "partitions",
+        );
+        refused(GOOD.replace("partitions = 3", "partitions = 20000"), 7, "at most 10000");
+        refused(
+            format!("{GOOD}\n[crashes]\ninterval = 1e-9\n"),
+            10,
+            "between 0.05 s and a week",
+        );
+        refused(
+            format!("{GOOD}\n[nemesis]\nfaults = [\"kill\"]\ninterval = 0\nduration = 1e-9\n"),
+            12,
+            "between 0.05 s and a week",
+        );
+        refused(format!("name = \"../../etc\"\n{GOOD}"), 1, "name the run's directory");
+        refused(format!("name = \"\"\n{GOOD}"), 1, "name the run's directory");
+        // The edges themselves are fine.
+        Campaign::parse(
+            "c.toml",
+            &format!("name = \"orders-v2.1\"\n{GOOD}\n[crashes]\ninterval = 0\n"),
+        )
+        .expect("valid");
+        Campaign::parse("c.toml", &GOOD.replace("\"30s\"", "604800")).expect("a week is allowed");
+        assert!(parse_duration("99999999999999999999").is_err());
     }
 
     #[test]

@@ -99,11 +99,54 @@ pub(super) fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Err
     s.serialize_f64(d.as_secs_f64())
 }
 
+/// The longest duration a campaign or the command line may ask for (a run phase, a drain
+/// timeout): a week. Longer ones are typing mistakes, and timers cannot take astronomic ones.
+pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// The shortest fault or mean time between client crashes: shorter ones would make the
+/// schedule (one entry per fault or crash) grow without bound.
+pub const MIN_EVENT_SECONDS: f64 = 0.05;
+
 pub(super) fn seconds_to_duration(s: f64) -> Result<Duration, String> {
     if !s.is_finite() || s <= 0.0 {
         return Err(format!("must be a positive duration, not {s}"));
     }
+    if s > MAX_SECONDS {
+        return Err(format!("must be at most a week ({MAX_SECONDS} s), not {s} s"));
+    }
     Ok(Duration::from_secs_f64(s))
+}
+
+/// Seconds (drain `quiet` and `timeout`): > 0 and at most a week.
+pub(super) fn positive_bounded<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = positive(d)?;
+    if v > MAX_SECONDS {
+        return Err(de::Error::custom(format!(
+            "must be at most a week ({MAX_SECONDS} s), not {v}"
+        )));
+    }
+    Ok(v)
+}
+
+/// A mean interval between client crashes: 0 (none), or between [`MIN_EVENT_SECONDS`] and a week.
+pub(super) fn crash_interval<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = non_negative(d)?;
+    if v != 0.0 && !(MIN_EVENT_SECONDS..=MAX_SECONDS).contains(&v) {
+        return Err(de::Error::custom(format!(
+            "must be 0 (no crashes) or between {MIN_EVENT_SECONDS} s and a week, not {v}"
+        )));
+    }
+    Ok(v)
+}
+
+/// Partitions of a topic: at least 1, and no more than a broker takes (Kafka: 10,000 per topic
+/// keeps far below its signed 32-bit limit, which larger numbers overflowed).
+pub(super) fn partitions<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = at_least_one(d)?;
+    if v > 10_000 {
+        return Err(de::Error::custom(format!("must be at most 10000, not {v}")));
+    }
+    Ok(v)
 }
 
 /// A duration as written on the command line or in a campaign: a number of seconds, or a
