@@ -71,6 +71,19 @@ pub fn human(v: &Verdict) -> String {
         e.crashes,
         if e.drained { "completed" } else { "none" }
     );
+    if let (Some(acked), Some(delivered)) = (e.longest_stall_acked, e.longest_stall_delivered) {
+        let span = |s: crate::checker::verdict::Stall| {
+            let (from, to) = (s.from as f64 / 1e9, s.to as f64 / 1e9);
+            format!("{from:.1}–{to:.1} s ({:.1} s)", to - from)
+        };
+        let _ = writeln!(
+            out,
+            "  longest stalls of the {:.1} s run phase: no acknowledged send {}, no delivery {}",
+            e.run_phase as f64 / 1e9,
+            span(acked),
+            span(delivered)
+        );
+    }
     if e.skipped > 0 {
         let _ = writeln!(
             out,

@@ -176,3 +176,76 @@ fn unusable_input_exits_2_and_names_the_line() {
     assert_eq!(code, 2);
     assert!(err.contains("no/such/history.jsonl"), "{err}");
 }
+
+/// A history whose sends are acknowledged every second from 1 s to 9 s, whose deliveries stop
+/// after 2 s, and whose drain starts at 10 s.
+fn stalled_deliveries() -> String {
+    let s = 1_000_000_000u64;
+    let mut lines = vec![r#"{"history":1,"claim":"at-least-once"}"#.to_string()];
+    let mut index = 0;
+    let mut line = |text: String| {
+        index += 1;
+        lines.push(text.replace("INDEX", &index.to_string()));
+    };
+    for n in 1..10u64 {
+        let (t, id) = (n * s, format!("m{n}"));
+        line(format!(
+            r#"{{"index":INDEX,"time":{},"process":0,"type":"invoke","f":"send","op":{n},"value":{{"messages":[{{"id":"{id}"}}]}}}}"#,
+            t - 1000
+        ));
+        line(format!(
+            r#"{{"index":INDEX,"time":{t},"process":0,"type":"ok","f":"send","op":{n}}}"#
+        ));
+        if n <= 2 {
+            line(format!(
+                r#"{{"index":INDEX,"time":{},"process":1,"type":"ok","f":"deliver","value":{{"group":"g","messages":[{{"id":"{id}"}}]}}}}"#,
+                t + 1000
+            ));
+        }
+    }
+    line(format!(
+        r#"{{"index":INDEX,"time":{},"process":2,"type":"invoke","f":"drain","op":100}}"#,
+        10 * s
+    ));
+    for n in 3..10u64 {
+        line(format!(
+            r#"{{"index":INDEX,"time":{},"process":1,"type":"ok","f":"deliver","value":{{"group":"g","messages":[{{"id":"m{n}"}}]}}}}"#,
+            11 * s
+        ));
+    }
+    line(format!(
+        r#"{{"index":INDEX,"time":{},"process":2,"type":"ok","f":"drain","op":100}}"#,
+        12 * s
+    ));
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn the_verdict_names_the_longest_stalls_of_the_run_phase() {
+    let history = stalled_deliveries();
+    let (code, out, err) = ackcheck(&["check", "--json", "-"], Some(&history));
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON verdict");
+    let e = &v["evidence"];
+    assert_eq!(
+        e["run_phase"], 10_000_000_000u64,
+        "the run phase ends at the drain: {e}"
+    );
+    // Deliveries after the drain started are the drain's, not progress of the run phase.
+    assert_eq!(
+        e["longest_stall_delivered"],
+        serde_json::json!({"from": 2_000_001_000u64, "to": 10_000_000_000u64}),
+        "{e}"
+    );
+    assert_eq!(
+        e["longest_stall_acked"],
+        serde_json::json!({"from": 0, "to": 1_000_000_000u64}),
+        "{e}"
+    );
+    let (code, out, _) = ackcheck(&["check", "-"], Some(&history));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("longest stalls of the 10.0 s run phase: no acknowledged send 0.0–1.0 s (1.0 s), no delivery 2.0–10.0 s (8.0 s)"),
+        "{out}"
+    );
+}

@@ -132,6 +132,46 @@ pub struct Checker {
     /// Some message has `from`: judge upstream messages end to end.
     pipeline: bool,
     truncated_line: Option<u64>,
+    /// Progress over the run phase, for the longest stalls.
+    acked_progress: Progress,
+    delivered_progress: Progress,
+    /// When the drain was invoked: the end of the run phase.
+    drain_at: Option<u64>,
+    /// The latest event time seen in the run phase.
+    last_time: u64,
+}
+
+/// The longest gap between progress events (acknowledged sends, or deliveries) seen so far.
+#[derive(Debug, Default)]
+struct Progress {
+    last: u64,
+    longest: verdict::Stall,
+}
+
+impl Progress {
+    /// Progress at `time`. A time earlier than the last (a foreign history whose clock went
+    /// back) shortens nothing.
+    fn mark(&mut self, time: u64) {
+        if time > self.last {
+            if time - self.last > self.longest.nanos() {
+                self.longest = verdict::Stall {
+                    from: self.last,
+                    to: time,
+                };
+            }
+            self.last = time;
+        }
+    }
+
+    /// The longest stall of a run phase that ended at `end`.
+    fn longest_until(&self, end: u64) -> verdict::Stall {
+        let mut p = Progress {
+            last: self.last,
+            longest: self.longest,
+        };
+        p.mark(end);
+        p.longest
+    }
 }
 
 /// Interns strings (message ids, dests, keys, groups) into dense indices. The text of all
@@ -209,6 +249,10 @@ impl Checker {
             evidence: verdict::Evidence::default(),
             pipeline: false,
             truncated_line: None,
+            acked_progress: Progress::default(),
+            delivered_progress: Progress::default(),
+            drain_at: None,
+            last_time: 0,
         }
     }
 
@@ -284,6 +328,10 @@ impl Checker {
 
     fn event(&mut self, event: &EventView, invocation: Option<&EventView>) {
         let e = event.event;
+        let in_run_phase = self.drain_at.is_none();
+        if in_run_phase {
+            self.last_time = self.last_time.max(e.time);
+        }
         if e.process == Process::Nemesis {
             // A fault starts at its invocation, or at a completion that had none.
             if e.kind == EventType::Invoke || invocation.is_none() {
@@ -305,8 +353,17 @@ impl Checker {
                 if let Some(invocation) = invocation {
                     self.send_completed(invocation, Some(event));
                 }
+                if in_run_phase && e.kind == EventType::Ok {
+                    self.acked_progress.mark(e.time);
+                }
             }
-            (OpName::Deliver, EventType::Ok) => self.delivered(event),
+            (OpName::Deliver, EventType::Ok) => {
+                if in_run_phase && !event.messages().is_empty() {
+                    self.delivered_progress.mark(e.time);
+                }
+                self.delivered(event)
+            }
+            (OpName::Drain, EventType::Invoke) if in_run_phase => self.drain_at = Some(e.time),
             (OpName::Crash, EventType::Info) => {
                 self.evidence.crashes += 1;
                 let group = event
@@ -482,8 +539,19 @@ impl Checker {
     }
 
     /// Classify every message and build the verdict. `claim` overrides the header's claim.
-    pub fn finish(self, claim: Option<Guarantee>, examples: usize) -> Verdict {
+    pub fn finish(mut self, claim: Option<Guarantee>, examples: usize) -> Verdict {
+        self.close_run_phase();
         analysis::finish(self, claim, None, examples)
+    }
+
+    /// Measure the run phase once the history has ended: its length and the longest stalls.
+    fn close_run_phase(&mut self) {
+        let end = self.drain_at.unwrap_or(self.last_time);
+        self.evidence.run_phase = end;
+        if end > 0 {
+            self.evidence.longest_stall_acked = Some(self.acked_progress.longest_until(end));
+            self.evidence.longest_stall_delivered = Some(self.delivered_progress.longest_until(end));
+        }
     }
 }
 
@@ -530,6 +598,7 @@ pub fn check_with(mut reader: HistoryReader, options: &CheckOptions) -> Result<V
         checker.observe(item?);
     }
     checker.set_truncated_line(reader.truncated_line);
+    checker.close_run_phase();
     for group in options.groups.iter().flatten() {
         if !checker.knows_group(group) {
             let mut names: Vec<&str> = (0..checker.groups.len())

@@ -81,6 +81,27 @@ pub struct Evidence {
     pub skipped_redelivered: u64,
     /// Deliveries and skipped copies the broker itself flagged as redelivered.
     pub flagged_redelivered: u64,
+    /// Nanoseconds of the run phase: from the start of the history to the drain's invocation
+    /// (without a drain, to the last event).
+    pub run_phase: u64,
+    /// The longest span of the run phase in which no send was acknowledged (`None`: no run phase).
+    pub longest_stall_acked: Option<Stall>,
+    /// The longest span of the run phase in which nothing was delivered.
+    pub longest_stall_delivered: Option<Stall>,
+}
+
+/// A span of the run phase without progress, in nanoseconds since the run started: from the
+/// last progress before it (or the start) to the next progress (or the end of the run phase).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stall {
+    pub from: u64,
+    pub to: u64,
+}
+
+impl Stall {
+    pub fn nanos(&self) -> u64 {
+        self.to - self.from
+    }
 }
 
 /// Per consumer group.
