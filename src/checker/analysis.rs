@@ -282,6 +282,7 @@ pub(super) fn finish(
     judged_groups: Option<&[String]>,
     max_examples: usize,
 ) -> Verdict {
+    c.close_run_phase();
     let claim = claim.or(c.header.as_ref().and_then(|h| h.claim));
     let names: Option<Vec<String>> = judged_groups
         .map(<[String]>::to_vec)

@@ -142,7 +142,7 @@ pub struct Checker {
 }
 
 /// The longest gap between progress events (acknowledged sends, or deliveries) seen so far.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Progress {
     last: u64,
     longest: verdict::Stall,
@@ -165,10 +165,7 @@ impl Progress {
 
     /// The longest stall of a run phase that ended at `end`.
     fn longest_until(&self, end: u64) -> verdict::Stall {
-        let mut p = Progress {
-            last: self.last,
-            longest: self.longest,
-        };
+        let mut p = *self;
         p.mark(end);
         p.longest
     }
@@ -539,12 +536,12 @@ impl Checker {
     }
 
     /// Classify every message and build the verdict. `claim` overrides the header's claim.
-    pub fn finish(mut self, claim: Option<Guarantee>, examples: usize) -> Verdict {
-        self.close_run_phase();
+    pub fn finish(self, claim: Option<Guarantee>, examples: usize) -> Verdict {
         analysis::finish(self, claim, None, examples)
     }
 
     /// Measure the run phase once the history has ended: its length and the longest stalls.
+    /// Called by `analysis::finish`, the one way to a verdict.
     fn close_run_phase(&mut self) {
         let end = self.drain_at.unwrap_or(self.last_time);
         self.evidence.run_phase = end;
@@ -598,7 +595,6 @@ pub fn check_with(mut reader: HistoryReader, options: &CheckOptions) -> Result<V
         checker.observe(item?);
     }
     checker.set_truncated_line(reader.truncated_line);
-    checker.close_run_phase();
     for group in options.groups.iter().flatten() {
         if !checker.knows_group(group) {
             let mut names: Vec<&str> = (0..checker.groups.len())
