@@ -84,6 +84,50 @@ pub fn human(v: &Verdict) -> String {
             span(delivered)
         );
     }
+    if let Some(share) = e.progress_share {
+        let _ = writeln!(
+            out,
+            "  progress (acknowledged sends and deliveries, no gap of 1 s or more) in {:.0} % of the run phase",
+            share * 100.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  faults: {} of {} scheduled started; client crashes: {} of {} planned happened",
+        e.faults_started, e.faults_scheduled, e.crashes, e.crashes_scheduled
+    );
+    for w in &e.fault_windows {
+        let node = w.node.map_or(String::new(), |n| format!(" node {n}"));
+        let lifted = w.lifted.map_or("never lifted".to_string(), |t| {
+            format!("lifted at {:.1} s", t as f64 / 1e9)
+        });
+        let recovery = |r: Option<u64>| r.map_or("none".to_string(), |r| format!("{:.1} s", r as f64 / 1e9));
+        let _ = writeln!(
+            out,
+            "    {}{node} at {:.1} s, {} send(s) in flight, {lifted}; first ack after {}, first delivery after {}",
+            w.kind,
+            w.from as f64 / 1e9,
+            w.in_flight,
+            recovery(w.recovery_acked),
+            recovery(w.recovery_delivered)
+        );
+    }
+    for s in e.faults_skipped.iter().chain(&e.crashes_skipped) {
+        let _ = writeln!(
+            out,
+            "    skipped {} at {:.1} s: {}",
+            s.kind,
+            s.time as f64 / 1e9,
+            s.reason
+        );
+    }
+    for (point, p) in &e.crash_points {
+        let _ = writeln!(
+            out,
+            "    crashes {point}: {} ({} holding {} message(s)), {} skipped",
+            p.crashes, p.holding, p.messages_held, p.skipped
+        );
+    }
     if e.skipped > 0 {
         let _ = writeln!(
             out,
@@ -126,16 +170,27 @@ pub fn human(v: &Verdict) -> String {
         Some(groups) => format!(" (group {})", groups.join(", ")),
         None => String::new(),
     };
+    let grade = match e.reasons.is_empty() {
+        true => format!("evidence {}", e.grade),
+        false => format!("evidence {}: {}", e.grade, e.reasons.join("; ")),
+    };
     match (v.claim, v.claim_holds) {
         (Some(claim), Some(true)) => {
-            let _ = writeln!(out, "claim {claim}{scope}: HOLDS");
+            let _ = writeln!(out, "claim {claim}{scope}: HOLDS — {grade}");
         }
         (Some(claim), _) => {
             let _ = writeln!(out, "claim {claim}{scope}: VIOLATED ({})", v.violations.join("; "));
         }
         (None, _) => {
-            let _ = writeln!(out, "claim: none (pass --claim to judge one)");
+            let _ = writeln!(out, "claim: none (pass --claim to judge one) — {grade}");
         }
+    }
+    if let (Some(min), true) = (v.min_evidence, v.evidence_too_weak()) {
+        let _ = writeln!(
+            out,
+            "evidence {} is weaker than the {min} asked for (--min-evidence): exit 3",
+            e.grade
+        );
     }
     out
 }

@@ -43,6 +43,8 @@ pub struct RunOptions {
     /// Leave a cluster this run started running afterwards.
     pub keep_cluster: bool,
     pub examples: usize,
+    /// The evidence grade a holding claim needs (else exit 3).
+    pub min_evidence: Option<crate::checker::evidence::Grade>,
     /// Record the history to nowhere and skip the check (measures what writing it costs).
     pub discard_history: bool,
 }
@@ -171,13 +173,22 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         return Ok(0);
     }
     let reader = HistoryReader::open(&history)?;
-    let verdict =
-        checker::check(reader, None, opts.examples).with_context(|| format!("checking {}", history.display()))?;
+    let options = checker::CheckOptions {
+        examples: opts.examples,
+        min_evidence: opts.min_evidence,
+        ..checker::CheckOptions::default()
+    };
+    let verdict = checker::check_with(reader, &options).with_context(|| format!("checking {}", history.display()))?;
     std::fs::write(out.join("verdict.json"), report::json(&verdict)).context("writing verdict.json")?;
     log.line(&format!(
-        "verdict {} (claim holds: {:?})",
+        "verdict {} (claim holds: {:?}), evidence {}{}",
         verdict.verdict.name(),
-        verdict.claim_holds
+        verdict.claim_holds,
+        verdict.evidence.grade,
+        match verdict.evidence.reasons.is_empty() {
+            true => String::new(),
+            false => format!(": {}", verdict.evidence.reasons.join("; ")),
+        }
     ));
     print!("{}", report::human(&verdict));
     println!(

@@ -493,6 +493,7 @@ fn a_claim_about_some_groups_judges_only_them_and_still_shows_every_group() {
             claim: Some(Guarantee::ExactlyOnce),
             examples: 3,
             groups,
+            min_evidence: None,
         };
         checker::check_with(reader, &options).expect("a well-formed history")
     };

@@ -317,6 +317,8 @@ pub(super) fn finish(
         ..
     } = a;
     let verdict = Verdict::classify(counts.lost, counts.duplicated);
+    let mut evidence = c.evidence.clone();
+    (evidence.grade, evidence.reasons) = super::evidence::grade(&evidence, &counts);
     let violations = claim.map(|g| Verdict::violations_of(g, &counts)).unwrap_or_default();
     let mut notes = Vec::new();
     if let Some(names) = &names {
@@ -370,12 +372,13 @@ pub(super) fn finish(
         violations,
         counts,
         duplicate_causes: causes,
-        evidence: c.evidence.clone(),
+        evidence,
         groups: group_names.collect(),
         pipeline: c.pipeline,
         claim_groups: names,
         examples,
         notes,
+        min_evidence: None,
     }
 }
 

@@ -5,6 +5,7 @@
 //! ended, because a delivery may precede, in the file, the completion of its send.
 
 mod analysis;
+pub mod evidence;
 pub mod verdict;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -139,13 +140,17 @@ pub struct Checker {
     drain_at: Option<u64>,
     /// The latest event time seen in the run phase.
     last_time: u64,
+    /// Faults and crashes: started, skipped, exposure, recovery.
+    faults: evidence::FaultLog,
 }
 
-/// The longest gap between progress events (acknowledged sends, or deliveries) seen so far.
-#[derive(Debug, Default, Clone, Copy)]
+/// The gaps between progress events (acknowledged sends, or deliveries) seen so far: the
+/// longest, and every one of at least [`evidence::GAP_MIN`] (few: at most one per second).
+#[derive(Debug, Default, Clone)]
 struct Progress {
     last: u64,
     longest: verdict::Stall,
+    gaps: Vec<verdict::Stall>,
 }
 
 impl Progress {
@@ -153,21 +158,23 @@ impl Progress {
     /// back) shortens nothing.
     fn mark(&mut self, time: u64) {
         if time > self.last {
-            if time - self.last > self.longest.nanos() {
-                self.longest = verdict::Stall {
-                    from: self.last,
-                    to: time,
-                };
+            let gap = verdict::Stall {
+                from: self.last,
+                to: time,
+            };
+            if gap.nanos() > self.longest.nanos() {
+                self.longest = gap;
+            }
+            if gap.nanos() >= evidence::GAP_MIN {
+                self.gaps.push(gap);
             }
             self.last = time;
         }
     }
 
-    /// The longest stall of a run phase that ended at `end`.
-    fn longest_until(&self, end: u64) -> verdict::Stall {
-        let mut p = *self;
-        p.mark(end);
-        p.longest
+    /// The run phase ended at `end`: the last gap closes there.
+    fn close(&mut self, end: u64) {
+        self.mark(end);
     }
 }
 
@@ -250,6 +257,7 @@ impl Checker {
             delivered_progress: Progress::default(),
             drain_at: None,
             last_time: 0,
+            faults: evidence::FaultLog::default(),
         }
     }
 
@@ -330,43 +338,46 @@ impl Checker {
             self.last_time = self.last_time.max(e.time);
         }
         if e.process == Process::Nemesis {
-            // A fault starts at its invocation, or at a completion that had none.
-            if e.kind == EventType::Invoke || invocation.is_none() {
-                if let Some(fault) = event.f().strip_prefix("start-") {
-                    match self.evidence.faults.get_mut(fault) {
-                        Some(n) => *n += 1,
-                        None => {
-                            self.evidence.faults.insert(fault.to_string(), 1);
-                        }
-                    }
-                }
-            }
+            self.nemesis_event(event, invocation.is_some());
             return;
         }
         match (e.f, e.kind) {
-            (OpName::Send, EventType::Invoke) => self.evidence.sends += 1,
+            (OpName::Send, EventType::Invoke) => {
+                self.evidence.sends += 1;
+                self.faults.in_flight += 1;
+            }
             // The reader pairs every send completion with its invocation (or rejects the line).
             (OpName::Send, _) => {
                 if let Some(invocation) = invocation {
+                    self.faults.in_flight = self.faults.in_flight.saturating_sub(1);
                     self.send_completed(invocation, Some(event));
                 }
                 if in_run_phase && e.kind == EventType::Ok {
                     self.acked_progress.mark(e.time);
+                    self.faults.acked(e.time);
                 }
             }
             (OpName::Deliver, EventType::Ok) => {
                 if in_run_phase && !event.messages().is_empty() {
                     self.delivered_progress.mark(e.time);
+                    self.faults.delivered(e.time);
                 }
                 self.delivered(event)
             }
             (OpName::Drain, EventType::Invoke) if in_run_phase => self.drain_at = Some(e.time),
             (OpName::Crash, EventType::Info) => {
                 self.evidence.crashes += 1;
-                let group = event
-                    .other_value()
-                    .and_then(|v| v.get("group"))
-                    .and_then(|g| g.as_str());
+                let value = event.other_value();
+                let field = |k: &str| value.and_then(|v| v.get(k));
+                let point = field("planned")
+                    .or_else(|| field("point"))
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("unknown");
+                let held = field("dropped")
+                    .and_then(|d| d.as_array())
+                    .map_or(0, |d| d.len() as u64);
+                self.faults.crash(point, held);
+                let group = field("group").and_then(|g| g.as_str());
                 if let Some(group) = group {
                     if !self.crashed_groups.contains(group) {
                         self.crashed_groups.insert(group.to_string());
@@ -375,6 +386,33 @@ impl Checker {
             }
             (OpName::Drain, EventType::Ok) => self.evidence.drained = true,
             _ => {}
+        }
+    }
+
+    /// A nemesis event: `start-X` / `stop-X` of a fault, or a planned client crash given up
+    /// (`crash` ending `fail`).
+    fn nemesis_event(&mut self, event: &EventView, paired: bool) {
+        let e = event.event;
+        let f = event.f();
+        let node = event.other_value().and_then(|v| v.get("node")).and_then(|n| n.as_u64());
+        let error = e.error.map(|s| event.text(s));
+        if let Some(kind) = f.strip_prefix("start-") {
+            match e.kind {
+                EventType::Invoke => self.faults.start_invoked(kind, node, e.time),
+                k => self
+                    .faults
+                    .start_completed(kind, node, e.time, k == EventType::Fail, error, paired),
+            }
+        } else if let Some(kind) = f.strip_prefix("stop-") {
+            self.faults.stop(kind, e.time, e.kind == EventType::Invoke);
+        } else if e.f == OpName::Crash && e.kind == EventType::Fail {
+            let point = event
+                .other_value()
+                .and_then(|v| v.get("planned").or_else(|| v.get("point")))
+                .and_then(|p| p.as_str())
+                .unwrap_or("unknown");
+            let reason = error.unwrap_or("the workload reported that it did not happen");
+            self.faults.crash_skipped(point, e.time, reason);
         }
     }
 
@@ -545,10 +583,19 @@ impl Checker {
     fn close_run_phase(&mut self) {
         let end = self.drain_at.unwrap_or(self.last_time);
         self.evidence.run_phase = end;
+        self.acked_progress.close(end);
+        self.delivered_progress.close(end);
         if end > 0 {
-            self.evidence.longest_stall_acked = Some(self.acked_progress.longest_until(end));
-            self.evidence.longest_stall_delivered = Some(self.delivered_progress.longest_until(end));
+            self.evidence.longest_stall_acked = Some(self.acked_progress.longest);
+            self.evidence.longest_stall_delivered = Some(self.delivered_progress.longest);
         }
+        let faults = std::mem::take(&mut self.faults);
+        faults.close(
+            &mut self.evidence,
+            end,
+            &self.acked_progress.gaps,
+            &self.delivered_progress.gaps,
+        );
     }
 }
 
@@ -570,6 +617,7 @@ pub fn check(reader: HistoryReader, claim: Option<Guarantee>, examples: usize) -
             claim,
             examples,
             groups: None,
+            min_evidence: None,
         },
     )
 }
@@ -581,6 +629,8 @@ pub struct CheckOptions {
     pub claim: Option<Guarantee>,
     /// Examples per anomaly kind.
     pub examples: usize,
+    /// The evidence grade a holding claim needs (else exit 3).
+    pub min_evidence: Option<evidence::Grade>,
     /// Judge only these consumer groups; overrides the header's `claim_groups`. Each must occur
     /// in the history.
     pub groups: Option<Vec<String>>,
@@ -614,10 +664,7 @@ pub fn check_with(mut reader: HistoryReader, options: &CheckOptions) -> Result<V
             });
         }
     }
-    Ok(analysis::finish(
-        checker,
-        options.claim,
-        options.groups.as_deref(),
-        options.examples,
-    ))
+    let mut verdict = analysis::finish(checker, options.claim, options.groups.as_deref(), options.examples);
+    verdict.min_evidence = options.min_evidence;
+    Ok(verdict)
 }

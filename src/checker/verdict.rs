@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::evidence::{CrashPoint, FaultWindow, Grade, Skipped, UnexplainedStall};
 use crate::history::Guarantee;
 
 /// The observed class of a run.
@@ -59,8 +60,12 @@ pub struct DuplicateCauses {
 }
 
 /// How hard the run tried: a clean verdict is evidence, not proof.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Evidence {
+    /// `none` | `weak` | `strong`: what the claim's verdict is worth (checker/evidence.rs).
+    pub grade: Grade,
+    /// Why the grade is not `strong` (sentences); empty when it is.
+    pub reasons: Vec<String>,
     /// Send operations (invocations).
     pub sends: u64,
     /// Messages delivered (one per message per deliver event).
@@ -88,6 +93,25 @@ pub struct Evidence {
     pub longest_stall_acked: Option<Stall>,
     /// The longest span of the run phase in which nothing was delivered.
     pub longest_stall_delivered: Option<Stall>,
+    /// Faults the history shows as planned: started plus skipped.
+    pub faults_scheduled: u64,
+    /// Faults that started (`start-X` that did not end `fail`).
+    pub faults_started: u64,
+    /// Faults given up, with the reason (a `start-X` that ended `fail`).
+    pub faults_skipped: Vec<Skipped>,
+    /// Every fault that started: when, on which node, sends in flight, recovery after it.
+    pub fault_windows: Vec<FaultWindow>,
+    /// Client crashes planned: happened plus skipped.
+    pub crashes_scheduled: u64,
+    /// Planned client crashes that did not happen, with the reason (nemesis `crash` `fail`).
+    pub crashes_skipped: Vec<Skipped>,
+    /// Crash point → crashes there, those holding messages, messages held, skipped.
+    pub crash_points: BTreeMap<String, CrashPoint>,
+    /// Share of the run phase (0–1) outside every gap of 1 s or more without an acknowledged
+    /// send or without a delivery (`None`: no run phase).
+    pub progress_share: Option<f64>,
+    /// The stall (of either kind, ≥ 1 s) with the most time outside fault windows.
+    pub longest_unexplained_stall: Option<UnexplainedStall>,
 }
 
 /// A span of the run phase without progress, in nanoseconds since the run started: from the
@@ -156,6 +180,8 @@ pub struct Verdict {
     pub examples: BTreeMap<String, Vec<Example>>,
     /// Caveats a reader must know (no drain, a cut-off last line, …).
     pub notes: Vec<String>,
+    /// The evidence grade asked for (`--min-evidence`), if any.
+    pub min_evidence: Option<Grade>,
 }
 
 impl Verdict {
@@ -217,10 +243,18 @@ impl Verdict {
         v
     }
 
-    /// 0: the claim holds or there is none; 1: the claim is violated.
+    /// Whether the evidence is weaker than `min_evidence` asks for.
+    pub fn evidence_too_weak(&self) -> bool {
+        self.min_evidence.is_some_and(|min| self.evidence.grade < min)
+    }
+
+    /// 0: the claim holds or there is none; 1: the claim is violated; 3: it holds (or there is
+    /// none), but the evidence is weaker than `min_evidence` asks for.
     pub fn exit_code(&self) -> i32 {
         if self.claim_holds == Some(false) {
             1
+        } else if self.evidence_too_weak() {
+            3
         } else {
             0
         }

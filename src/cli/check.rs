@@ -27,9 +27,13 @@ pub struct CheckArgs {
     /// Examples to show per anomaly.
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
+    /// The evidence grade a holding claim needs: with weaker evidence, exit 3 (for CI gates).
+    #[arg(long, value_name = "GRADE", value_parser = ["strong", "weak"])]
+    pub min_evidence: Option<String>,
 }
 
-/// Exit codes: 0 claim holds (or none), 1 claim violated, 2 unusable input.
+/// Exit codes: 0 claim holds (or none), 1 claim violated, 2 unusable input, 3 the claim holds
+/// but the evidence is weaker than `--min-evidence`.
 pub fn run(args: CheckArgs) -> i32 {
     let reader = match HistoryReader::open(&args.file) {
         Ok(r) => r,
@@ -42,6 +46,7 @@ pub fn run(args: CheckArgs) -> i32 {
         claim: args.claim,
         examples: args.examples,
         groups: (!args.groups.is_empty()).then_some(args.groups),
+        min_evidence: args.min_evidence.as_deref().and_then(|g| g.parse().ok()),
     };
     let verdict = match checker::check_with(reader, &options) {
         Ok(v) => v,

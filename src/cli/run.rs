@@ -34,12 +34,16 @@ pub struct RunArgs {
     /// Examples to show per anomaly.
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
+    /// The evidence grade a holding claim needs: with weaker evidence, exit 3 (for CI gates).
+    #[arg(long, value_name = "GRADE", value_parser = ["strong", "weak"])]
+    pub min_evidence: Option<String>,
     /// Record the history to nowhere and skip the check (measures what writing it costs).
     #[arg(long, hide = true)]
     pub discard_history: bool,
 }
 
-/// Exit codes as `check`: 0 the claim holds, 1 it is violated; errors (exit 2) come back as Err.
+/// Exit codes as `check`: 0 the claim holds, 1 it is violated, 3 it holds with evidence weaker
+/// than `--min-evidence`; errors (exit 2) come back as Err.
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let options = RunOptions {
@@ -51,6 +55,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         no_faults: args.no_faults,
         keep_cluster: args.keep_cluster,
         examples: args.examples,
+        min_evidence: args.min_evidence.as_deref().and_then(|g| g.parse().ok()),
         discard_history: args.discard_history,
     };
     let code = runtime.block_on(runner::run(options));

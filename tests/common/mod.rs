@@ -30,6 +30,7 @@ pub async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, Strin
         no_faults: false,
         keep_cluster: false,
         examples: 3,
+        min_evidence: None,
         discard_history: false,
     };
     let code = match runner::run(options).await {
