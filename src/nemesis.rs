@@ -27,6 +27,11 @@ use crate::nodes::{Cluster, NodeState, TOXIPROXY_API_PORT};
 
 /// How long healing may take to bring every node back to healthy.
 const HEAL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a fault waits for the cluster to be healthy (through the proxies) before it is
+/// skipped: a fault on a cluster still recovering from the previous one tests the recovery twice.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The least quiet time after recovery before the next fault: clients reconnect and make progress.
+const MIN_QUIET: Duration = Duration::from_secs(1);
 /// The latency fault delays every reply by this much, ± [`LATENCY_JITTER_MS`].
 const LATENCY_MS: u64 = 500;
 const LATENCY_JITTER_MS: u64 = 100;
@@ -136,8 +141,9 @@ pub enum Target {
     Leader,
 }
 
-/// One fault of the schedule. Times are nominal: a heal that takes long (a restart) delays every
-/// later fault, since the quiet `wait` is counted from the end of the previous fault.
+/// One fault of the schedule. Times are nominal: a fault starts at `at`, or, when healing the
+/// previous one took longer than planned, once the cluster is healthy again and half its `wait`
+/// (at least [`MIN_QUIET`]) has passed, so that slow restarts delay faults instead of dropping them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduledFault {
     /// Nominal start, from the start of the run.
@@ -229,15 +235,39 @@ impl Nemesis {
         }
     }
 
+    /// Carry out the schedule. Every fault ends started or skipped: a skip is recorded as a
+    /// standalone `start-X` event of type `fail` whose error says why (the cluster was not healthy,
+    /// the run phase ended before it fit, the run was stopped), so the verdict can count it.
     async fn run_schedule(&self, run_for: Duration, deadline: Instant, stop: &CancellationToken) -> Result<u64> {
+        let began = deadline.checked_sub(run_for).unwrap_or_else(Instant::now);
         let mut started = 0;
-        for fault in self.schedule(run_for) {
-            if stop.is_cancelled() || !sleep_unless_stopped(fault.wait, deadline, stop).await {
-                break;
-            }
-            // Heals may have delayed us: only start a fault that can last its whole duration.
-            if Instant::now() + fault.duration > deadline {
-                break;
+        let mut faults = self.schedule(run_for).into_iter();
+        while let Some(fault) = faults.next() {
+            let quiet = (fault.wait / 2).max(MIN_QUIET);
+            let due = (began + fault.at).max(Instant::now() + quiet);
+            let slept = sleep_unless_stopped(due.saturating_duration_since(Instant::now()), deadline, stop).await;
+            // A stop well before the deadline is an interruption (Ctrl-C, a failed workload).
+            let interrupted = stop.is_cancelled() && Instant::now() + Duration::from_millis(500) < deadline;
+            let skip = if interrupted {
+                Some("the run phase was stopped before it".to_string())
+            } else if !slept || stop.is_cancelled() || Instant::now() + fault.duration > deadline {
+                let late = Instant::now().saturating_duration_since(began + fault.at);
+                Some(format!(
+                    "the run phase ended before it fit (healing earlier faults took {:.1} s longer than scheduled)",
+                    late.as_secs_f64()
+                ))
+            } else {
+                let ready_for = READY_TIMEOUT.min(deadline.saturating_duration_since(Instant::now() + fault.duration));
+                self.wait_ready(ready_for, stop).await.err()
+            };
+            if let Some(reason) = skip {
+                self.skipped(&fault, &reason);
+                if interrupted || reason.starts_with("the run phase ended") {
+                    for rest in faults.by_ref() {
+                        self.skipped(&rest, &reason);
+                    }
+                }
+                continue;
             }
             let node = match (fault.leader, &self.leader_dest) {
                 (true, Some(dest)) => self.cluster.leader(dest).await.unwrap_or(fault.node),
@@ -253,6 +283,53 @@ impl Nemesis {
             self.stop_active().await?;
         }
         Ok(started)
+    }
+
+    /// Record that `fault` was not carried out, and why.
+    fn skipped(&self, fault: &ScheduledFault, reason: &str) {
+        let mut value = node_value(fault.node);
+        value.extra.insert("scheduled_at".into(), fault.at.as_secs_f64().into());
+        let f = format!("start-{}", fault.kind);
+        let recorded = self.recorder.event(
+            Process::Nemesis,
+            EventType::Fail,
+            &f,
+            Some(value),
+            Some(reason.to_string()),
+        );
+        if let Err(e) = recorded {
+            tracing::warn!("recording the skipped fault {fault} failed: {e}");
+        }
+    }
+
+    /// Wait until every node is healthy through its proxy, at most `bound`; the error is the
+    /// reason to skip a fault (which nodes were not healthy).
+    async fn wait_ready(&self, bound: Duration, stop: &CancellationToken) -> std::result::Result<(), String> {
+        let until = Instant::now() + bound;
+        loop {
+            let sick = match self.cluster.status().await {
+                Ok(statuses) => statuses
+                    .iter()
+                    .filter(|s| s.state != NodeState::Healthy)
+                    .map(|s| format!("node {} is {:?} ({})", s.node, s.state, s.detail))
+                    .collect::<Vec<_>>(),
+                Err(e) => vec![format!("its status could not be read ({e})")],
+            };
+            if sick.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= until || stop.is_cancelled() {
+                return Err(format!(
+                    "the cluster was not healthy within {:.0} s: {}",
+                    bound.as_secs_f64(),
+                    sick.join("; ")
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
     }
 
     /// The fault in force right now ("kill node 0"), or None.

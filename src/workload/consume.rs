@@ -96,7 +96,13 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
         if point != Point::Early {
             handle(&ctx, &role, consumer.as_mut(), &batch, true).await?;
         }
-        ctx.crash(role.process, &role.group, role.policy.crash_point(point), &ids(&batch))?;
+        ctx.crash(
+            role.process,
+            &role.group,
+            point,
+            role.policy.crash_point(point),
+            &ids(&batch),
+        )?;
         drop_crashed(consumer);
         ctx.members.report(&role.group, role.member, Some(0));
         role.process = ctx.new_process();

@@ -32,6 +32,17 @@ pub struct CrashPlan {
     pub point: Point,
 }
 
+impl Point {
+    /// The plan's name for it, recorded as `planned` in crash events: `early`, `late`, `stall`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Point::Early => "early",
+            Point::Late => "late",
+            Point::Stall => "stall",
+        }
+    }
+}
+
 impl fmt::Display for CrashPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let point = match self.point {
@@ -91,10 +102,21 @@ impl Board {
         }
     }
 
-    fn set(&self, slot: usize, point: Point) {
-        if let Some(p) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).get_mut(slot) {
-            *p = Some(point);
-        }
+    /// Plan a crash of `slot` at its next batch; returns the crash it replaces, if the slot had
+    /// not taken its previous one yet (no batch came since).
+    fn set(&self, slot: usize, point: Point) -> Option<Point> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.get_mut(slot).and_then(|p| p.replace(point))
+    }
+
+    /// Take every crash still pending: (slot, point).
+    pub(super) fn clear(&self) -> Vec<(usize, Point)> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(slot, p)| p.take().map(|p| (slot, p)))
+            .collect()
     }
 
     pub(super) fn take(&self, slot: Option<usize>) -> Option<Point> {
@@ -107,14 +129,46 @@ impl Board {
     }
 }
 
-/// Arm each planned crash at its time, until `stop`.
+/// Arm each planned crash at its time, until `stop`. A crash that replaces one its slot has not
+/// taken yet, and every crash not yet due at `stop`, is recorded as skipped with the reason.
 pub(super) async fn inject(ctx: Arc<Ctx>, plan: Vec<CrashPlan>, stop: CancellationToken) {
     let started = Instant::now();
-    for crash in plan {
+    let mut plan = plan.into_iter();
+    for crash in plan.by_ref() {
         tokio::select! {
-            _ = tokio::time::sleep_until((started + crash.at).into()) => ctx.crashes.set(crash.slot, crash.point),
-            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until((started + crash.at).into()) => {
+                if let Some(replaced) = ctx.crashes.set(crash.slot, crash.point) {
+                    let reason = format!(
+                        "slot {} received no batch between two planned crashes (the second, at {:.1} s, replaced this one)",
+                        crash.slot,
+                        crash.at.as_secs_f64()
+                    );
+                    ctx.crash_skipped(crash.slot, replaced, &reason);
+                }
+            }
+            _ = stop.cancelled() => {
+                ctx.crash_skipped(crash.slot, crash.point, &format!("the run phase ended before it was due at {:.1} s", crash.at.as_secs_f64()));
+                break;
+            }
         }
+    }
+    for crash in plan {
+        let reason = format!(
+            "the run phase ended before it was due at {:.1} s",
+            crash.at.as_secs_f64()
+        );
+        ctx.crash_skipped(crash.slot, crash.point, &reason);
+    }
+}
+
+/// At the end of the run phase: record every armed crash whose slot has not taken it.
+pub(super) fn give_up_pending(ctx: &Ctx) {
+    for (slot, point) in ctx.crashes.clear() {
+        ctx.crash_skipped(
+            slot,
+            point,
+            &format!("the run phase ended before slot {slot} received another batch"),
+        );
     }
 }
 

@@ -119,14 +119,23 @@ impl Ctx {
         )?)
     }
 
-    /// Record a client crash: `point` says where, `dropped` the messages it had in hand.
-    pub(super) fn crash(&self, process: u64, group: &str, point: &str, dropped: &[String]) -> Result<()> {
+    /// Record a client crash: `planned` is the crash point of the plan, `point` says in words
+    /// where the client was, `dropped` the messages it had in hand.
+    pub(super) fn crash(
+        &self,
+        process: u64,
+        group: &str,
+        planned: crash::Point,
+        point: &str,
+        dropped: &[String],
+    ) -> Result<()> {
         Stats::add(&self.stats.crashes, 1);
         let mut value = OpValue {
             group: Some(group.to_string()),
             ..OpValue::default()
         };
         value.extra.insert("point".into(), point.into());
+        value.extra.insert("planned".into(), planned.name().into());
         value.extra.insert("dropped".into(), dropped.into());
         let error = format!("crashed by the workload {point}");
         self.note(&format!(
@@ -140,6 +149,27 @@ impl Ctx {
             Some(value),
             Some(error),
         )?)
+    }
+
+    /// Record a planned client crash that did not happen, and why: a nemesis `crash` that ended
+    /// `fail` (the verdict's evidence counts it as skipped).
+    pub(super) fn crash_skipped(&self, slot: usize, planned: crash::Point, reason: &str) {
+        let mut value = OpValue::default();
+        value.extra.insert("slot".into(), slot.into());
+        value.extra.insert("planned".into(), planned.name().into());
+        self.note(&format!(
+            "planned crash of slot {slot} ({}) skipped: {reason}",
+            planned.name()
+        ));
+        if let Err(e) = self.recorder.event(
+            Process::Nemesis,
+            EventType::Fail,
+            ops::CRASH,
+            Some(value),
+            Some(reason.to_string()),
+        ) {
+            self.fail(e.into());
+        }
     }
 
     /// Remember the first error and end the run.

@@ -217,6 +217,9 @@ impl Workload {
                 task.abort();
             }
         }
+        // Crashes end with the run phase (the injector has stopped): one its slot has not taken
+        // yet is skipped, not left for the drain.
+        crash::give_up_pending(&self.ctx);
     }
 
     /// Let consumers read until every acknowledged message arrived (then a short settle for

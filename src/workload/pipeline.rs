@@ -150,7 +150,13 @@ async fn processor(
         let group = PROCESSORS;
         let held: Vec<String> = inputs.iter().map(|m| m.id.clone()).collect();
         if crash == Some(Point::Early) {
-            ctx.crash(process, group, "after receiving, before processing", &held)?;
+            ctx.crash(
+                process,
+                group,
+                Point::Early,
+                "after receiving, before processing",
+                &held,
+            )?;
             drop_crashed(p);
             ctx.members.report(PROCESSORS, slot, Some(0));
             (process, seq) = (ctx.new_process(), 0);
@@ -174,6 +180,7 @@ async fn processor(
                 ctx.crash(
                     process,
                     group,
+                    Point::Late,
                     "after processing (outputs written in its transaction), before committing",
                     &held,
                 )?;
@@ -190,6 +197,7 @@ async fn processor(
                 ctx.crash(
                     process,
                     group,
+                    Point::Stall,
                     "stalled before committing; replaced, then it tries to commit",
                     &held,
                 )?;

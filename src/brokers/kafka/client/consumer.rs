@@ -12,6 +12,14 @@ use rdkafka::TopicPartitionList;
 use super::{blocking, Ctx};
 use crate::broker::{decode_body, ClientError, Consumer, LogSink, Received};
 
+/// How long a member waits for a synchronous offset commit. librdkafka's commit has no deadline
+/// of its own: with the group coordinator's node dead it waits until the node is back, the member
+/// stops polling meanwhile, and a run's deliveries stood still for 50 s after one kill (seed 7 of
+/// kafka-at-least-once). Bounded, the member reads on; the commit still completes later or not,
+/// which the mode's policy already allows (a commit after processing that does not happen means
+/// a redelivery, a commit before processing that times out leaves the batch unprocessed).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where a received Kafka message sits, to commit the position after it.
 struct KafkaPos {
     topic: String,
@@ -138,9 +146,14 @@ impl KafkaConsumer {
             return Ok(());
         }
         let consumer = self.inner()?.clone();
-        blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-            .await
-            .map_err(|e| ClientError::new(format!("committing offsets failed: {e}")))
+        let commit = blocking(move || consumer.commit(&tpl, CommitMode::Sync));
+        match tokio::time::timeout(COMMIT_TIMEOUT, commit).await {
+            Ok(done) => done.map_err(|e| ClientError::new(format!("committing offsets failed: {e}"))),
+            Err(_) => Err(ClientError::new(format!(
+                "committing offsets did not finish within {} s (it goes on in the background)",
+                COMMIT_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// Receive the messages of every partition of `inputs` again, from the first of them.
