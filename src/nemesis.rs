@@ -180,8 +180,13 @@ struct Active {
     label: String,
 }
 
+/// Reads the workload's progress: (acknowledged sends, deliveries) so far.
+pub type ProgressProbe = Arc<dyn Fn() -> (u64, u64) + Send + Sync>;
+
 pub struct Nemesis {
     cluster: Arc<dyn Cluster>,
+    /// The workload's progress, to start a fault only once the run recovered from the last one.
+    progress: Option<ProgressProbe>,
     proxy: Toxiproxy,
     recorder: Recorder,
     config: NemesisConfig,
@@ -205,6 +210,7 @@ impl Nemesis {
     ) -> Nemesis {
         Nemesis {
             cluster,
+            progress: None,
             proxy,
             recorder,
             config,
@@ -213,6 +219,15 @@ impl Nemesis {
             active: Mutex::new(None),
             acting: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Start each fault only once the workload made progress (an acknowledged send and a
+    /// delivery) after the previous fault was healed: a node that answers is not yet a run that
+    /// recovered (clients reconnect, consumer groups rejoin), and a fault on a run still
+    /// recovering tests nothing new.
+    pub fn with_progress(mut self, probe: ProgressProbe) -> Nemesis {
+        self.progress = Some(probe);
+        self
     }
 
     /// The faults of a run of `run_for`, the same for the same seed, config and node count. Only
@@ -241,6 +256,8 @@ impl Nemesis {
     async fn run_schedule(&self, run_for: Duration, deadline: Instant, stop: &CancellationToken) -> Result<u64> {
         let began = deadline.checked_sub(run_for).unwrap_or_else(Instant::now);
         let mut started = 0;
+        // The workload's progress when the last fault was healed.
+        let mut healed_at: Option<(u64, u64)> = None;
         let mut faults = self.schedule(run_for).into_iter();
         while let Some(fault) = faults.next() {
             let quiet = (fault.wait / 2).max(MIN_QUIET);
@@ -258,7 +275,11 @@ impl Nemesis {
                 ))
             } else {
                 let ready_for = READY_TIMEOUT.min(deadline.saturating_duration_since(Instant::now() + fault.duration));
-                self.wait_ready(ready_for, stop).await.err()
+                let until = Instant::now() + ready_for;
+                match self.wait_ready(ready_for, stop).await {
+                    Err(reason) => Some(reason),
+                    Ok(()) => self.wait_recovered(healed_at, until, stop).await.err(),
+                }
             };
             if let Some(reason) = skip {
                 self.skipped(&fault, &reason);
@@ -281,8 +302,44 @@ impl Nemesis {
             sleep_unless_stopped(fault.duration, deadline, stop).await;
             let _acting = self.acting.lock().await;
             self.stop_active().await?;
+            healed_at = self.progress.as_ref().map(|probe| probe());
         }
         Ok(started)
+    }
+
+    /// Wait until the workload acknowledged a send and delivered something since `healed_at`
+    /// (the progress when the last fault was healed), at most until `until`.
+    async fn wait_recovered(
+        &self,
+        healed_at: Option<(u64, u64)>,
+        until: Instant,
+        stop: &CancellationToken,
+    ) -> std::result::Result<(), String> {
+        let (Some(probe), Some((acked, delivered))) = (&self.progress, healed_at) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        loop {
+            let (now_acked, now_delivered) = probe();
+            if now_acked > acked && now_delivered > delivered {
+                return Ok(());
+            }
+            if Instant::now() >= until || stop.is_cancelled() {
+                let missing = match (now_acked > acked, now_delivered > delivered) {
+                    (false, false) => "no acknowledged send and no delivery",
+                    (false, true) => "no acknowledged send",
+                    _ => "no delivery",
+                };
+                return Err(format!(
+                    "the run had not recovered from the previous fault: {missing} in the {:.0} s after it was healed",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
     }
 
     /// Record that `fault` was not carried out, and why.

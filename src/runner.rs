@@ -290,15 +290,22 @@ async fn run_phases(
         log.line(&format!("crash schedule: {crash}"));
     }
     let first_dest = workload.dests().first().map(|d| d.0.clone());
+    let stats = workload.stats();
     let nemesis = cluster.map(|c| {
-        Arc::new(Nemesis::new(
-            c,
-            Toxiproxy::default(),
-            recorder.clone(),
-            campaign.nemesis.clone(),
-            seed,
-            first_dest,
-        ))
+        let probe = stats.clone();
+        Arc::new(
+            Nemesis::new(
+                c,
+                Toxiproxy::default(),
+                recorder.clone(),
+                campaign.nemesis.clone(),
+                seed,
+                first_dest,
+            )
+            .with_progress(Arc::new(move || {
+                (Stats::get(&probe.acked), Stats::get(&probe.deliveries))
+            })),
+        )
     });
     if let Some(n) = &nemesis {
         for fault in n.schedule(campaign.duration) {
@@ -306,7 +313,6 @@ async fn run_phases(
         }
     }
 
-    let stats = workload.stats();
     let phase = Arc::new(Mutex::new("run"));
     let progress = spawn_progress(stats.clone(), nemesis.clone(), phase.clone(), log.clone());
     let run_started = Instant::now();

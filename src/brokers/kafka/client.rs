@@ -222,8 +222,12 @@ impl KafkaBroker {
                     "read_uncommitted"
                 },
             )
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
+            // A crashed member holds its partitions until its session times out, and the whole
+            // group stands still meanwhile: the broker's smallest session timeout (6 s, Kafka's
+            // group.min.session.timeout.ms) with heartbeats well inside it, as a careful engineer
+            // sets them for fast failover (10 s left a run's consumers idle most of the time).
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
             .set("max.poll.interval.ms", "60000")
             .set("fetch.wait.max.ms", "100");
         Self::overrides(c)
