@@ -18,7 +18,7 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::exit(2);
+            std::process::exit(ackcheck::cli::exit_code_of(&e));
         }
     }
 }

@@ -49,6 +49,12 @@ pub struct RunOptions {
     pub discard_history: bool,
 }
 
+/// A run asked for something its campaign cannot do (exit 2, like a bad campaign), as opposed
+/// to infrastructure that failed (exit 4).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// How long sends in flight may take to finish once producing stops.
 const SEND_GRACE: Duration = Duration::from_secs(30);
 /// How long to wait for another Kafka (someone else's) to free the ports.
@@ -80,14 +86,17 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-seed{seed}-{run_id}")));
     if opts.external && !campaign.nemesis.faults.is_empty() {
-        bail!("--external cannot inject broker faults (the nemesis needs ackcheck's own cluster); set `faults = []` under [nemesis], pass --no-faults, or run without --external");
+        return Err(UsageError("--external cannot inject broker faults (the nemesis needs ackcheck's own cluster); set `faults = []` under [nemesis], pass --no-faults, or run without --external".into()).into());
     }
     let external = match (&campaign.external, opts.external) {
         (Some(x), true) => Some(x.endpoints.clone()),
-        (None, true) => bail!(
-            "--external needs an [external] table with `endpoints` in {}",
-            opts.campaign.display()
-        ),
+        (None, true) => {
+            return Err(UsageError(format!(
+                "--external needs an [external] table with `endpoints` in {}",
+                opts.campaign.display()
+            ))
+            .into())
+        }
         (_, false) => None,
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating the output directory {}", out.display()))?;

@@ -4,6 +4,7 @@ pub mod check;
 pub mod cluster;
 pub mod generate;
 pub mod run;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -26,9 +27,38 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Run a campaign: start the brokers, drive them while breaking them, check the history.
     Run(run::RunArgs),
+    /// Check a campaign file fully (keys, limits, what its broker's driver can do); start nothing.
+    Validate(validate::ValidateArgs),
     /// Write a synthetic history with planted anomalies (for tests and benchmarks).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
+}
+
+/// Exit code of a command that failed: **2** when the input was unusable (a campaign that does
+/// not load, a request the campaign cannot satisfy, a node count or node the broker does not
+/// have, a cluster action that does not fit the cluster's state), **4** when the infrastructure failed (a broker would not install or start, a port is
+/// taken, a registry or proxy did not answer, a file could not be written).
+pub fn exit_code_of(e: &anyhow::Error) -> i32 {
+    use crate::nodes::ClusterError;
+    let unusable = e.chain().any(|cause| {
+        cause.is::<crate::campaign::CampaignError>()
+            || cause.is::<crate::runner::UsageError>()
+            || matches!(
+                cause.downcast_ref::<ClusterError>(),
+                Some(
+                    ClusterError::NodeCount { .. }
+                        | ClusterError::NoSuchNode { .. }
+                        | ClusterError::NotUp { .. }
+                        | ClusterError::AlreadyUp { .. }
+                        | ClusterError::NodeNotRunning { .. }
+                )
+            )
+    });
+    if unusable {
+        2
+    } else {
+        4
+    }
 }
 
 /// Run the parsed command; returns the process exit code.
@@ -37,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(args) => Ok(check::run(args)),
         Command::Cluster(args) => cluster::run(args),
         Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::run(args),
         Command::Generate(args) => generate::run(args),
     }
 }
