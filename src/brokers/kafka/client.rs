@@ -244,7 +244,10 @@ impl KafkaBroker {
         consumer
             .subscribe(&dests)
             .map_err(|e| ClientError::fatal(format!("subscribing to {dests:?} failed: {e}")))?;
-        Ok(KafkaConsumer::new(consumer, name, self.log.clone()))
+        // Only a commit *before* processing must be known to have happened before going on
+        // (at-most-once); a commit after processing may complete in the background.
+        let wait_for_commits = spec.mode == Guarantee::AtMostOnce;
+        Ok(KafkaConsumer::new(consumer, name, self.log.clone(), wait_for_commits))
     }
 
     /// Wait until every partition of `topic` has a leader (a fresh topic is not usable at once).

@@ -159,6 +159,11 @@ share.coordinator.state.topic.min.isr={min_isr}
 offsets.topic.num.partitions=10
 transaction.state.log.num.partitions=10
 group.initial.rebalance.delay.ms=0
+# A killed or paused node is fenced (its partitions and coordinators move) after this long
+# without a heartbeat to the controller; Kafka's 9 s default kept 3-node runs without leaders
+# for most of a 5 s fault and beyond. 4 s is still eight heartbeats.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=500
 ",
             nodes = self.nodes,
             client = p(CLIENT_SLOT),

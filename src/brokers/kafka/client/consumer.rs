@@ -61,15 +61,23 @@ pub struct KafkaConsumer {
     name: String,
     log: LogSink,
     last_error: Option<(String, std::time::Instant)>,
+    /// Commit synchronously (bounded by [`COMMIT_TIMEOUT`]) instead of in the background.
+    wait_for_commits: bool,
 }
 
 impl KafkaConsumer {
-    pub(super) fn new(consumer: StreamConsumer<Ctx>, name: String, log: LogSink) -> KafkaConsumer {
+    pub(super) fn new(
+        consumer: StreamConsumer<Ctx>,
+        name: String,
+        log: LogSink,
+        wait_for_commits: bool,
+    ) -> KafkaConsumer {
         KafkaConsumer {
             consumer: Some(Arc::new(consumer)),
             name,
             log,
             last_error: None,
+            wait_for_commits,
         }
     }
 
@@ -146,6 +154,14 @@ impl KafkaConsumer {
             return Ok(());
         }
         let consumer = self.inner()?.clone();
+        if !self.wait_for_commits {
+            // Commit after processing: enqueued, sent in order, never waited for. A member that
+            // waited for each commit delivered one batch per commit round trip, and nothing while
+            // the group's coordinator moved; one whose commit is lost redelivers (allowed).
+            return consumer
+                .commit(&tpl, CommitMode::Async)
+                .map_err(|e| ClientError::new(format!("committing offsets failed: {e}")));
+        }
         let commit = blocking(move || consumer.commit(&tpl, CommitMode::Sync));
         match tokio::time::timeout(COMMIT_TIMEOUT, commit).await {
             Ok(done) => done.map_err(|e| ClientError::new(format!("committing offsets failed: {e}"))),
