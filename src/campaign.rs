@@ -348,7 +348,31 @@ mod tests {
     fn unknown_keys_wrong_types_and_impossible_values_name_key_and_line() {
         let e = Campaign::parse("c.toml", &GOOD.replace("partitions = 3", "partitons = 3")).unwrap_err();
         assert_eq!(e.line, Some(7), "{e}");
-        assert!(e.to_string().contains("unknown key `partitons` in [workload]"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unknown key `partitons` in [workload]: did you mean `partitions`?"),
+            "{e}"
+        );
+        let e = Campaign::parse("c.toml", &format!("{GOOD}[nemisis]\nfaults = [\"kill\"]\n")).unwrap_err();
+        assert_eq!(e.line, Some(8), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("unknown table [nemisis]: did you mean [nemesis]?"),
+            "{e}"
+        );
+        let e = Campaign::parse("c.toml", &GOOD.replace("partitions = 3", "xyzzy = 3")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown key `xyzzy` in [workload] (expected one of `kind`"),
+            "{e}"
+        );
+        let e = Campaign::parse("c.toml", &GOOD.replace("\"30s\"", "[30]")).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "line 3: `duration`: invalid type: sequence, expected a duration: a number of seconds, or text such as \"60s\", \"500ms\", \"2m\""
+            ),
+            "{e}"
+        );
         let e = Campaign::parse("c.toml", &GOOD.replace("partitions = 3", "partitions = \"three\"")).unwrap_err();
         assert!(
             e.to_string()

@@ -70,12 +70,30 @@ pub(super) fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> Campaig
     };
     let message = if let Some(rest) = raw.strip_prefix("unknown field ") {
         let (name, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
-        let expected = if expected.is_empty() {
-            String::new()
-        } else {
-            format!(" (expected {expected})")
-        };
-        format!("unknown key {name} {place}{expected}")
+        let bare = name.trim_matches('`');
+        let known: Vec<&str> = expected
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .map(|w| w.trim_matches('`'))
+            .filter(|w| !w.is_empty() && *w != "one" && *w != "of" && *w != "or")
+            .collect();
+        let closest = known
+            .iter()
+            .map(|k| (strsim::damerau_levenshtein(bare, k), *k))
+            .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+            .min();
+        // A misspelt table shows up as an unknown key whose line is its `[header]`.
+        let is_table = line.is_some_and(|l| {
+            text.lines().nth(l - 1).is_some_and(|t| {
+                t.trim().trim_matches(|c| c == '[' || c == ']').trim() == bare && t.trim().starts_with('[')
+            })
+        });
+        match (is_table, closest) {
+            (true, Some((_, k))) => format!("unknown table [{bare}]: did you mean [{k}]?"),
+            (true, None) => format!("unknown table [{bare}] (expected {expected})"),
+            (false, Some((_, k))) => format!("unknown key {name} {place}: did you mean `{k}`?"),
+            (false, None) if expected.is_empty() => format!("unknown key {name} {place}"),
+            (false, None) => format!("unknown key {name} {place} (expected {expected})"),
+        }
     } else if let Some(rest) = raw.strip_prefix("missing field ") {
         format!("the key {rest} is missing {place}")
     } else if let Some(key) = key {

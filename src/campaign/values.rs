@@ -82,17 +82,26 @@ pub(super) fn some_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f6
 
 /// `60`, `2.5`, `"60s"`, `"500ms"`, `"2m"`, `"1h"`.
 pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Seconds(f64),
-        Text(String),
+    struct DurationVisitor;
+    impl de::Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration: a number of seconds, or text such as \"60s\", \"500ms\", \"2m\"")
+        }
+        fn visit_f64<E: de::Error>(self, s: f64) -> Result<Duration, E> {
+            seconds_to_duration(s).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, s: i64) -> Result<Duration, E> {
+            self.visit_f64(s as f64)
+        }
+        fn visit_u64<E: de::Error>(self, s: u64) -> Result<Duration, E> {
+            self.visit_f64(s as f64)
+        }
+        fn visit_str<E: de::Error>(self, t: &str) -> Result<Duration, E> {
+            parse_duration(t).map_err(E::custom)
+        }
     }
-    let parsed = match Raw::deserialize(d)? {
-        Raw::Seconds(s) => seconds_to_duration(s),
-        Raw::Text(t) => parse_duration(&t),
-    };
-    parsed.map_err(de::Error::custom)
+    d.deserialize_any(DurationVisitor)
 }
 
 pub(super) fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
