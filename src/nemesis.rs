@@ -11,6 +11,7 @@
 //! leftovers of a crashed earlier run are healed too), and waits until every node is healthy.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::history::writer::Recorder;
 use crate::history::{EventType, OpValue, Process};
 use crate::nodes::toxiproxy::{Toxic, Toxiproxy};
-use crate::nodes::{Cluster, NodeState, TOXIPROXY_API_PORT};
+use crate::nodes::{process, Cluster, Home, NodeState, TOXIPROXY_API_PORT};
 
 /// How long healing may take to bring every node back to healthy.
 const HEAL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -197,6 +198,67 @@ pub struct Nemesis {
     /// Held while a fault starts or stops and while healing, so that a heal from a Ctrl-C
     /// handler never races the schedule (two restarts of one node would start two brokers).
     acting: tokio::sync::Mutex<()>,
+    /// Where the fault in force is written down before it is made (see [`FaultRecord`]).
+    record: Option<PathBuf>,
+}
+
+/// The fault in force, written to `run/<broker>/fault-in-force.json` before the fault is made and
+/// removed once it is healed: if ackcheck dies meanwhile (kill -9), the next command that
+/// touches the cluster finds it and heals what the dead run left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    /// The ackcheck process that made the fault.
+    pub pid: u32,
+    pub fault: String,
+    pub node: usize,
+}
+
+/// The fault record of `broker`'s cluster in `home`.
+pub fn record_path(home: &Home, broker: &str) -> PathBuf {
+    home.run_dir(broker).join("fault-in-force.json")
+}
+
+/// If a run that died (its process is gone) left a fault in force on `cluster`, heal it: every
+/// toxic, every paused node, every node without a process, then wait until healthy. Returns what
+/// was healed, in one sentence, or `None` when no dead run left anything.
+pub async fn heal_leftovers(cluster: &dyn Cluster, home: &Home) -> Result<Option<String>> {
+    let path = record_path(home, cluster.broker());
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let record: Option<FaultRecord> = serde_json::from_str(&text).ok();
+    if let Some(r) = &record {
+        if r.pid != std::process::id() && process::pid_alive(r.pid) {
+            return Ok(None);
+        }
+    }
+    if (0..cluster.nodes()).all(|node| cluster.node_process(node).pid().is_none()) {
+        // Nothing of the cluster runs (stopped since): `up` starts it afresh, proxies included.
+        let _ = std::fs::remove_file(&path);
+        return Ok(None);
+    }
+    let errors = sweep(cluster, &Toxiproxy::default()).await;
+    if !errors.is_empty() {
+        let reasons: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
+        bail!(
+            "healing what a killed ackcheck left on {} failed: {}",
+            cluster.broker(),
+            reasons.join("; ")
+        );
+    }
+    wait_healthy(cluster).await?;
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    let what = match record {
+        Some(r) => format!(
+            "{} node {} (left by ackcheck process {}, which died)",
+            r.fault, r.node, r.pid
+        ),
+        None => format!("an unreadable record at {}", path.display()),
+    };
+    Ok(Some(format!(
+        "healed a fault a killed run left in force on {}: {what}",
+        cluster.broker()
+    )))
 }
 
 impl Nemesis {
@@ -218,6 +280,38 @@ impl Nemesis {
             leader_dest,
             active: Mutex::new(None),
             acting: tokio::sync::Mutex::new(()),
+            record: None,
+        }
+    }
+
+    /// Write each fault down in `path` before making it (see [`FaultRecord`]).
+    pub fn with_fault_record(mut self, path: PathBuf) -> Nemesis {
+        self.record = Some(path);
+        self
+    }
+
+    fn write_record(&self, kind: FaultKind, node: usize) -> Result<()> {
+        let Some(path) = &self.record else { return Ok(()) };
+        let record = FaultRecord {
+            pid: std::process::id(),
+            fault: kind.name().to_string(),
+            node,
+        };
+        let text = serde_json::to_string(&record).context("serializing the fault record")?;
+        // Written whole and fsynced before the fault is made: a kill -9 right after must find it.
+        let tmp = path.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().with_context(|| format!("writing the fault record {}", path.display()))
+    }
+
+    fn remove_record(&self) {
+        if let Some(path) = &self.record {
+            let _ = std::fs::remove_file(path);
         }
     }
 
@@ -406,9 +500,11 @@ impl Nemesis {
         if let Err(e) = self.stop_active().await {
             errors.push(e);
         }
-        errors.extend(self.sweep().await);
+        errors.extend(sweep(self.cluster.as_ref(), &self.proxy).await);
         if errors.is_empty() {
-            return self.wait_healthy().await;
+            wait_healthy(self.cluster.as_ref()).await?;
+            self.remove_record();
+            return Ok(());
         }
         let reasons: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
         let (kind, reasons) = (self.cluster.broker(), reasons.join("; "));
@@ -424,6 +520,7 @@ impl Nemesis {
             node,
             label: label.clone(),
         };
+        self.write_record(kind, node)?;
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(active);
         let f = format!("start-{kind}");
         self.recorded(&f, node, self.apply(kind, node, true))
@@ -441,7 +538,9 @@ impl Nemesis {
         let f = format!("stop-{kind}");
         self.recorded(&f, node, self.apply(kind, node, false))
             .await
-            .with_context(|| format!("healing the fault {}", active.label))
+            .with_context(|| format!("healing the fault {}", active.label))?;
+        self.remove_record();
+        Ok(())
     }
 
     /// Make (`on`) or heal one fault on one node.
@@ -477,72 +576,71 @@ impl Nemesis {
         completed.with_context(|| format!("recording {f}"))
     }
 
-    /// Heal what a fault could have left, whoever left it: every toxic on this cluster's proxies,
-    /// every paused node (SIGCONT does nothing to a running one), every node without a process.
-    /// Toxics go first: a restarted node proves its readiness through its proxy.
-    async fn sweep(&self) -> Vec<anyhow::Error> {
-        let mut errors = Vec::new();
-        for endpoint in self.cluster.endpoints() {
-            match toxics(&endpoint.proxy).await {
-                Ok(names) => {
-                    for name in names {
-                        if let Err(e) = self.proxy.remove_toxic(&endpoint.proxy, &name).await {
-                            errors.push(anyhow::Error::from(e));
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-        for node in 0..self.cluster.nodes() {
-            if self.cluster.node_process(node).pid().is_some() {
-                if let Err(e) = self.cluster.resume(node).await {
-                    errors.push(anyhow::Error::from(e).context(format!("resuming node {node}")));
-                }
-            }
-        }
-        for node in 0..self.cluster.nodes() {
-            if self.cluster.node_process(node).pid().is_none() {
-                if let Err(e) = self.cluster.restart(node).await {
-                    errors.push(anyhow::Error::from(e).context(format!("restarting node {node}")));
-                }
-            }
-        }
-        errors
-    }
-
-    /// Poll `status` until every node is healthy, or fail after [`HEAL_TIMEOUT`] naming the
-    /// nodes that are not.
-    async fn wait_healthy(&self) -> Result<()> {
-        let deadline = Instant::now() + HEAL_TIMEOUT;
-        loop {
-            let statuses = self
-                .cluster
-                .status()
-                .await
-                .context("asking for the cluster's status after healing")?;
-            let sick: Vec<String> = statuses
-                .iter()
-                .filter(|s| s.state != NodeState::Healthy)
-                .map(|s| format!("node {} is {:?} ({})", s.node, s.state, s.detail))
-                .collect();
-            if sick.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let (kind, seconds, sick) = (self.cluster.broker(), HEAL_TIMEOUT.as_secs(), sick.join("; "));
-                bail!("{kind} did not become healthy within {seconds} s after healing: {sick}; {SEE_STATUS} {kind}`");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
     fn proxy_name(&self, node: usize) -> Result<String> {
         let endpoints = self.cluster.endpoints();
         let endpoint = endpoints.iter().find(|e| e.node == node);
         endpoint
             .map(|e| e.proxy.clone())
             .ok_or_else(|| anyhow!("{} has no node {node} to target", self.cluster.broker()))
+    }
+}
+
+/// Heal what a fault could have left, whoever left it: every toxic on this cluster's proxies,
+/// every paused node (SIGCONT does nothing to a running one), every node without a process.
+/// Toxics go first: a restarted node proves its readiness through its proxy.
+async fn sweep(cluster: &dyn Cluster, proxy: &Toxiproxy) -> Vec<anyhow::Error> {
+    let mut errors = Vec::new();
+    for endpoint in cluster.endpoints() {
+        match toxics(&endpoint.proxy).await {
+            Ok(names) => {
+                for name in names {
+                    if let Err(e) = proxy.remove_toxic(&endpoint.proxy, &name).await {
+                        errors.push(anyhow::Error::from(e));
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    for node in 0..cluster.nodes() {
+        if cluster.node_process(node).pid().is_some() {
+            if let Err(e) = cluster.resume(node).await {
+                errors.push(anyhow::Error::from(e).context(format!("resuming node {node}")));
+            }
+        }
+    }
+    for node in 0..cluster.nodes() {
+        if cluster.node_process(node).pid().is_none() {
+            if let Err(e) = cluster.restart(node).await {
+                errors.push(anyhow::Error::from(e).context(format!("restarting node {node}")));
+            }
+        }
+    }
+    errors
+}
+
+/// Poll `status` until every node is healthy, or fail after [`HEAL_TIMEOUT`] naming the
+/// nodes that are not.
+async fn wait_healthy(cluster: &dyn Cluster) -> Result<()> {
+    let deadline = Instant::now() + HEAL_TIMEOUT;
+    loop {
+        let statuses = cluster
+            .status()
+            .await
+            .context("asking for the cluster's status after healing")?;
+        let sick: Vec<String> = statuses
+            .iter()
+            .filter(|s| s.state != NodeState::Healthy)
+            .map(|s| format!("node {} is {:?} ({})", s.node, s.state, s.detail))
+            .collect();
+        if sick.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let (kind, seconds, sick) = (cluster.broker(), HEAL_TIMEOUT.as_secs(), sick.join("; "));
+            bail!("{kind} did not become healthy within {seconds} s after healing: {sick}; {SEE_STATUS} {kind}`");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

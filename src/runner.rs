@@ -131,7 +131,13 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     let (cluster, endpoints, started_cluster) = match external {
         Some(endpoints) => (None, endpoints, false),
         None => {
-            let c: Arc<dyn Cluster> = Arc::from(campaign.broker.open_cluster(Some(campaign.nodes), &Home::from_env())?);
+            let home = Home::from_env();
+            let c: Arc<dyn Cluster> = Arc::from(campaign.broker.open_cluster(Some(campaign.nodes), &home)?);
+            // A run killed with -9 in the middle of a fault left it in force: heal it first.
+            if let Some(healed) = crate::nemesis::heal_leftovers(c.as_ref(), &home).await? {
+                log.line(&healed);
+                eprintln!("{healed}");
+            }
             let started = bring_up(c.as_ref(), campaign.broker, &log, &interrupt).await?;
             let endpoints = c.endpoints().iter().map(|e| e.client.to_string()).collect();
             (Some(c), endpoints, started)
@@ -313,7 +319,8 @@ async fn run_phases(
             )
             .with_progress(Arc::new(move || {
                 (Stats::get(&probe.acked), Stats::get(&probe.deliveries))
-            })),
+            }))
+            .with_fault_record(crate::nemesis::record_path(&Home::from_env(), campaign.broker.name())),
         )
     });
     if let Some(n) = &nemesis {

@@ -46,6 +46,12 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<i32> {
 async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
     let home = Home::from_env();
     let c = args.broker.open_cluster(args.nodes, &home)?;
+    // A run killed with -9 in the middle of a fault left it in force: heal it first.
+    if matches!(args.action, Action::Up | Action::Status | Action::Endpoints) {
+        if let Some(healed) = crate::nemesis::heal_leftovers(c.as_ref(), &home).await? {
+            eprintln!("{healed}");
+        }
+    }
     match args.action {
         Action::Up => {
             let started = std::time::Instant::now();
@@ -60,6 +66,8 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
         }
         Action::Down => {
             c.down().await?;
+            // `down` resumed paused nodes and removed the proxies with their toxics.
+            let _ = std::fs::remove_file(crate::nemesis::record_path(&home, c.broker()));
             eprintln!("{} is down", c.broker());
         }
         Action::Status => {
