@@ -1,29 +1,10 @@
 //! `ackcheck check` as a user runs it: exit codes, the JSON interface, stdin, errors naming lines.
 
-use std::io::Write;
+mod common;
+
 use std::process::{Command, Stdio};
 
-fn ackcheck(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the ackcheck binary runs");
-    let mut input = child.stdin.take().expect("piped stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("writing stdin");
-    }
-    drop(input);
-    let out = child.wait_with_output().expect("ackcheck finishes");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use common::ackcheck;
 
 #[test]
 fn the_example_violates_exactly_once_and_holds_at_least_once() {

@@ -2,30 +2,12 @@
 //! `ackcheck check` from the history alone, on synthetic histories whose truth is known and on
 //! a recorded weak run of Kafka.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
 
 use serde_json::{json, Value};
 
 fn ackcheck(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the ackcheck binary runs");
-    let mut input = child.stdin.take().expect("piped stdin");
-    // A closed pipe (a file argument instead of stdin) is fine.
-    let _ = input.write_all(stdin.as_bytes());
-    drop(input);
-    let out = child.wait_with_output().expect("ackcheck finishes");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    common::ackcheck(args, Some(stdin))
 }
 
 fn evidence_of(history: &str) -> Value {

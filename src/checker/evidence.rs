@@ -215,28 +215,14 @@ impl FaultLog {
 
     /// A send acknowledged at `time`: the recovery of lifted faults before it.
     pub fn acked(&mut self, time: u64) {
-        while let Some(w) = self.windows.get_mut(self.next_acked) {
-            match w.lifted {
-                Some(lifted) if time >= lifted => {
-                    w.recovery_acked = Some(time - lifted);
-                    self.next_acked += 1;
-                }
-                _ => break,
-            }
-        }
+        settle(&mut self.windows, &mut self.next_acked, time, |w| &mut w.recovery_acked);
     }
 
     /// Something delivered at `time`.
     pub fn delivered(&mut self, time: u64) {
-        while let Some(w) = self.windows.get_mut(self.next_delivered) {
-            match w.lifted {
-                Some(lifted) if time >= lifted => {
-                    w.recovery_delivered = Some(time - lifted);
-                    self.next_delivered += 1;
-                }
-                _ => break,
-            }
-        }
+        settle(&mut self.windows, &mut self.next_delivered, time, |w| {
+            &mut w.recovery_delivered
+        });
     }
 
     /// A client crashed at `point` holding `held` messages.
@@ -302,6 +288,25 @@ impl FaultLog {
             e.progress_share = Some(1.0 - stalled.min(end) as f64 / end as f64);
         }
         e.fault_windows = self.windows;
+    }
+}
+
+/// Progress at `time`: every window from `next` on that was lifted by then recovered after
+/// `time - lifted` (the field `recovery` picks which kind of progress).
+fn settle(
+    windows: &mut [FaultWindow],
+    next: &mut usize,
+    time: u64,
+    recovery: fn(&mut FaultWindow) -> &mut Option<u64>,
+) {
+    while let Some(w) = windows.get_mut(*next) {
+        match w.lifted {
+            Some(lifted) if time >= lifted => {
+                *recovery(w) = Some(time - lifted);
+                *next += 1;
+            }
+            _ => break,
+        }
     }
 }
 

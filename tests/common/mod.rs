@@ -57,3 +57,29 @@ pub fn read(path: &Path) -> String {
 pub fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
+
+/// `ackcheck ARGS` as a user runs it, with `stdin` on its standard input: (exit code, stdout, stderr).
+pub fn ackcheck(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the ackcheck binary runs");
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Some(text) = stdin {
+        // A closed pipe (the command reads a file instead) is fine.
+        let _ = input.write_all(text.as_bytes());
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("ackcheck finishes");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
