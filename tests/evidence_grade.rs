@@ -290,37 +290,36 @@ fn skipped_faults_and_crashes_are_counted_with_their_reasons() {
 }
 
 #[test]
-fn a_fault_kind_started_once_or_never_with_a_send_in_flight_is_weak() {
-    let mut run = Run::new(30, |_| true)
-        .fault("kill", 4.0, 6.0)
-        .fault("kill", 10.0, 12.0)
-        .crash(8.0, "late");
-    // A pause at a moment with no send in flight (every send completes within 5 ms of its 10 ms).
-    let (start, stop) = (run.next_op(), run.next_op());
-    run.at(
-        16 * S + 7 * MS,
-        json!({"process": "nemesis", "type": "invoke", "f": "start-pause", "op": start}),
-    );
-    run.at(
-        16 * S + 7 * MS + 1000,
-        json!({"process": "nemesis", "type": "info", "f": "start-pause", "op": start}),
-    );
-    run.at(
-        18 * S,
-        json!({"process": "nemesis", "type": "invoke", "f": "stop-pause", "op": stop}),
-    );
-    run.at(
-        18 * S + 1000,
-        json!({"process": "nemesis", "type": "info", "f": "stop-pause", "op": stop}),
-    );
-    let e = evidence_of(&run.history());
+fn a_fault_kind_started_once_or_that_met_no_send_is_weak() {
+    // A pause from `from` to `to` (ns) beside two kills and a crash.
+    let with_pause = |from: u64, to: u64| {
+        let mut run = Run::new(30, |_| true)
+            .fault("kill", 4.0, 6.0)
+            .fault("kill", 10.0, 12.0)
+            .crash(8.0, "late");
+        let (start, stop) = (run.next_op(), run.next_op());
+        let event = |kind: &str, f: &str, op: u64| json!({"process": "nemesis", "type": kind, "f": f, "op": op});
+        run.at(from, event("invoke", "start-pause", start));
+        run.at(from + 1000, event("info", "start-pause", start));
+        run.at(to, event("invoke", "stop-pause", stop));
+        run.at(to + 1000, event("info", "stop-pause", stop));
+        evidence_of(&run.history())
+    };
+    // Sends go every 10 ms and complete within 5: a pause from 16.007 s to 16.0085 s finds none
+    // in flight and none begins while it lasts.
+    let e = with_pause(16 * S + 7 * MS, 16 * S + 8 * MS + MS / 2);
     assert_eq!(
         reasons(&e),
         vec![
             "pause started 1 time(s), fewer than 2",
-            "no pause started with a send in flight",
+            "no pause met a send (none in flight at its start or invoked while it was in force)",
         ]
     );
+    // The same pause lasting 2 s meets the sends invoked meanwhile.
+    let e = with_pause(16 * S + 7 * MS, 18 * S);
+    assert_eq!(e["fault_windows"][2]["in_flight"], 0, "{e}");
+    assert_eq!(e["fault_windows"][2]["sends_during"], 200, "{e}");
+    assert_eq!(reasons(&e), vec!["pause started 1 time(s), fewer than 2"]);
 }
 
 /// Recorded before the fixes of issue 10 (ackcheck at 1c41a98, `run workloads/kafka-at-least-once.toml

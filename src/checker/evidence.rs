@@ -87,6 +87,8 @@ pub struct FaultWindow {
     pub healed: Option<u64>,
     /// Sends invoked and not yet completed when it started: what it could affect.
     pub in_flight: u64,
+    /// Sends invoked while it was in force (from its start to its lift).
+    pub sends_during: u64,
     /// Nanoseconds from `lifted` to the first acknowledged send after it (`None`: none came).
     pub recovery_acked: Option<u64>,
     /// Nanoseconds from `lifted` to the first delivery after it.
@@ -151,6 +153,7 @@ impl FaultLog {
             lifted: None,
             healed: None,
             in_flight: self.in_flight,
+            sends_during: 0,
             recovery_acked: None,
             recovery_delivered: None,
         });
@@ -210,6 +213,14 @@ impl FaultLog {
         }
         if !invocation {
             w.healed = Some(time);
+        }
+    }
+
+    /// A send invoked: in flight, and exposed to the fault in force.
+    pub fn send_invoked(&mut self) {
+        self.in_flight += 1;
+        if let Some(w) = self.windows.last_mut().filter(|w| w.lifted.is_none()) {
+            w.sends_during += 1;
         }
     }
 
@@ -364,12 +375,12 @@ pub fn grade(e: &Evidence, c: &Counts) -> (Grade, Vec<String>) {
     }
 
     let mut weak = Vec::new();
-    // Per kind: started, skipped, started with a send in flight.
+    // Per kind: started, skipped, met a send (in flight at its start, or invoked during it).
     let mut kinds: BTreeMap<&str, (u64, u64, bool)> = BTreeMap::new();
     for w in &e.fault_windows {
         let k = kinds.entry(&w.kind).or_default();
         k.0 += 1;
-        k.2 |= w.in_flight > 0;
+        k.2 |= w.in_flight > 0 || w.sends_during > 0;
     }
     for s in &e.faults_skipped {
         kinds.entry(&s.kind).or_default().1 += 1;
@@ -394,7 +405,10 @@ pub fn grade(e: &Evidence, c: &Counts) -> (Grade, Vec<String>) {
             ));
         }
         if started > 0 && !exposed {
-            weak.push(format!("no {} started with a send in flight", plural(kind, 1)));
+            weak.push(format!(
+                "no {} met a send (none in flight at its start or invoked while it was in force)",
+                plural(kind, 1)
+            ));
         }
     }
     if e.crashes * 100 < e.crashes_scheduled * MIN_STARTED_PERCENT {

@@ -344,7 +344,7 @@ impl Checker {
         match (e.f, e.kind) {
             (OpName::Send, EventType::Invoke) => {
                 self.evidence.sends += 1;
-                self.faults.in_flight += 1;
+                self.faults.send_invoked();
             }
             // The reader pairs every send completion with its invocation (or rejects the line).
             (OpName::Send, _) => {

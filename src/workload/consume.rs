@@ -89,7 +89,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
             continue;
         }
         ctx.stats.touch();
-        let Some(point) = ctx.crashes.take(role.crash_slot) else {
+        let Some(point) = ctx.crash_for_batch(role.crash_slot) else {
             handle(&ctx, &role, consumer.as_mut(), &batch, false).await?;
             continue;
         };

@@ -89,10 +89,15 @@ pub fn schedule(seed: u64, interval: f64, slots: usize, duration: Duration, proc
     }
 }
 
+/// A crash its slot has not taken this long after its planned time is given up: the slot had
+/// nothing to consume (its group rebalancing, its broker down), and carrying the crash out later,
+/// at the first batch after recovery, crashed members in bursts that kept groups from recovering.
+pub const STALE_CRASH: Duration = Duration::from_secs(5);
+
 /// Pending crashes, one per slot, taken by the slot's task at its next batch.
 #[derive(Debug)]
 pub(super) struct Board {
-    pending: Mutex<Vec<Option<Point>>>,
+    pending: Mutex<Vec<Option<(Point, Instant)>>>,
 }
 
 impl Board {
@@ -106,7 +111,10 @@ impl Board {
     /// not taken its previous one yet (no batch came since).
     fn set(&self, slot: usize, point: Point) -> Option<Point> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.get_mut(slot).and_then(|p| p.replace(point))
+        pending
+            .get_mut(slot)
+            .and_then(|p| p.replace((point, Instant::now())))
+            .map(|(point, _)| point)
     }
 
     /// Take every crash still pending: (slot, point).
@@ -115,17 +123,24 @@ impl Board {
         pending
             .iter_mut()
             .enumerate()
-            .filter_map(|(slot, p)| p.take().map(|p| (slot, p)))
+            .filter_map(|(slot, p)| p.take().map(|(p, _)| (slot, p)))
             .collect()
     }
 
-    pub(super) fn take(&self, slot: Option<usize>) -> Option<Point> {
+    /// The crash planned for `slot`'s batch in hand, if any; a stale one (see [`STALE_CRASH`]) is
+    /// returned as `Err` with its point, to be recorded as skipped.
+    pub(super) fn take(&self, slot: Option<usize>) -> Option<Result<Point, Point>> {
         let slot = slot?;
-        self.pending
+        let (point, armed) = self
+            .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get_mut(slot)?
-            .take()
+            .take()?;
+        Some(match armed.elapsed() > STALE_CRASH {
+            false => Ok(point),
+            true => Err(point),
+        })
     }
 }
 

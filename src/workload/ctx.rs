@@ -172,6 +172,22 @@ impl Ctx {
         }
     }
 
+    /// The crash planned for `slot`'s batch in hand, if any; a stale one is recorded as skipped.
+    pub(super) fn crash_for_batch(&self, slot: Option<usize>) -> Option<crash::Point> {
+        match self.crashes.take(slot)? {
+            Ok(point) => Some(point),
+            Err(point) => {
+                let slot = slot.unwrap_or_default();
+                let reason = format!(
+                    "slot {slot} received no batch within {} s of the planned crash (it had nothing to consume)",
+                    crash::STALE_CRASH.as_secs()
+                );
+                self.crash_skipped(slot, point, &reason);
+                None
+            }
+        }
+    }
+
     /// Remember the first error and end the run.
     pub(super) fn fail(&self, e: anyhow::Error) {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());

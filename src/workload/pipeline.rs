@@ -146,7 +146,7 @@ async fn processor(
             }
         };
         ctx.stats.touch();
-        let crash = ctx.crashes.take(Some(slot));
+        let crash = ctx.crash_for_batch(Some(slot));
         let group = PROCESSORS;
         let held: Vec<String> = inputs.iter().map(|m| m.id.clone()).collect();
         if crash == Some(Point::Early) {
