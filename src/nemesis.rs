@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -645,6 +646,9 @@ async fn wait_healthy(cluster: &dyn Cluster) -> Result<()> {
 }
 
 /// The schedule: from the seed alone, jittered uniformly within ±50 % of the configured means.
+/// Kinds are dealt from a shuffled deck of the configured kinds, refilled when empty, so that every
+/// kind comes up as often as any other (±1): independent draws left a kind out of a 60 s run, or
+/// gave it once, and the evidence grade asks for each kind at least twice.
 pub fn schedule(config: &NemesisConfig, seed: u64, nodes: usize, run_for: Duration) -> Vec<ScheduledFault> {
     let mut faults = Vec::new();
     if config.faults.is_empty() || nodes == 0 || config.validate().is_err() {
@@ -652,9 +656,14 @@ pub fn schedule(config: &NemesisConfig, seed: u64, nodes: usize, run_for: Durati
     }
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut end_of_last = Duration::ZERO;
+    let mut deck: Vec<FaultKind> = Vec::new();
     loop {
         let wait = jitter(&mut rng, config.interval);
-        let kind = config.faults[rng.gen_range(0..config.faults.len())];
+        if deck.is_empty() {
+            deck = config.faults.clone();
+            deck.shuffle(&mut rng);
+        }
+        let kind = deck.pop().expect("refilled from a non-empty list");
         let node = rng.gen_range(0..nodes);
         let duration = jitter(&mut rng, config.duration);
         let at = end_of_last + wait;
@@ -762,6 +771,18 @@ mod tests {
         }
         let kinds: std::collections::HashSet<_> = schedule(&c, 1, 3, MINUTE).iter().map(|f| f.kind).collect();
         assert_eq!(kinds.len(), 2, "over a minute both kinds are drawn");
+    }
+
+    #[test]
+    fn every_kind_comes_up_as_often_as_any_other() {
+        for seed in 0..50 {
+            let faults = schedule(&config(&ALL, 1.0, 1.0), seed, 1, MINUTE);
+            let count = |k: FaultKind| faults.iter().filter(|f| f.kind == k).count();
+            let counts: Vec<usize> = ALL.iter().map(|&k| count(k)).collect();
+            let (least, most) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+            assert!(most - least <= 1, "seed {seed}: {counts:?}");
+            assert!(*least >= 2, "a minute of 2 s cycles deals each of 5 kinds at least twice: {counts:?}");
+        }
     }
 
     #[test]
