@@ -781,7 +781,10 @@ mod tests {
             let counts: Vec<usize> = ALL.iter().map(|&k| count(k)).collect();
             let (least, most) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
             assert!(most - least <= 1, "seed {seed}: {counts:?}");
-            assert!(*least >= 2, "a minute of 2 s cycles deals each of 5 kinds at least twice: {counts:?}");
+            assert!(
+                *least >= 2,
+                "a minute of 2 s cycles deals each of 5 kinds at least twice: {counts:?}"
+            );
         }
     }
 

@@ -178,8 +178,14 @@ pub fn human(v: &Verdict) -> String {
         (Some(claim), Some(true)) => {
             let _ = writeln!(out, "claim {claim}{scope}: HOLDS — {grade}");
         }
-        (Some(claim), _) => {
+        (Some(claim), Some(false)) => {
             let _ = writeln!(out, "claim {claim}{scope}: VIOLATED ({})", v.violations.join("; "));
+        }
+        (Some(claim), None) => {
+            let _ = writeln!(
+                out,
+                "claim {claim}{scope}: NOT JUDGED (nothing acknowledged or nothing delivered) — {grade}"
+            );
         }
         (None, _) => {
             let _ = writeln!(out, "claim: none (pass --claim to judge one) — {grade}");

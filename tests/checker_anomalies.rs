@@ -148,7 +148,21 @@ fn nothing_delivered_at_all_is_loss() {
         .check(Some(Guarantee::AtMostOnce));
     assert_eq!(v.counts.lost, 1);
     assert_eq!(v.verdict, Observed::AtMostOnce);
-    assert_eq!(v.claim_holds, Some(true), "at-most-once allows loss");
+    // At-most-once allows loss, but a run that delivered nothing at all tested nothing: the claim
+    // is not judged (exit 3), rather than holding on nothing.
+    assert_eq!(v.claim_holds, None);
+    assert_eq!(v.exit_code(), 3);
+    assert!(
+        v.notes.iter().any(|n| n.contains("a claim cannot hold on nothing")),
+        "{:?}",
+        v.notes
+    );
+    // At-least-once is violated by the loss all the same.
+    let v = H::default()
+        .send(1, &["a"], Some("ok"))
+        .drain()
+        .check(Some(Guarantee::AtLeastOnce));
+    assert_eq!((v.claim_holds, v.exit_code()), (Some(false), 1));
 }
 
 #[test]

@@ -79,7 +79,8 @@ fn a_closed_stdout_is_no_panic() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(out.status.code(), Some(0), "no claim broken, exit quietly: {err}");
+    // The verdict's own exit code: nothing was delivered, so the claim is not judged (3).
+    assert_eq!(out.status.code(), Some(3), "the verdict's code, quietly: {err}");
     assert!(err.is_empty(), "quiet on a closed pipe: {err}");
     // `> /dev/full`: any other write error is one clear sentence.
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();

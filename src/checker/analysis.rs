@@ -318,6 +318,7 @@ pub(super) fn finish(
     } = a;
     let verdict = Verdict::classify(counts.lost, counts.duplicated);
     let mut evidence = c.evidence.clone();
+    let vacuous = counts.acknowledged == 0 || evidence.deliveries == 0;
     (evidence.grade, evidence.reasons) = super::evidence::grade(&evidence, &counts);
     let violations = claim.map(|g| Verdict::violations_of(g, &counts)).unwrap_or_default();
     let mut notes = Vec::new();
@@ -352,6 +353,12 @@ pub(super) fn finish(
             c.evidence.skipped - c.evidence.skipped_redelivered
         ));
     }
+    if vacuous && claim.is_some() && violations.is_empty() {
+        notes.push(format!(
+            "the claim is not judged: the history has {} acknowledged message(s) and {} deliveries, and a claim cannot hold on nothing",
+            counts.acknowledged, evidence.deliveries
+        ));
+    }
     if let Some(line) = c.truncated_line {
         notes.push(format!(
             "line {line} was cut off mid-write (a killed recorder) and was ignored"
@@ -368,7 +375,9 @@ pub(super) fn finish(
     Verdict {
         verdict,
         claim,
-        claim_holds: claim.map(|_| violations.is_empty()),
+        // Nothing acknowledged, or nothing delivered: no claim can hold on nothing (an empty
+        // history, a closed stdin, consumers that never ran). Not violated either: not judged.
+        claim_holds: claim.map(|_| violations.is_empty()).filter(|holds| !holds || !vacuous),
         violations,
         counts,
         duplicate_causes: causes,

@@ -249,11 +249,12 @@ impl Verdict {
     }
 
     /// 0: the claim holds or there is none; 1: the claim is violated; 3: it holds (or there is
-    /// none), but the evidence is weaker than `min_evidence` asks for.
+    /// none), but the evidence is weaker than `min_evidence` asks for, or a claim was made and
+    /// could not be judged (nothing acknowledged or nothing delivered).
     pub fn exit_code(&self) -> i32 {
         if self.claim_holds == Some(false) {
             1
-        } else if self.evidence_too_weak() {
+        } else if self.evidence_too_weak() || (self.claim.is_some() && self.claim_holds.is_none()) {
             3
         } else {
             0
