@@ -85,9 +85,12 @@ pub fn human(v: &Verdict) -> String {
         );
     }
     if let Some(share) = e.progress_share {
+        let outside = e.progress_share_outside_faults.map_or(String::new(), |s| {
+            format!(", {:.0} % of the time outside faults", s * 100.0)
+        });
         let _ = writeln!(
             out,
-            "  progress (acknowledged sends and deliveries, no gap of 1 s or more) in {:.0} % of the run phase",
+            "  progress (acknowledged sends and deliveries, no gap of 1 s or more) in {:.0} % of the run phase{outside}",
             share * 100.0
         );
     }

@@ -25,7 +25,8 @@ pub const MIN_STARTED_PERCENT: u64 = 80;
 /// whichever is longer) means most of the run tested nothing on one side.
 pub const MAX_STALL: u64 = 10_000_000_000;
 pub const MAX_STALL_PERCENT: u64 = 20;
-/// Progress (acknowledged sends and deliveries) in less than this share of the run phase.
+/// Progress (acknowledged sends and deliveries) in less than this share of the run phase outside
+/// fault windows.
 pub const MIN_PROGRESS_PERCENT: f64 = 50.0;
 /// More than this share of the faults not followed by recovery (an acknowledged send and a
 /// delivery after the fault was lifted, before the next one began).
@@ -297,6 +298,14 @@ impl FaultLog {
                 .collect();
             let stalled = union(&all, 0, end);
             e.progress_share = Some(1.0 - stalled.min(end) as f64 / end as f64);
+            // Outside fault windows: a pause or a kill of a single node stops all progress while
+            // it lasts, by design; what counts is whether the run made progress the rest of the time.
+            let fault_time = union(&faults, 0, end);
+            let outside = end - fault_time.min(end);
+            let with_faults: Vec<(u64, u64)> = all.iter().chain(&faults).copied().collect();
+            let stalled_outside = union(&with_faults, 0, end).saturating_sub(fault_time);
+            e.progress_share_outside_faults =
+                (outside > 0).then(|| 1.0 - stalled_outside.min(outside) as f64 / outside as f64);
         }
         e.fault_windows = self.windows;
     }
@@ -440,10 +449,10 @@ pub fn grade(e: &Evidence, c: &Counts) -> (Grade, Vec<String>) {
             ));
         }
     }
-    if let Some(share) = e.progress_share {
+    if let Some(share) = e.progress_share_outside_faults {
         if share * 100.0 < MIN_PROGRESS_PERCENT {
             weak.push(format!(
-                "progress (acknowledged sends and deliveries) in only {:.0} % of the run phase",
+                "progress (acknowledged sends and deliveries) in only {:.0} % of the run phase outside faults",
                 share * 100.0
             ));
         }

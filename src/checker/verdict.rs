@@ -110,6 +110,8 @@ pub struct Evidence {
     /// Share of the run phase (0–1) outside every gap of 1 s or more without an acknowledged
     /// send or without a delivery (`None`: no run phase).
     pub progress_share: Option<f64>,
+    /// The same share of the run phase outside every fault window (`None`: no time outside).
+    pub progress_share_outside_faults: Option<f64>,
     /// The stall (of either kind, ≥ 1 s) with the most time outside fault windows.
     pub longest_unexplained_stall: Option<UnexplainedStall>,
 }
