@@ -182,6 +182,30 @@ struct Active {
     label: String,
 }
 
+/// Why a scheduled fault was not carried out, recorded as `cause` in the skip event's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SkipCause {
+    /// The run phase ended before it fit: healing earlier faults took longer than scheduled.
+    Late,
+    /// The run was stopped (Ctrl-C, a failed workload).
+    Stopped,
+    /// The cluster was not healthy through its proxies in time.
+    Unhealthy,
+    /// The workload had not recovered from the previous fault in time.
+    Unrecovered,
+}
+
+impl SkipCause {
+    fn name(self) -> &'static str {
+        match self {
+            SkipCause::Late => "late",
+            SkipCause::Stopped => "stopped",
+            SkipCause::Unhealthy => "unhealthy",
+            SkipCause::Unrecovered => "unrecovered",
+        }
+    }
+}
+
 /// Reads the workload's progress: (acknowledged sends, deliveries) so far.
 pub type ProgressProbe = Arc<dyn Fn() -> (u64, u64) + Send + Sync>;
 
@@ -361,26 +385,31 @@ impl Nemesis {
             // A stop well before the deadline is an interruption (Ctrl-C, a failed workload).
             let interrupted = stop.is_cancelled() && Instant::now() + Duration::from_millis(500) < deadline;
             let skip = if interrupted {
-                Some("the run phase was stopped before it".to_string())
+                Some((SkipCause::Stopped, "the run phase was stopped before it".to_string()))
             } else if !slept || stop.is_cancelled() || Instant::now() + fault.duration > deadline {
                 let late = Instant::now().saturating_duration_since(began + fault.at);
-                Some(format!(
+                let reason = format!(
                     "the run phase ended before it fit (healing earlier faults took {:.1} s longer than scheduled)",
                     late.as_secs_f64()
-                ))
+                );
+                Some((SkipCause::Late, reason))
             } else {
                 let ready_for = READY_TIMEOUT.min(deadline.saturating_duration_since(Instant::now() + fault.duration));
                 let until = Instant::now() + ready_for;
                 match self.wait_ready(ready_for, stop).await {
-                    Err(reason) => Some(reason),
-                    Ok(()) => self.wait_recovered(healed_at, until, stop).await.err(),
+                    Err(reason) => Some((SkipCause::Unhealthy, reason)),
+                    Ok(()) => self
+                        .wait_recovered(healed_at, until, stop)
+                        .await
+                        .err()
+                        .map(|reason| (SkipCause::Unrecovered, reason)),
                 }
             };
-            if let Some(reason) = skip {
-                self.skipped(&fault, &reason);
-                if interrupted || reason.starts_with("the run phase ended") {
+            if let Some((cause, reason)) = skip {
+                self.skipped(&fault, cause, &reason);
+                if matches!(cause, SkipCause::Stopped | SkipCause::Late) {
                     for rest in faults.by_ref() {
-                        self.skipped(&rest, &reason);
+                        self.skipped(&rest, cause, &reason);
                     }
                 }
                 continue;
@@ -438,9 +467,10 @@ impl Nemesis {
     }
 
     /// Record that `fault` was not carried out, and why.
-    fn skipped(&self, fault: &ScheduledFault, reason: &str) {
+    fn skipped(&self, fault: &ScheduledFault, cause: SkipCause, reason: &str) {
         let mut value = node_value(fault.node);
         value.extra.insert("scheduled_at".into(), fault.at.as_secs_f64().into());
+        value.extra.insert("cause".into(), cause.name().into());
         let f = format!("start-{}", fault.kind);
         let recorded = self.recorder.event(
             Process::Nemesis,

@@ -396,12 +396,16 @@ impl Checker {
         let f = event.f();
         let node = event.other_value().and_then(|v| v.get("node")).and_then(|n| n.as_u64());
         let error = e.error.map(|s| event.text(s));
+        let cause = event
+            .other_value()
+            .and_then(|v| v.get("cause"))
+            .and_then(|c| c.as_str());
         if let Some(kind) = f.strip_prefix("start-") {
             match e.kind {
                 EventType::Invoke => self.faults.start_invoked(kind, node, e.time),
                 k => self
                     .faults
-                    .start_completed(kind, node, e.time, k == EventType::Fail, error, paired),
+                    .start_completed(kind, node, e.time, k == EventType::Fail, error, cause, paired),
             }
         } else if let Some(kind) = f.strip_prefix("stop-") {
             self.faults.stop(kind, e.time, e.kind == EventType::Invoke);

@@ -226,6 +226,10 @@ impl KafkaBroker {
             // group stands still meanwhile: the broker's smallest session timeout (6 s, Kafka's
             // group.min.session.timeout.ms) with heartbeats well inside it, as a careful engineer
             // sets them for fast failover (10 s left a run's consumers idle most of the time).
+            // Incremental rebalances: when a member crashes or joins, the others keep their
+            // partitions and go on consuming (the default eager protocol stops every member of
+            // the group at every rebalance, and the workload crashes members every few seconds).
+            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "500")
             .set("max.poll.interval.ms", "60000")
