@@ -33,6 +33,10 @@ fn signal(child: &Child, sig: Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).expect("signalling ackcheck");
 }
 
+/// The two tests share the NATS node and its ports: one at a time (a run that finds the other's
+/// cluster still starting waits for its ports).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn ackcheck() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ackcheck"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -147,6 +151,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, Home, tokio::runtime::Runtime) {
 
 #[test]
 fn a_run_killed_during_a_fault_is_healed_by_the_next_command() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (dir, campaign, home, runtime) = setup();
     let trials = 20;
     let mut kinds = std::collections::BTreeSet::new();
@@ -189,6 +194,7 @@ fn a_run_killed_during_a_fault_is_healed_by_the_next_command() {
 
 #[test]
 fn sigint_and_sigterm_during_a_fault_heal_and_drain() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let (dir, campaign, home, runtime) = setup();
     for (trial, sig) in [Signal::SIGINT, Signal::SIGTERM].into_iter().enumerate() {
         let out = dir.path().join(format!("signalled{trial}"));
