@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::history::writer::Recorder;
 use crate::history::{EventType, OpValue, Process};
 use crate::nodes::toxiproxy::{Toxic, Toxiproxy};
-use crate::nodes::{process, Cluster, Home, NodeState, TOXIPROXY_API_PORT};
+use crate::nodes::{process, Cluster, Home, NodeState, NodeStatus, TOXIPROXY_API_PORT};
 
 /// How long healing may take to bring every node back to healthy.
 const HEAL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -490,11 +490,7 @@ impl Nemesis {
         let until = Instant::now() + bound;
         loop {
             let sick = match self.cluster.status().await {
-                Ok(statuses) => statuses
-                    .iter()
-                    .filter(|s| s.state != NodeState::Healthy)
-                    .map(|s| format!("node {} is {:?} ({})", s.node, s.state, s.detail))
-                    .collect::<Vec<_>>(),
+                Ok(statuses) => sick_nodes(&statuses),
                 Err(e) => vec![format!("its status could not be read ({e})")],
             };
             if sick.is_empty() {
@@ -650,6 +646,15 @@ async fn sweep(cluster: &dyn Cluster, proxy: &Toxiproxy) -> Vec<anyhow::Error> {
     errors
 }
 
+/// Every node that is not healthy, as "node 0 is Paused (…)".
+fn sick_nodes(statuses: &[NodeStatus]) -> Vec<String> {
+    statuses
+        .iter()
+        .filter(|s| s.state != NodeState::Healthy)
+        .map(|s| format!("node {} is {:?} ({})", s.node, s.state, s.detail))
+        .collect()
+}
+
 /// Poll `status` until every node is healthy, or fail after [`HEAL_TIMEOUT`] naming the
 /// nodes that are not.
 async fn wait_healthy(cluster: &dyn Cluster) -> Result<()> {
@@ -659,11 +664,7 @@ async fn wait_healthy(cluster: &dyn Cluster) -> Result<()> {
             .status()
             .await
             .context("asking for the cluster's status after healing")?;
-        let sick: Vec<String> = statuses
-            .iter()
-            .filter(|s| s.state != NodeState::Healthy)
-            .map(|s| format!("node {} is {:?} ({})", s.node, s.state, s.detail))
-            .collect();
+        let sick = sick_nodes(&statuses);
         if sick.is_empty() {
             return Ok(());
         }

@@ -369,10 +369,7 @@ impl Checker {
                 self.evidence.crashes += 1;
                 let value = event.other_value();
                 let field = |k: &str| value.and_then(|v| v.get(k));
-                let point = field("planned")
-                    .or_else(|| field("point"))
-                    .and_then(|p| p.as_str())
-                    .unwrap_or("unknown");
+                let point = crash_point(value);
                 let held = field("dropped")
                     .and_then(|d| d.as_array())
                     .map_or(0, |d| d.len() as u64);
@@ -410,11 +407,7 @@ impl Checker {
         } else if let Some(kind) = f.strip_prefix("stop-") {
             self.faults.stop(kind, e.time, e.kind == EventType::Invoke);
         } else if e.f == OpName::Crash && e.kind == EventType::Fail {
-            let point = event
-                .other_value()
-                .and_then(|v| v.get("planned").or_else(|| v.get("point")))
-                .and_then(|p| p.as_str())
-                .unwrap_or("unknown");
+            let point = crash_point(event.other_value());
             let reason = error.unwrap_or("the workload reported that it did not happen");
             self.faults.crash_skipped(point, e.time, reason);
         }
@@ -601,6 +594,15 @@ impl Checker {
             &self.delivered_progress.gaps,
         );
     }
+}
+
+/// The crash point a crash event (or a skipped crash) names: the plan's `planned`, else the
+/// `point` in words, else `unknown`.
+fn crash_point(value: Option<&serde_json::Value>) -> &str {
+    value
+        .and_then(|v| v.get("planned").or_else(|| v.get("point")))
+        .and_then(|p| p.as_str())
+        .unwrap_or("unknown")
 }
 
 /// Why a history could not be judged.
