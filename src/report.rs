@@ -18,7 +18,7 @@ fn human_time(nanos: u64) -> String {
 pub fn human(v: &Verdict) -> String {
     let c = &v.counts;
     let mut out = String::new();
-    let rows: [(&str, u64, &str); 13] = [
+    let rows: [(&str, u64, &str); 14] = [
         ("messages", c.messages, "distinct messages sent"),
         ("acknowledged", c.acknowledged, "some send ended ok"),
         ("indeterminate", c.indeterminate, "no send ok, not all failed"),
@@ -40,9 +40,33 @@ pub fn human(v: &Verdict) -> String {
             c.order_violations,
             "deliveries out of send order within a key",
         ),
+        ("stored twice", c.stored_twice, "stored at two or more positions"),
     ];
     for (name, n, meaning) in rows {
         let _ = writeln!(out, "  {name:<17} {n:>10}   {meaning}");
+    }
+    if v.log_positions {
+        let log_rows: [(&str, u64, &str); 4] = [
+            (
+                "lost by position",
+                c.lost_by_position,
+                "of lost: a group read past their offset",
+            ),
+            (
+                "inconsistent pos",
+                c.inconsistent_positions,
+                "offsets holding two different messages",
+            ),
+            ("skips", c.skips, "reads that jumped over existing offsets"),
+            (
+                "send reorders",
+                c.send_reorders,
+                "sends landing before an earlier acknowledged one",
+            ),
+        ];
+        for (name, n, meaning) in log_rows {
+            let _ = writeln!(out, "  {name:<17} {n:>10}   {meaning}");
+        }
     }
     let d = &v.duplicate_causes;
     if c.duplicated > 0 {
@@ -161,7 +185,14 @@ pub fn human(v: &Verdict) -> String {
         for ex in examples {
             let _ = writeln!(out, "  {}: {}", ex.message, ex.explanation);
             for ev in &ex.events {
-                let _ = writeln!(out, "      #{:<9} t={:<12} {}", ev.index, human_time(ev.time), ev.what);
+                let at = ev.pos.as_ref().map_or(String::new(), |p| format!(" at {p}"));
+                let _ = writeln!(
+                    out,
+                    "      #{:<9} t={:<12} {}{at}",
+                    ev.index,
+                    human_time(ev.time),
+                    ev.what
+                );
             }
         }
     }

@@ -333,6 +333,7 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
                     message: derive(plan, &stored, 1),
                 });
             } else {
+                t.counts.stored_twice += 1;
                 let first = broker.store(p % partitions, m.clone());
                 let second = broker.store(p % partitions, m);
                 for g in 0..sink_groups {

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
+use super::log::{at_offset, offset_of, part_of};
 use super::verdict::{Cited, Counts, DuplicateCauses, Example, GroupCounts, Verdict};
-use super::{At, Checker, Idx, MessageState, Seen, ACKED, ATOMIC, NONE, NO_POS};
+use super::{At, Checker, Idx, MessageState, Seen, ACKED, ACK_POS, ATOMIC, NONE, NO_POS, PROVEN};
 use crate::history::Guarantee;
 
 /// Stands for "every consumer" when no group delivered anything at all: acknowledged messages
@@ -21,12 +22,21 @@ struct Reached {
     written_twice: bool,
     redelivered: bool,
     unknown_pos: bool,
-    first: Option<(At, Idx)>,
-    second: Option<(At, Idx)>,
+    /// A delivery: when, which message (in a pipeline: which derived one), at which position.
+    first: Option<(At, Idx, Option<u64>)>,
+    second: Option<(At, Idx, Option<u64>)>,
 }
 
 impl Reached {
-    fn add(&mut self, seen: &Seen, second: Option<At>, message: Idx, distinct_derived: bool, no_pos: bool) {
+    fn add(
+        &mut self,
+        c: &Checker,
+        seen: &Seen,
+        second: Option<(At, u8)>,
+        message: Idx,
+        distinct_derived: bool,
+        no_pos: bool,
+    ) {
         if self.count > 0 && distinct_derived {
             self.written_twice = true;
         }
@@ -34,11 +44,13 @@ impl Reached {
         self.written_twice |= seen.positions_seen.count_ones() > 1;
         self.redelivered |= seen.redelivered;
         self.unknown_pos |= no_pos;
-        for at in [Some(seen.first), second].into_iter().flatten() {
+        let first = Some((seen.first, seen.first_pos_slot));
+        for (at, slot) in [first, second].into_iter().flatten() {
+            let delivery = Some((at, message, c.position_at(message, slot)));
             if self.first.is_none() {
-                self.first = Some((at, message));
+                self.first = delivery;
             } else if self.second.is_none() {
-                self.second = Some((at, message));
+                self.second = delivery;
             }
         }
     }
@@ -86,7 +98,38 @@ impl Analysis<'_> {
             index: at.index,
             time: at.time,
             what: what.into(),
+            pos: None,
         }
+    }
+
+    /// An event citation with the position it put or found the message at.
+    fn cite_at(&self, at: At, what: impl Into<String>, pos: Option<u64>) -> Cited {
+        Cited {
+            pos: pos.and_then(|p| self.pos_name(p)),
+            ..Self::cite(at, what)
+        }
+    }
+
+    /// A position as a reader sees it (`orders 0@17`); log positions only (others are kept as
+    /// hashes).
+    fn pos_name(&self, p: u64) -> Option<String> {
+        let log = self.c.log.as_ref()?;
+        let (dest, partition) = log.part_name(p);
+        let offset = offset_of(p);
+        Some(match dest {
+            NONE => format!("{partition}@{offset}"),
+            d => format!("{} {partition}@{offset}", self.c.strings.name(d)),
+        })
+    }
+
+    /// A group delivered a higher offset of one of the message's partitions: its reading moved
+    /// past the message. The message's position, and the group's highest delivery there.
+    fn read_past(&self, message: Idx, g: Idx) -> Option<(u64, u64, At)> {
+        let log = self.c.log.as_ref()?;
+        self.c.positions_of(message).find_map(|p| {
+            let &(max, at) = log.max_delivered.get(&(g, part_of(p)))?;
+            (max > offset_of(p)).then_some((p, max, at))
+        })
     }
 
     fn group_counts(&mut self, g: Idx) -> &mut GroupCounts {
@@ -118,7 +161,9 @@ impl Analysis<'_> {
                 }
             }
         }
-        let first_delivery = reached.iter().find_map(|(g, r)| r.first.map(|f| (*g, f)));
+        let first_delivery = reached
+            .iter()
+            .find_map(|(g, r)| r.first.map(|(at, via, _)| (*g, (at, via))));
 
         if !sent && delivered {
             self.counts.unexpected += 1;
@@ -160,27 +205,53 @@ impl Analysis<'_> {
             }
         }
 
-        // Loss: acknowledged, and some group that should see it never did.
-        if acked {
+        // Loss: acknowledged (or proven written), and some group that should see it never did.
+        // With log positions, a group that delivered a higher offset of the message's
+        // partition proves it, drain or not.
+        let proven = s.flags & PROVEN != 0;
+        if acked || proven {
             let mut lost_somewhere = false;
             let mut unseen_somewhere = false;
+            let mut by_position = false;
             for &g in expected {
                 let count = reached.iter().find(|(rg, _)| *rg == g).map_or(0, |(_, r)| r.count);
                 if count > 0 {
                     continue;
                 }
-                if drained {
+                let read_past = self.read_past(unit, g);
+                if read_past.is_none() && (proven && !acked) {
+                    continue; // not acknowledged: only a position can prove it was lost
+                }
+                if drained || read_past.is_some() {
                     lost_somewhere = true;
+                    by_position |= read_past.is_some();
                     self.group_counts(g).lost += 1;
                     if self.wants_example("lost") {
-                        let why = format!(
-                            "acknowledged, never delivered to {} although the drain completed",
-                            self.group_name(g)
-                        );
-                        let events = vec![
-                            Self::cite(s.first_invoke, "send invoked"),
-                            Self::cite(s.outcome, "send ok"),
-                        ];
+                        let name = self.group_name(g);
+                        let written = if acked {
+                            "acknowledged"
+                        } else {
+                            "written (its atomic send was delivered in part)"
+                        };
+                        let mut events = vec![Self::cite(s.first_invoke, "send invoked")];
+                        let why = match read_past {
+                            Some((p, max, at)) => {
+                                let outcome = if acked { "send ok" } else { "send info" };
+                                events.push(self.cite_at(s.outcome, outcome, Some(p)));
+                                let here = self.pos_name(p).unwrap_or_default();
+                                events.push(self.cite_at(
+                                    at,
+                                    format!("{name} delivered offset {max}"),
+                                    Some(at_offset(part_of(p), max)),
+                                ));
+                                format!("{written} at {here}, never delivered to {name}, which delivered a higher offset of that partition (its reading moved past it)")
+                            }
+                            None => {
+                                let ack_pos = (s.flags & ACK_POS != 0).then_some(s.first_pos);
+                                events.push(self.cite_at(s.outcome, "send ok", ack_pos));
+                                format!("{written}, never delivered to {name} although the drain completed")
+                            }
+                        };
                         self.example("lost", unit, Some(g), why, events);
                     }
                 } else {
@@ -189,7 +260,8 @@ impl Analysis<'_> {
                 }
             }
             self.counts.lost += lost_somewhere as u64;
-            self.counts.unseen += unseen_somewhere as u64;
+            self.counts.lost_by_position += by_position as u64;
+            self.counts.unseen += (unseen_somewhere && !lost_somewhere) as u64;
         }
 
         // Duplicates: more than one delivery to one group.
@@ -214,15 +286,16 @@ impl Analysis<'_> {
                 let name = self.group_name(*g);
                 let mut events = Vec::new();
                 if acked {
-                    events.push(Self::cite(s.outcome, "send ok"));
+                    let ack_pos = (s.flags & ACK_POS != 0).then_some(s.first_pos);
+                    events.push(self.cite_at(s.outcome, "send ok", ack_pos));
                 }
-                for (at, via) in [r.first, r.second].into_iter().flatten() {
+                for (at, via, pos) in [r.first, r.second].into_iter().flatten() {
                     let what = if via == unit {
                         format!("delivered to {name}")
                     } else {
                         format!("delivered to {name} as {}", self.id(via))
                     };
-                    events.push(Self::cite(at, what));
+                    events.push(self.cite_at(at, what, pos));
                 }
                 let why = format!("delivered {} times to {name}: {cause}", r.count);
                 self.example("duplicated", unit, Some(*g), why, events);
@@ -384,6 +457,7 @@ pub(super) fn finish(
         evidence,
         groups: group_names.collect(),
         pipeline: c.pipeline,
+        log_positions: c.log.is_some(),
         claim_groups: names,
         examples,
         notes,
@@ -420,6 +494,7 @@ fn analyse<'c>(c: &'c Checker, judged: Option<&[Idx]>, max_examples: usize) -> A
             reached.extend(s.seen.iter().filter(|seen| keep(seen.group)).map(|seen| {
                 let mut r = Reached::default();
                 r.add(
+                    c,
                     seen,
                     c.second_deliveries.get(&(i as Idx, seen.group)).copied(),
                     i as Idx,
@@ -433,7 +508,127 @@ fn analyse<'c>(c: &'c Checker, judged: Option<&[Idx]>, max_examples: usize) -> A
     }
     judge_atomic_sends(&mut a, &expected_for);
     judge_order(&mut a, &keep);
+    judge_stored_twice(&mut a);
+    judge_log(&mut a, &keep);
     a
+}
+
+/// Messages stored at two or more positions (acknowledgements and deliveries together).
+fn judge_stored_twice(a: &mut Analysis) {
+    let c = a.c;
+    let mut twice: Vec<Idx> = c.more_positions.keys().copied().collect();
+    a.counts.stored_twice = twice.len() as u64;
+    if !a.wants_example("stored-twice") {
+        return;
+    }
+    twice.sort_unstable();
+    for i in twice.into_iter().take(a.max_examples) {
+        let s = &c.messages[i as usize];
+        let positions: Vec<u64> = c.positions_of(i).collect();
+        let named: Vec<String> = positions.iter().filter_map(|&p| a.pos_name(p)).collect();
+        let where_ = if named.is_empty() {
+            format!("{} different positions", positions.len())
+        } else {
+            named.join(" and ")
+        };
+        let mut events = Vec::new();
+        if s.flags & ACKED != 0 {
+            let ack_pos = (s.flags & ACK_POS != 0).then_some(s.first_pos);
+            events.push(a.cite_at(s.outcome, "send ok", ack_pos));
+        }
+        for seen in &s.seen {
+            let what = format!("delivered to {}", a.group_name(seen.group));
+            events.push(a.cite_at(seen.first, what, c.position_at(i, seen.first_pos_slot)));
+            if let Some(&(at, slot)) = c.second_deliveries.get(&(i, seen.group)) {
+                let what = format!("delivered to {} again", a.group_name(seen.group));
+                events.push(a.cite_at(at, what, c.position_at(i, slot)));
+            }
+        }
+        let why = format!("stored at {where_} (the log holds it more than once, whatever a group delivered)");
+        a.example("stored-twice", i, None, why, events);
+    }
+}
+
+/// The log checks (header `"positions":"log"`): inconsistent positions, skips, reordered sends.
+fn judge_log(a: &mut Analysis, keep: &dyn Fn(Idx) -> bool) {
+    let c = a.c;
+    let Some(log) = c.log.as_ref() else {
+        return;
+    };
+    for (p, messages) in log.inconsistent() {
+        a.counts.inconsistent_positions += 1;
+        if !a.wants_example("inconsistent-positions") {
+            continue;
+        }
+        let here = a.pos_name(p).unwrap_or_default();
+        let ids: Vec<&str> = messages.iter().map(|&m| a.id(m)).collect();
+        let mut events = Vec::new();
+        for &m in &messages {
+            let s = &c.messages[m as usize];
+            if s.flags & ACKED != 0 && s.first_pos == p && s.flags & ACK_POS != 0 {
+                events.push(a.cite_at(s.outcome, format!("send of {} ok", a.id(m)), Some(p)));
+            }
+            for seen in &s.seen {
+                if c.position_at(m, seen.first_pos_slot) == Some(p) {
+                    let what = format!("{} delivered to {}", a.id(m), a.group_name(seen.group));
+                    events.push(a.cite_at(seen.first, what, Some(p)));
+                }
+            }
+        }
+        events.sort_by_key(|e| e.index);
+        let why = format!("{here} holds {} different messages: {}", ids.len(), ids.join(", "));
+        a.example("inconsistent-positions", messages[0], None, why, events);
+    }
+    for skip in log.skips() {
+        if !keep(skip.jump.group) {
+            continue;
+        }
+        a.counts.skips += 1;
+        if !a.wants_example("skip") {
+            continue;
+        }
+        let j = skip.jump;
+        let base = |offset: u64| at_offset(j.part, offset);
+        let named: Vec<String> = skip.named.iter().map(|&(o, m)| format!("{o} ({})", a.id(m))).collect();
+        let why = format!(
+            "process {} of {} read offset {} and next offset {} of this partition, skipping {} offset(s) that exist: {}{}; no rebalance between",
+            j.process,
+            a.group_name(j.group),
+            j.from,
+            j.to,
+            skip.skipped,
+            named.join(", "),
+            if skip.skipped > named.len() as u64 { ", …" } else { "" }
+        );
+        let events = vec![
+            a.cite_at(j.before, format!("process {} read", j.process), Some(base(j.from))),
+            a.cite_at(j.after, format!("process {} read", j.process), Some(base(j.to))),
+        ];
+        let first_skipped = skip.named.first().map_or(NONE, |&(_, m)| m);
+        if first_skipped != NONE {
+            a.example("skip", first_skipped, Some(j.group), why, events);
+        }
+    }
+    a.counts.send_reorders = log.reorders;
+    for r in log.reorder_examples.iter().take(a.max_examples) {
+        let base = |offset: u64| at_offset(r.part, offset);
+        let why = format!(
+            "process {} sent it after {} had been acknowledged at offset {}, yet it landed at offset {}, before it",
+            r.process,
+            a.id(r.earlier),
+            r.earlier_offset,
+            r.later_offset
+        );
+        let events = vec![
+            a.cite_at(
+                r.earlier_at,
+                format!("send of {} ok", a.id(r.earlier)),
+                Some(base(r.earlier_offset)),
+            ),
+            a.cite_at(r.later_at, "send ok", Some(base(r.later_offset))),
+        ];
+        a.example("send-reordered", r.later, None, why, events);
+    }
 }
 
 /// Pipelines: every upstream message (one without `from`) must yield exactly one delivery
@@ -471,6 +666,7 @@ fn judge_pipeline(a: &mut Analysis, keep: &dyn Fn(Idx) -> bool, judged: &[Idx]) 
                 }
             };
             entry.add(
+                c,
                 seen,
                 c.second_deliveries.get(&(i as Idx, seen.group)).copied(),
                 i as Idx,

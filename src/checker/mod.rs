@@ -6,6 +6,7 @@
 
 mod analysis;
 pub mod evidence;
+mod log;
 pub mod verdict;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -13,7 +14,7 @@ use smallvec::SmallVec;
 
 use crate::history::reader::{EventView, HistoryError, HistoryReader, Item};
 use crate::history::wire::{text_hash, OpName, WireMessage};
-use crate::history::{EventType, Guarantee, Header, Process};
+use crate::history::{EventType, Guarantee, Header, Positions, Process};
 pub use verdict::{Observed, Verdict};
 
 /// Index of a message (or an interned string) in the checker's tables.
@@ -49,6 +50,8 @@ struct Seen {
     /// delivered in the order listed).
     first_slot: u32,
     first: At,
+    /// Which of the message's positions the first delivery was at (`u8::MAX`: none).
+    first_pos_slot: u8,
 }
 
 const ACKED: u8 = 1;
@@ -56,6 +59,11 @@ const ACKED: u8 = 1;
 const ATOMIC: u8 = 2;
 /// A delivery of it carried no position.
 const NO_POS: u8 = 4;
+/// Not acknowledged, but proven written: a member of an atomic send that ended `info`, of which
+/// some message was delivered (so the transaction committed).
+const PROVEN: u8 = 8;
+/// Its first position came from a send's acknowledgement.
+const ACK_POS: u8 = 16;
 
 /// Everything the checker keeps per logical message.
 #[derive(Debug, Clone)]
@@ -112,6 +120,9 @@ struct AtomicSend {
     at: At,
 }
 
+/// An atomic send that ended `info`: its members, and the positions its completion reported.
+type TentativeSend = (Vec<Idx>, Vec<(Idx, log::Packed)>);
+
 /// Streaming checker state.
 pub struct Checker {
     header: Option<Header>,
@@ -127,8 +138,9 @@ pub struct Checker {
     atomic_sends: Vec<AtomicSend>,
     /// Distinct positions of a message after its first (up to 7).
     more_positions: FxHashMap<Idx, SmallVec<[u64; 2]>>,
-    /// The second delivery of a message to a group (examples of duplicates cite it).
-    second_deliveries: FxHashMap<(Idx, Idx), At>,
+    /// The second delivery of a message to a group, and which of its positions it was at
+    /// (examples of duplicates cite it).
+    second_deliveries: FxHashMap<(Idx, Idx), (At, u8)>,
     evidence: verdict::Evidence,
     /// Some message has `from`: judge upstream messages end to end.
     pipeline: bool,
@@ -142,6 +154,12 @@ pub struct Checker {
     last_time: u64,
     /// Faults and crashes: started, skipped, exposure, recovery.
     faults: evidence::FaultLog,
+    /// The header declared `"positions":"log"`: offsets order each partition.
+    log: Option<log::LogIndex>,
+    /// Positions from atomic sends that ended `info`: they count once a member is delivered.
+    tentative: Vec<TentativeSend>,
+    /// The first `pos` that is not `partition@offset` in a log-positions history.
+    bad_position: Option<(u64, String)>,
 }
 
 /// The gaps between progress events (acknowledged sends, or deliveries) seen so far: the
@@ -258,6 +276,9 @@ impl Checker {
             drain_at: None,
             last_time: 0,
             faults: evidence::FaultLog::default(),
+            log: None,
+            tentative: Vec::new(),
+            bad_position: None,
         }
     }
 
@@ -321,7 +342,12 @@ impl Checker {
     /// Fold one item of the history into the state.
     fn observe(&mut self, item: Item) {
         match item {
-            Item::Header(header) => self.header = Some(header.clone()),
+            Item::Header(header) => {
+                if header.positions == Some(Positions::Log) {
+                    self.log = Some(log::LogIndex::default());
+                }
+                self.header = Some(header.clone());
+            }
             Item::Unfinished { invocation, .. } => {
                 if invocation.event.f == OpName::Send {
                     self.send_completed(&invocation, None);
@@ -382,8 +408,35 @@ impl Checker {
                 }
             }
             (OpName::Drain, EventType::Ok) => self.evidence.drained = true,
+            (OpName::Other(_), _) if event.f() == "rebalance" => self.rebalanced(event),
             _ => {}
         }
+    }
+
+    /// A consumer's assignment changed (`rebalance`, optionally with the partitions it holds
+    /// now as `{"assigned":{"dest":[partition, …]}}`): skip tracking restarts for the others.
+    fn rebalanced(&mut self, event: &EventView) {
+        let (Some(log), Process::Client(process)) = (self.log.as_mut(), event.event.process) else {
+            return;
+        };
+        let assigned = event
+            .other_value()
+            .and_then(|v| v.get("assigned"))
+            .and_then(|a| a.as_object());
+        let Some(assigned) = assigned else {
+            log.rebalanced(process, None);
+            return;
+        };
+        let mut kept = Vec::new();
+        for (dest, partitions) in assigned {
+            let Some(dest) = self.strings.get(dest) else {
+                continue; // a dest never seen: nothing tracked there
+            };
+            for partition in partitions.as_array().into_iter().flatten().filter_map(|p| p.as_u64()) {
+                kept.extend(log.part_number(dest, partition as u32));
+            }
+        }
+        log.rebalanced(process, Some(&kept));
     }
 
     /// A nemesis event: `start-X` / `stop-X` of a fault, or a planned client crash given up
@@ -460,6 +513,9 @@ impl Checker {
                 members.push(i);
             }
         }
+        if let Some(completion) = completion {
+            self.send_positions(invocation, completion, kind, atomic.then_some(&members[..]));
+        }
         if atomic && members.len() > 1 {
             self.atomic_sends.push(AtomicSend {
                 messages: members,
@@ -469,21 +525,137 @@ impl Checker {
         }
     }
 
+    /// Where a send completion says the broker put its messages. An `ok` gives each message a
+    /// position; a `fail` none (nothing was written); an `info` of an atomic send gives
+    /// tentative ones, which count once a member of the send is delivered (log positions only).
+    /// `atomic`: the members of an atomic send.
+    fn send_positions(
+        &mut self,
+        invocation: &EventView,
+        completion: &EventView,
+        kind: EventType,
+        atomic: Option<&[Idx]>,
+    ) {
+        if kind == EventType::Fail {
+            return;
+        }
+        let mut placed: SmallVec<[(Idx, log::Packed); 4]> = SmallVec::new();
+        for m in completion.messages().iter().filter(|m| m.pos.is_some()) {
+            let Some(i) = self.ids.get_hashed(m.id_hash, completion.text(m.id)) else {
+                continue; // not a message of this send's invocation
+            };
+            let Some(key) = self.position_key(i, m, completion) else {
+                continue;
+            };
+            match kind {
+                EventType::Ok => {
+                    if self.note_position(i, key) == Some(0) {
+                        self.messages[i as usize].flags |= ACK_POS;
+                    }
+                    if self.log.is_some() {
+                        placed.push((i, key));
+                    }
+                }
+                _ if atomic.is_some() && self.log.is_some() => placed.push((i, key)),
+                _ => {}
+            }
+        }
+        if placed.is_empty() {
+            return;
+        }
+        if kind != EventType::Ok {
+            let members = atomic.unwrap_or_default().to_vec();
+            self.tentative.push((members, placed.into_vec()));
+            return;
+        }
+        if let (Some(log), Process::Client(p)) = (self.log.as_mut(), invocation.event.process) {
+            log.acknowledged(p, At::of(invocation), At::of(completion), &placed, EXAMPLES_KEPT);
+        }
+    }
+
+    /// The key under which the checker keeps `m`'s position: a hash of the string, or with log
+    /// positions the packed (partition, offset). `None` without a position, or when a log
+    /// position does not parse (remembered, and reported as an error at the end).
+    fn position_key(&mut self, i: Idx, m: &WireMessage, e: &EventView) -> Option<u64> {
+        let pos = m.pos?;
+        let Some(log) = self.log.as_mut() else {
+            return Some(m.pos_hash);
+        };
+        let text = e.text(pos);
+        match log::parse(text) {
+            Some((partition, offset)) => log.pack(self.messages[i as usize].dest, partition, offset),
+            None => {
+                if self.bad_position.is_none() {
+                    self.bad_position = Some((e.event.index, text.to_string()));
+                }
+                None
+            }
+        }
+    }
+
+    /// Give message `i` the position `key`; returns which of its positions it is (0 = the first,
+    /// up to 7), `None` past the eighth distinct one.
+    fn note_position(&mut self, i: Idx, key: u64) -> Option<usize> {
+        let s = &mut self.messages[i as usize];
+        let (slot, new) = if s.first_pos == 0 || s.first_pos == key {
+            let new = s.first_pos == 0;
+            s.first_pos = key;
+            (Some(0), new)
+        } else {
+            let more = self.more_positions.entry(i).or_default();
+            match more.iter().position(|&p| p == key) {
+                Some(k) => (Some(k + 1), false),
+                None if more.len() < 7 => {
+                    more.push(key);
+                    (Some(more.len()), true)
+                }
+                None => (None, false),
+            }
+        };
+        if new {
+            if let Some(log) = self.log.as_mut() {
+                log.new_position(key, i);
+            }
+        }
+        slot
+    }
+
+    /// Position number `slot` of message `i` (0: its first), if known.
+    fn position_at(&self, i: Idx, slot: u8) -> Option<u64> {
+        match slot {
+            0 => Some(self.messages[i as usize].first_pos).filter(|&p| p != 0),
+            u8::MAX => None,
+            k => self.more_positions.get(&i)?.get(k as usize - 1).copied(),
+        }
+    }
+
+    /// Every known position of message `i`.
+    fn positions_of(&self, i: Idx) -> impl Iterator<Item = u64> + '_ {
+        let first = self.messages[i as usize].first_pos;
+        let more = self.more_positions.get(&i).into_iter().flatten().copied();
+        (first != 0).then_some(first).into_iter().chain(more)
+    }
+
     /// A copy an idempotent consumer received and skipped: a redelivery if the message was
     /// delivered at that position before, else another stored copy of it.
-    fn skipped(&mut self, m: &WireMessage, e: &EventView) {
+    fn skipped(&mut self, m: &WireMessage, e: &EventView, group: Idx) {
         self.evidence.skipped += 1;
         self.evidence.flagged_redelivered += m.redelivered as u64;
         if m.pos.is_none() {
             return;
         }
-        let h = m.pos_hash;
-        let seen_before = self.ids.get_hashed(m.id_hash, e.text(m.id)).is_some_and(|i| {
-            self.messages[i as usize].first_pos == h
-                || self.more_positions.get(&i).is_some_and(|more| more.contains(&h))
-        });
-        if seen_before {
+        let Some(i) = self.ids.get_hashed(m.id_hash, e.text(m.id)) else {
+            return; // a copy of a message never seen otherwise: nothing to compare with
+        };
+        let Some(h) = self.position_key(i, m, e) else {
+            return;
+        };
+        if self.positions_of(i).any(|p| p == h) {
             self.evidence.skipped_redelivered += 1;
+        }
+        // A skipped copy was read: the consumer's reading of the partition moved on.
+        if let (Some(log), Process::Client(p)) = (self.log.as_mut(), e.event.process) {
+            log.read(p, group, h, At::of(e));
         }
     }
 
@@ -497,40 +669,31 @@ impl Checker {
             .get_or_insert(event.event.group.map_or("", |g| event.text(g)))
             .0;
         for m in event.skipped() {
-            self.skipped(m, event);
+            self.skipped(m, event, group);
         }
         for (slot, m) in event.messages().iter().enumerate() {
             self.evidence.deliveries += 1;
             self.evidence.flagged_redelivered += m.redelivered as u64;
             let i = self.message(m.id_hash, event.text(m.id));
             self.describe(i, m, event);
-            let s = &mut self.messages[i as usize];
-            if s.dest != NONE {
-                self.group_dests.insert((group, s.dest));
+            let dest = self.messages[i as usize].dest;
+            if dest != NONE {
+                self.group_dests.insert((group, dest));
             }
-            let bit = match m.pos {
-                Some(_) => {
-                    let h = m.pos_hash;
-                    if s.first_pos == 0 || s.first_pos == h {
-                        s.first_pos = h;
-                        Some(0)
-                    } else {
-                        let more = self.more_positions.entry(i).or_default();
-                        match more.iter().position(|&p| p == h) {
-                            Some(k) => Some(k + 1),
-                            None if more.len() < 7 => {
-                                more.push(h);
-                                Some(more.len())
-                            }
-                            None => None,
-                        }
+            let bit = match self.position_key(i, m, event) {
+                Some(key) => {
+                    if let (Some(log), Process::Client(p)) = (self.log.as_mut(), event.event.process) {
+                        log.delivered(group, key, at);
+                        log.read(p, group, key, at);
                     }
+                    self.note_position(i, key)
                 }
                 None => {
-                    s.flags |= NO_POS;
+                    self.messages[i as usize].flags |= NO_POS;
                     None
                 }
             };
+            let s = &mut self.messages[i as usize];
             let seen = match s.seen.iter_mut().position(|g| g.group == group) {
                 Some(k) => &mut s.seen[k],
                 None => {
@@ -541,13 +704,15 @@ impl Checker {
                         redelivered: false,
                         first_slot: slot as u32,
                         first: at,
+                        first_pos_slot: bit.map_or(u8::MAX, |b| b as u8),
                     });
                     s.seen.last_mut().expect("just pushed")
                 }
             };
             seen.count += 1;
             if seen.count == 2 {
-                self.second_deliveries.insert((i, group), at);
+                self.second_deliveries
+                    .insert((i, group), (at, bit.map_or(u8::MAX, |b| b as u8)));
             }
             if let Some(k) = bit {
                 if seen.positions_seen & (1 << k) != 0 {
@@ -586,6 +751,7 @@ impl Checker {
             self.evidence.longest_stall_acked = Some(self.acked_progress.longest);
             self.evidence.longest_stall_delivered = Some(self.delivered_progress.longest);
         }
+        self.settle_log();
         let faults = std::mem::take(&mut self.faults);
         faults.close(
             &mut self.evidence,
@@ -595,6 +761,31 @@ impl Checker {
         );
     }
 }
+
+impl Checker {
+    /// Once the history has ended: the positions of atomic sends that ended `info` count when a
+    /// member was delivered (the transaction committed), and the index is sorted.
+    fn settle_log(&mut self) {
+        if self.log.is_none() {
+            return;
+        }
+        for (members, placed) in std::mem::take(&mut self.tentative) {
+            if !members.iter().any(|&i| !self.messages[i as usize].seen.is_empty()) {
+                continue;
+            }
+            for (i, key) in placed {
+                self.note_position(i, key);
+                self.messages[i as usize].flags |= PROVEN;
+            }
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.seal();
+        }
+    }
+}
+
+/// Reordered sends kept as examples while the history streams by (the verdict shows fewer).
+const EXAMPLES_KEPT: usize = 20;
 
 /// The crash point a crash event (or a skipped crash) names: the plan's `planned`, else the
 /// `point` in words, else `unknown`.
@@ -613,6 +804,9 @@ pub enum CheckError {
     /// `--group` named a group the history never mentions (most likely a typo).
     #[error("consumer group `{group}` does not occur in the history ({known}); name one of its groups, or leave out --group")]
     UnknownGroup { group: String, known: String },
+    /// The header declared log positions, and a `pos` is not `partition@offset`.
+    #[error("the event with index {index} has the position `{pos}`, but the header declares \"positions\":\"log\", which needs partition@offset (two integers, e.g. 0@17); fix the position or remove the declaration")]
+    BadPosition { index: u64, pos: String },
 }
 
 /// Read a whole history and judge it.
@@ -651,6 +845,9 @@ pub fn check_with(mut reader: HistoryReader, options: &CheckOptions) -> Result<V
         checker.observe(item?);
     }
     checker.set_truncated_line(reader.truncated_line);
+    if let Some((index, pos)) = checker.bad_position.take() {
+        return Err(CheckError::BadPosition { index, pos });
+    }
     for group in options.groups.iter().flatten() {
         if !checker.knows_group(group) {
             let mut names: Vec<&str> = (0..checker.groups.len())

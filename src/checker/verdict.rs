@@ -46,6 +46,21 @@ pub struct Counts {
     pub failed_delivered: u64,
     pub torn: u64,
     pub order_violations: u64,
+    /// Messages stored at two or more positions (from acknowledgements and deliveries), whether
+    /// or not a group delivered them twice. Reported, not part of the classification.
+    pub stored_twice: u64,
+    /// Log positions only: positions (partition@offset) holding two or more different messages.
+    /// An integrity anomaly: violates every claim.
+    pub inconsistent_positions: u64,
+    /// Log positions only: of `lost`, the messages whose loss the positions prove (a group
+    /// that should see them delivered a higher offset of their partition), drain or not.
+    pub lost_by_position: u64,
+    /// Log positions only: consecutive reads of a partition by one consumer process that
+    /// jumped over offsets known to exist, with no rebalance between. Reported.
+    pub skips: u64,
+    /// Log positions only: sends that landed at a lower offset than a send of the same process
+    /// acknowledged before they were invoked. Reported.
+    pub send_reorders: u64,
 }
 
 /// Why duplicated messages were duplicated (a message may show more than one cause).
@@ -148,8 +163,11 @@ pub struct Cited {
     pub index: u64,
     /// Nanoseconds since the run started.
     pub time: u64,
-    /// What this event shows, e.g. "send ok", "delivered to g1 at 0@17".
+    /// What this event shows, e.g. "send ok", "delivered to g1".
     pub what: String,
+    /// Where the event put or found the message (`orders 0@17`), when the checker knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos: Option<String>,
 }
 
 /// A proof by example: one message (or atomic send) and the events that show the anomaly.
@@ -176,6 +194,8 @@ pub struct Verdict {
     pub groups: BTreeMap<String, GroupCounts>,
     /// Whether the history was judged as a pipeline (messages with `from`).
     pub pipeline: bool,
+    /// Whether the header declared log positions (`partition@offset`), enabling the log checks.
+    pub log_positions: bool,
     /// The consumer groups the counts and the claim cover; `None`: every group.
     pub claim_groups: Option<Vec<String>>,
     /// Anomaly kind → up to N examples.
@@ -206,6 +226,13 @@ impl Verdict {
             v.push(format!(
                 "{} message(s) delivered although never sent (phantoms)",
                 c.unexpected
+            ));
+        }
+        // Two different messages at one offset: the log itself is inconsistent.
+        if c.inconsistent_positions > 0 {
+            v.push(format!(
+                "{} log position(s) hold two different messages (inconsistent positions)",
+                c.inconsistent_positions
             ));
         }
         let duplicates = || format!("{} message(s) duplicated", c.duplicated);

@@ -30,6 +30,10 @@ pub struct Header {
     /// The consumer groups the claim is about (e.g. only the read-committed one); absent: all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claim_groups: Option<Vec<String>>,
+    /// What `pos` strings are: `log` (`partition@offset` in a dest, so offsets can be compared)
+    /// or `opaque` (the default: equal strings mean the same stored copy, nothing more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub positions: Option<Positions>,
     /// Any other run metadata, kept as written.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -56,6 +60,7 @@ impl<'de> Deserialize<'de> for Header {
                         "seed" => h.seed = map.next_value()?,
                         "config" => h.config = map.next_value()?,
                         "claim_groups" => h.claim_groups = map.next_value()?,
+                        "positions" => h.positions = map.next_value()?,
                         other => {
                             let value: serde_json::Value = map.next_value()?;
                             h.extra.insert(other.to_string(), value);
@@ -117,6 +122,22 @@ impl Guarantee {
             Guarantee::AtLeastOnce => "at-least-once",
             Guarantee::ExactlyOnce => "exactly-once",
         }
+    }
+}
+
+/// What the `pos` strings of a history are (the header's `positions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Positions {
+    /// `partition@offset` within the message's dest: offsets order the log.
+    Log,
+    /// Any string; equal strings mean the same stored copy.
+    Opaque,
+}
+
+impl<'de> Deserialize<'de> for Positions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        named_variant(d, &["log", "opaque"], &[Positions::Log, Positions::Opaque])
     }
 }
 

@@ -451,7 +451,8 @@ impl HistoryReader {
         }
         let standalone = event.process == Process::Nemesis
             || event.f == OpName::Deliver
-            || (event.f == OpName::Crash && event.kind == EventType::Info);
+            || (event.f == OpName::Crash && event.kind == EventType::Info)
+            || f == "rebalance";
         if standalone {
             return Ok(Step::Event { at, paired: false });
         }
