@@ -196,6 +196,27 @@ pub fn human(v: &Verdict) -> String {
             }
         }
     }
+    if !v.loss_shapes.is_empty() {
+        let _ = writeln!(out, "\nloss by producer (where among what it sent):");
+        for l in &v.loss_shapes {
+            let _ = writeln!(
+                out,
+                "  process {}: {} of {} acknowledged lost, {}; sent {}–{}, {} of them during faults",
+                l.process,
+                l.lost,
+                l.acknowledged,
+                match l.shape {
+                    "all" => "all of them",
+                    "prefix" => "a prefix (before every delivered one)",
+                    "suffix" => "a suffix (after every delivered one)",
+                    _ => "holes in the middle",
+                },
+                human_time(l.first_sent),
+                human_time(l.last_sent),
+                l.sent_during_faults
+            );
+        }
+    }
     for note in &v.notes {
         let _ = writeln!(out, "\nnote: {note}");
     }

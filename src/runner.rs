@@ -120,6 +120,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         seed: Some(seed),
         config: Some(config),
         claim_groups: crate::workload::claim_groups(&campaign.workload),
+        positions: Some(campaign.broker.driver().positions()),
         ..Header::default()
     };
     header.extra.insert("run".into(), run_id.clone().into());

@@ -335,3 +335,69 @@ fn a_position_that_is_not_partition_at_offset_is_an_error() {
     assert!(e.contains("index 0 has the position `ledger-7`"), "{e}");
     assert!(e.contains("partition@offset"), "{e}");
 }
+
+// Not a Jepsen case: a read_committed consumer passes over an aborted transaction's messages,
+// which a read_uncommitted group did read. That is no skip; passing over a committed one is.
+#[test]
+fn passing_over_aborted_messages_is_no_skip() {
+    let mut h = History::default();
+    h.send(0, "ok", &[("x", "a", Some(0))], false)
+        .send(0, "fail", &[("x", "aborted", Some(1))], true)
+        .send(0, "ok", &[("x", "c", Some(2))], false);
+    h.event(json!({"process": 9, "type": "ok", "f": "deliver", "value": {"group": "uncommitted",
+        "messages": [{"id": "a", "dest": "x", "pos": "0@0"}, {"id": "aborted", "dest": "x", "pos": "0@1"}, {"id": "c", "dest": "x", "pos": "0@2"}]}}));
+    h.poll(5, &[("x", "a", 0), ("x", "c", 2)]);
+    let v = h.check();
+    assert_eq!(v.counts.skips, 0, "{v:#?}");
+    assert_eq!(
+        v.counts.failed_delivered, 1,
+        "the uncommitted group saw the aborted message"
+    );
+    // The same jump over a committed message is a skip.
+    let mut h = History::default();
+    h.send(0, "ok", &[("x", "a", Some(0))], false)
+        .send(0, "ok", &[("x", "b", Some(1))], false)
+        .send(0, "ok", &[("x", "c", Some(2))], false)
+        .poll(5, &[("x", "a", 0), ("x", "c", 2)])
+        .poll(6, &[("x", "b", 1)]);
+    assert_eq!(h.check().counts.skips, 1);
+}
+
+/// Loss described per producer: a suffix after the last delivered message, holes in the
+/// middle, and how many were sent while a fault was in force.
+#[test]
+fn loss_is_described_per_producer() {
+    let mut h = History::default();
+    // Process 0: a b c delivered, d e lost (a suffix). Process 1: f delivered, g lost, h
+    // delivered (a hole in the middle), g sent during a kill.
+    for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        h.send(0, "ok", &[("x", id, Some(i as u64))], false);
+    }
+    h.send(1, "ok", &[("y", "f", Some(0))], false);
+    h.event(json!({"process": "nemesis", "type": "invoke", "f": "start-kill", "op": 90, "value": {"node": 0}}));
+    h.event(json!({"process": "nemesis", "type": "ok", "f": "start-kill", "op": 90, "value": {"node": 0}}));
+    h.send(1, "ok", &[("y", "g", Some(1))], false);
+    h.event(json!({"process": "nemesis", "type": "invoke", "f": "stop-kill", "op": 91}));
+    h.event(json!({"process": "nemesis", "type": "ok", "f": "stop-kill", "op": 91}));
+    h.send(1, "ok", &[("y", "h", Some(2))], false);
+    h.event(json!({"process": 0, "type": "invoke", "f": "drain", "op": 99}));
+    h.poll(
+        5,
+        &[
+            ("x", "a", 0),
+            ("x", "b", 1),
+            ("x", "c", 2),
+            ("y", "f", 0),
+            ("y", "h", 2),
+        ],
+    );
+    h.event(json!({"process": 0, "type": "ok", "f": "drain", "op": 99}));
+    let v = h.check();
+    assert_eq!(v.counts.lost, 3, "{v:#?}");
+    let shapes: Vec<(u64, u64, u64, &str, u64)> = v
+        .loss_shapes
+        .iter()
+        .map(|l| (l.process, l.acknowledged, l.lost, l.shape, l.sent_during_faults))
+        .collect();
+    assert_eq!(shapes, [(0, 5, 2, "suffix", 0), (1, 3, 1, "middle", 1)]);
+}

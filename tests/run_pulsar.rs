@@ -88,7 +88,7 @@ async fn send_until_ok(producer: &dyn ackcheck::broker::Producer, m: &Outgoing) 
     let deadline = Instant::now() + STEP;
     loop {
         match producer.send(std::slice::from_ref(m)).await {
-            Outcome::Ok => return,
+            Outcome::Ok(_) => return,
             other => eprintln!("send of {}: {other:?}", m.id),
         }
         assert!(Instant::now() < deadline, "{} was never acknowledged", m.id);
@@ -125,7 +125,7 @@ async fn adapter_scenario(endpoint: String, proxy: String) {
         .producer(&producer_spec(Guarantee::AtLeastOnce))
         .await
         .expect("a producer");
-    assert_eq!(producer.send(&[message("p0-1", topic)]).await, Outcome::Ok);
+    assert!(producer.send(&[message("p0-1", topic)]).await.is_ok());
     let toxiproxy = Toxiproxy::default();
     toxiproxy
         .add_toxic(&proxy, &Toxic::lost_acks(0))

@@ -105,7 +105,7 @@ async fn a_lost_confirm_is_unknown_the_copy_is_stored_and_a_resend_is_another_co
             identity: "producer-0".into(),
         };
         let producer = broker.producer(&producer_spec).await.expect("a producer");
-        assert_eq!(producer.send(&[message("p0-1", queue)]).await, Outcome::Ok);
+        assert!(producer.send(&[message("p0-1", queue)]).await.is_ok());
 
         let toxiproxy = Toxiproxy::default();
         toxiproxy
@@ -131,7 +131,7 @@ async fn a_lost_confirm_is_unknown_the_copy_is_stored_and_a_resend_is_another_co
         let resent = async {
             loop {
                 match producer.send(&[message("p0-2", queue)]).await {
-                    Outcome::Ok => return,
+                    Outcome::Ok(_) => return,
                     other => eprintln!("re-send: {other:?}"),
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -179,7 +179,7 @@ async fn a_consumer_dropped_before_its_ack_gets_the_same_copy_redelivered() {
         };
         let producer = broker.producer(&producer_spec).await.expect("a producer");
         for i in 0..3 {
-            assert_eq!(producer.send(&[message(&format!("p0-{i}"), queue)]).await, Outcome::Ok);
+            assert!(producer.send(&[message(&format!("p0-{i}"), queue)]).await.is_ok());
         }
 
         let mut crashed = broker
@@ -226,7 +226,7 @@ async fn an_auto_ack_consumer_that_dies_loses_what_it_held() {
         };
         let producer = broker.producer(&producer_spec).await.expect("a producer");
         for i in 0..3 {
-            assert_eq!(producer.send(&[message(&format!("p0-{i}"), queue)]).await, Outcome::Ok);
+            assert!(producer.send(&[message(&format!("p0-{i}"), queue)]).await.is_ok());
         }
         let mut crashed = broker
             .consumer(&spec(Guarantee::AtMostOnce, queue))

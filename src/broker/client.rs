@@ -27,12 +27,30 @@ pub type Completion = Box<dyn FnOnce(Outcome, Outgoing) + Send + Sync>;
 /// How an operation ended, as the application can know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Acknowledged by the broker (a transaction: committed).
-    Ok,
+    /// Acknowledged by the broker (a transaction: committed), with where the broker says it put
+    /// each message, in the order sent, in the same form a consumer reports as `pos`
+    /// (`partition@offset`, a stream sequence, a message id); empty when it did not say.
+    Ok(Vec<String>),
     /// Definitely not written (or, for a transaction, definitely not committed).
     Fail(String),
     /// Unknown: it may or may not have happened.
     Info(String),
+}
+
+impl Outcome {
+    /// Acknowledged, with no positions.
+    pub fn ok() -> Outcome {
+        Outcome::Ok(Vec::new())
+    }
+
+    /// Acknowledged at one position.
+    pub fn ok_at(position: String) -> Outcome {
+        Outcome::Ok(vec![position])
+    }
+
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok(_))
+    }
 }
 
 /// One message to send. The adapter puts `id` and `from` into the message so that a consumer
@@ -45,6 +63,19 @@ pub struct Outgoing {
     pub dest: String,
     pub from: Option<String>,
     pub size: usize,
+}
+
+/// The positions of several acknowledged sends of one message each, in order; empty unless
+/// every one reported exactly one.
+pub fn positions_of_all(outcomes: &[Outcome]) -> Vec<String> {
+    let mut positions = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        match o {
+            Outcome::Ok(p) if p.len() == 1 => positions.push(p[0].clone()),
+            _ => return Vec::new(),
+        }
+    }
+    positions
 }
 
 /// A received message: what the history records, and the adapter's handle to acknowledge it.
@@ -165,8 +196,10 @@ pub trait Producer: Send + Sync {
         for m in messages {
             outcomes.push(self.send_one(m).await);
         }
+        if outcomes.iter().all(Outcome::is_ok) {
+            return Outcome::Ok(positions_of_all(&outcomes));
+        }
         match outcomes.as_slice() {
-            [] => Outcome::Ok,
             [one] => one.clone(),
             [first, rest @ ..] if rest.iter().all(|o| o == first) => first.clone(),
             _ => Outcome::Info(format!("the messages of one send ended differently: {outcomes:?}")),
@@ -200,6 +233,13 @@ pub trait Consumer: Send {
     /// Wait up to `wait` for messages; returns at most `max` (none when none came).
     async fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Received>, ClientError>;
 
+    /// When the partitions this member holds changed since the last call (a consumer group
+    /// rebalance): the (dest, partition) pairs it holds now. `None`: unchanged, or the broker
+    /// has no partitions.
+    fn rebalanced(&mut self) -> Option<Vec<(String, u32)>> {
+        None
+    }
+
     /// Acknowledge these messages (commit the position after them, ack, delete).
     async fn commit(&mut self, messages: &[Received]) -> Result<(), ClientError>;
 
@@ -224,6 +264,11 @@ pub trait Processor: Send {
     }
 
     /// Begin a transaction (unless one is open) and write `outputs` in it.
+    /// See [`Consumer::rebalanced`].
+    fn rebalanced(&mut self) -> Option<Vec<(String, u32)>> {
+        None
+    }
+
     async fn write(&mut self, outputs: &[Outgoing]) -> Result<(), ClientError>;
 
     /// Commit the open transaction together with the consumption of `inputs`. On `Fail` the

@@ -54,6 +54,12 @@ pub trait BrokerDriver: Sync + Send {
     /// First port of its block of 100 in the port plan ([`BrokerKind::port`]).
     fn port_base(&self) -> u16;
 
+    /// What the `pos` strings of this broker's histories are: `log` where a position is
+    /// `partition@offset` (the checker then compares offsets), else opaque.
+    fn positions(&self) -> crate::history::Positions {
+        crate::history::Positions::Opaque
+    }
+
     fn capabilities(&self) -> Capabilities;
 
     /// Checks the campaign's `[dest]` table (settings of the topics or queues a run creates, in

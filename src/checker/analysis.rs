@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::log::{at_offset, offset_of, part_of};
-use super::verdict::{Cited, Counts, DuplicateCauses, Example, GroupCounts, Verdict};
+use super::verdict::{Cited, Counts, DuplicateCauses, Example, GroupCounts, LossShape, Verdict};
 use super::{At, Checker, Idx, MessageState, Seen, ACKED, ACK_POS, ATOMIC, NONE, NO_POS, PROVEN};
 use crate::history::Guarantee;
 
@@ -63,6 +63,8 @@ struct Analysis<'a> {
     causes: DuplicateCauses,
     groups: BTreeMap<Idx, GroupCounts>,
     examples: BTreeMap<String, Vec<Example>>,
+    /// Units lost somewhere, for the loss shapes.
+    lost_units: Vec<Idx>,
 }
 
 impl Analysis<'_> {
@@ -260,6 +262,9 @@ impl Analysis<'_> {
                 }
             }
             self.counts.lost += lost_somewhere as u64;
+            if lost_somewhere {
+                self.lost_units.push(unit);
+            }
             self.counts.lost_by_position += by_position as u64;
             self.counts.unseen += (unseen_somewhere && !lost_somewhere) as u64;
         }
@@ -382,6 +387,7 @@ pub(super) fn finish(
             }
         }
     }
+    let loss_shapes = loss_shapes(c, &a.lost_units);
     let Analysis {
         counts,
         causes,
@@ -461,8 +467,88 @@ pub(super) fn finish(
         claim_groups: names,
         examples,
         notes,
+        loss_shapes,
         min_evidence: None,
     }
+}
+
+/// Per producer with lost messages: how many, where among its acknowledged messages (in the
+/// order of their first invocation), when, and how many while a fault was in force.
+fn loss_shapes(c: &Checker, lost: &[Idx]) -> Vec<LossShape> {
+    #[derive(Default)]
+    struct Kept {
+        acknowledged: u64,
+        first: Option<u64>,
+        last: Option<u64>,
+    }
+    if lost.is_empty() {
+        return Vec::new();
+    }
+    let mut lost_by: FxHashMap<u16, Vec<Idx>> = FxHashMap::default();
+    for &i in lost {
+        lost_by.entry(c.messages[i as usize].producer).or_default().push(i);
+    }
+    lost_by.remove(&u16::MAX);
+    // One pass over every message: each producer's delivered (kept) acknowledged messages.
+    let mut kept: FxHashMap<u16, Kept> = lost_by.keys().map(|&p| (p, Kept::default())).collect();
+    let lost_set: rustc_hash::FxHashSet<Idx> = lost.iter().copied().collect();
+    for (i, s) in c.messages.iter().enumerate() {
+        let Some(k) = kept.get_mut(&s.producer) else {
+            continue;
+        };
+        if s.flags & (ACKED | PROVEN) == 0 || s.from != NONE {
+            continue;
+        }
+        k.acknowledged += 1;
+        if lost_set.contains(&(i as Idx)) {
+            continue;
+        }
+        let at = s.first_invoke.index;
+        k.first = Some(k.first.map_or(at, |f| f.min(at)));
+        k.last = Some(k.last.map_or(at, |l| l.max(at)));
+    }
+    let windows = &c.evidence.fault_windows;
+    let during_fault = |t: u64| {
+        windows
+            .iter()
+            .any(|w| w.from <= t && w.healed.or(w.lifted).is_none_or(|end| t <= end))
+    };
+    let mut shapes: Vec<LossShape> = lost_by
+        .into_iter()
+        .map(|(p, units)| {
+            let k = &kept[&p];
+            let first = units
+                .iter()
+                .map(|&i| c.messages[i as usize].first_invoke)
+                .min_by_key(|a| a.index);
+            let last = units
+                .iter()
+                .map(|&i| c.messages[i as usize].first_invoke)
+                .max_by_key(|a| a.index);
+            let (first, last) = (first.unwrap_or_default(), last.unwrap_or_default());
+            let shape = match (k.first, k.last) {
+                (None, _) | (_, None) => "all",
+                (Some(f), _) if last.index < f => "prefix",
+                (_, Some(l)) if first.index > l => "suffix",
+                _ => "middle",
+            };
+            LossShape {
+                process: p as u64,
+                acknowledged: k.acknowledged,
+                lost: units.len() as u64,
+                shape,
+                first_sent: first.time,
+                last_sent: last.time,
+                sent_during_faults: units
+                    .iter()
+                    .filter(|&&i| during_fault(c.messages[i as usize].first_invoke.time))
+                    .count() as u64,
+            }
+        })
+        .collect();
+    shapes.sort_by(|a, b| b.lost.cmp(&a.lost).then(a.process.cmp(&b.process)));
+    shapes.truncate(20);
+    shapes
 }
 
 /// The analysis of every message, counting only groups in `judged` (all when `None`).
@@ -482,6 +568,7 @@ fn analyse<'c>(c: &'c Checker, judged: Option<&[Idx]>, max_examples: usize) -> A
         causes: DuplicateCauses::default(),
         groups: BTreeMap::new(),
         examples: BTreeMap::new(),
+        lost_units: Vec::new(),
     };
 
     if c.pipeline {
@@ -579,7 +666,13 @@ fn judge_log(a: &mut Analysis, keep: &dyn Fn(Idx) -> bool) {
         let why = format!("{here} holds {} different messages: {}", ids.len(), ids.join(", "));
         a.example("inconsistent-positions", messages[0], None, why, events);
     }
-    for skip in log.skips() {
+    // Offsets of messages whose every send failed (an aborted transaction) are not expected to
+    // be read: a read_committed consumer passes over them.
+    let readable = |m: Idx| {
+        let s = &c.messages[m as usize];
+        !(s.sends > 0 && s.fails == s.sends)
+    };
+    for skip in log.skips(readable) {
         if !keep(skip.jump.group) {
             continue;
         }

@@ -265,30 +265,34 @@ impl LogIndex {
         found
     }
 
-    /// The jumps over offsets that exist (sealed index only).
-    pub fn skips(&self) -> Vec<Skip> {
+    /// The jumps over offsets that exist and hold a message for which `readable` is true (a
+    /// read_committed consumer rightly passes over an aborted transaction's messages; sealed
+    /// index only).
+    pub fn skips(&self, readable: impl Fn(Idx) -> bool) -> Vec<Skip> {
         let mut skips = Vec::new();
         for jump in &self.jumps {
             let (from, to) = (at_offset(jump.part, jump.from), at_offset(jump.part, jump.to));
             let lo = self.entries.partition_point(|&(p, _)| p <= from);
             let hi = self.entries.partition_point(|&(p, _)| p < to);
-            if lo >= hi {
-                continue;
-            }
             let between = &self.entries[lo..hi];
             let mut named: Vec<(u64, Idx)> = Vec::new();
             let mut skipped = 0;
             for run in between.chunk_by(|a, b| a.0 == b.0) {
+                if !run.iter().any(|&(_, m)| readable(m)) {
+                    continue;
+                }
                 skipped += 1;
                 if named.len() < NAMED_SKIPS {
                     named.push((offset_of(run[0].0), run[0].1));
                 }
             }
-            skips.push(Skip {
-                jump: *jump,
-                skipped,
-                named,
-            });
+            if skipped > 0 {
+                skips.push(Skip {
+                    jump: *jump,
+                    skipped,
+                    named,
+                });
+            }
         }
         skips
     }

@@ -77,6 +77,9 @@ struct MessageState {
     key: Idx,
     /// The upstream message (pipelines).
     from: Idx,
+    /// The process of its earliest send invocation (`u16::MAX`: none, or a number beyond):
+    /// loss is described per producer. A u16 fits in the padding after `flags`.
+    producer: u16,
     /// The earliest send invocation.
     first_invoke: At,
     /// The first `ok` completion; else the latest completion (fail or info).
@@ -96,6 +99,7 @@ impl MessageState {
             dest: NONE,
             key: NONE,
             from: NONE,
+            producer: u16::MAX,
             first_invoke: At {
                 index: u64::MAX,
                 time: 0,
@@ -488,6 +492,10 @@ impl Checker {
             s.sends += 1;
             if invoked.index < s.first_invoke.index {
                 s.first_invoke = invoked;
+                s.producer = match invocation.event.process {
+                    Process::Client(p) => u16::try_from(p).unwrap_or(u16::MAX),
+                    Process::Nemesis => u16::MAX,
+                };
             }
             match kind {
                 EventType::Ok => {

@@ -145,6 +145,26 @@ impl Stall {
     }
 }
 
+/// How one producer's lost messages lie among what it sent: a reader tells a suffix cut off
+/// by the last fault from holes in the middle of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LossShape {
+    /// The process of the lost messages' first send.
+    pub process: u64,
+    /// Messages it sent that were acknowledged (or proven written).
+    pub acknowledged: u64,
+    pub lost: u64,
+    /// `all`; `prefix` (every lost one sent before every delivered one); `suffix` (after);
+    /// `middle` (otherwise: holes among delivered messages).
+    pub shape: &'static str,
+    /// Nanoseconds since the start: the first invocation of the first and last lost message.
+    pub first_sent: u64,
+    pub last_sent: u64,
+    /// Lost messages first sent while a fault was in force (between a `start-X` and the end of
+    /// its healing).
+    pub sent_during_faults: u64,
+}
+
 /// Per consumer group.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GroupCounts {
@@ -202,6 +222,8 @@ pub struct Verdict {
     pub examples: BTreeMap<String, Vec<Example>>,
     /// Caveats a reader must know (no drain, a cut-off last line, …).
     pub notes: Vec<String>,
+    /// Per producer with lost messages (most lost first, at most 20): where the losses lie.
+    pub loss_shapes: Vec<LossShape>,
     /// The evidence grade asked for (`--min-evidence`), if any.
     pub min_evidence: Option<Grade>,
 }

@@ -379,4 +379,5 @@ pub mod ops {
     pub const DELIVER: &str = "deliver";
     pub const CRASH: &str = "crash";
     pub const DRAIN: &str = "drain";
+    pub const REBALANCE: &str = "rebalance";
 }

@@ -71,6 +71,9 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
         let batch = match consumer.receive(max, RECEIVE_WAIT).await {
             Ok(batch) => {
                 ctx.members.report(&role.group, role.member, consumer.assigned());
+                if let Some(held) = consumer.rebalanced() {
+                    ctx.rebalance(role.process, &role.group, &held)?;
+                }
                 batch
             }
             Err(e) => {

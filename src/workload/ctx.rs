@@ -46,11 +46,14 @@ impl Ctx {
     /// Record the invocation of a send.
     pub(super) fn invoke_send(&self, process: u64, messages: &[Outgoing], atomic: bool) -> Result<u64> {
         Stats::add(&self.stats.sends, 1);
-        Ok(self.recorder.invoke_value(
-            Process::Client(process),
-            ops::SEND,
-            Some(&SendValue { messages, atomic }),
-        )?)
+        let value = SendValue {
+            messages,
+            atomic,
+            positions: None,
+        };
+        Ok(self
+            .recorder
+            .invoke_value(Process::Client(process), ops::SEND, Some(&value))?)
     }
 
     /// Record how a send ended; acknowledged producer messages go to the tracker.
@@ -63,7 +66,7 @@ impl Ctx {
         outcome: &Outcome,
     ) -> Result<()> {
         let (kind, error) = match outcome {
-            Outcome::Ok => (EventType::Ok, None),
+            Outcome::Ok(_) => (EventType::Ok, None),
             Outcome::Fail(e) => (EventType::Fail, Some(e.as_str())),
             Outcome::Info(e) => (EventType::Info, Some(e.as_str())),
         };
@@ -79,7 +82,16 @@ impl Ctx {
             EventType::Fail => Stats::add(&self.stats.failed, 1),
             _ => Stats::add(&self.stats.indeterminate, 1),
         }
-        let value = SendValue { messages, atomic };
+        // Where the broker put each message, when it said so for every one of them.
+        let positions = match outcome {
+            Outcome::Ok(positions) if positions.len() == messages.len() => Some(&positions[..]),
+            _ => None,
+        };
+        let value = SendValue {
+            messages,
+            atomic,
+            positions,
+        };
         Ok(self
             .recorder
             .complete_value(Process::Client(process), op, kind, ops::SEND, Some(&value), error)?)
@@ -151,6 +163,30 @@ impl Ctx {
         )?)
     }
 
+    /// Record that `process`'s partitions changed (a consumer group rebalance): `held` is what
+    /// it holds now. The checker restarts its skip tracking for partitions it no longer holds.
+    pub(super) fn rebalance(&self, process: u64, group: &str, held: &[(String, u32)]) -> Result<()> {
+        let mut assigned = serde_json::Map::new();
+        for (dest, partition) in held {
+            let partitions = assigned.entry(dest.clone()).or_insert_with(|| serde_json::json!([]));
+            if let Some(list) = partitions.as_array_mut() {
+                list.push((*partition).into());
+            }
+        }
+        let mut value = OpValue {
+            group: Some(group.to_string()),
+            ..OpValue::default()
+        };
+        value.extra.insert("assigned".into(), assigned.into());
+        Ok(self.recorder.event(
+            Process::Client(process),
+            EventType::Ok,
+            ops::REBALANCE,
+            Some(value),
+            None,
+        )?)
+    }
+
     /// Record a planned client crash that did not happen, and why: a nemesis `crash` that ended
     /// `fail` (the verdict's evidence counts it as skipped).
     pub(super) fn crash_skipped(&self, slot: usize, planned: crash::Point, reason: &str) {
@@ -217,12 +253,23 @@ impl Ctx {
 struct SendValue<'a> {
     messages: &'a [Outgoing],
     atomic: bool,
+    /// On an acknowledgement: each message's position, in order.
+    positions: Option<&'a [String]>,
 }
 
 impl Serialize for SendValue<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("messages", &Seq(self.messages.iter().map(outgoing_ref)))?;
+        match self.positions {
+            Some(positions) => {
+                let placed = self.messages.iter().zip(positions).map(|(m, pos)| MessageRef {
+                    pos: Some(pos.as_str()),
+                    ..outgoing_ref(m)
+                });
+                map.serialize_entry("messages", &Seq(placed))?;
+            }
+            None => map.serialize_entry("messages", &Seq(self.messages.iter().map(outgoing_ref)))?,
+        }
         if self.atomic {
             map.serialize_entry("atomic", &true)?;
         }
@@ -329,15 +376,22 @@ mod tests {
     #[test]
     fn borrowed_values_serialize_like_op_values() {
         let sent = [outgoing("p1-1", None), outgoing("p1-2", Some("p0-9"))];
-        for atomic in [false, true] {
+        let positions = ["0@7".to_string(), "1@3".to_string()];
+        for (atomic, placed) in [(false, false), (true, false), (false, true)] {
+            let with_pos = |(m, p): (&Outgoing, &String)| {
+                let mut message = owned(outgoing_ref(m));
+                message.pos = placed.then(|| p.clone());
+                message
+            };
             let owned_value = OpValue {
-                messages: sent.iter().map(|m| owned(outgoing_ref(m))).collect(),
+                messages: sent.iter().zip(&positions).map(with_pos).collect(),
                 atomic,
                 ..OpValue::default()
             };
             let borrowed = SendValue {
                 messages: &sent,
                 atomic,
+                positions: placed.then_some(&positions[..]),
             };
             assert_eq!(
                 serde_json::to_string(&borrowed).unwrap(),

@@ -137,6 +137,9 @@ async fn processor(
         }
         let received = p.receive(max, RECEIVE_WAIT).await;
         ctx.members.report(PROCESSORS, slot, p.assigned());
+        if let Some(held) = p.rebalanced() {
+            ctx.rebalance(process, PROCESSORS, &held)?;
+        }
         let inputs = match received {
             Ok(inputs) if inputs.is_empty() => continue,
             Ok(inputs) => inputs,
@@ -206,7 +209,7 @@ async fn processor(
                 let next = stage.open(&ctx, &stop).await;
                 let mut zombie = zombie;
                 let outcome = zombie.commit(&inputs).await;
-                if outcome == Outcome::Ok {
+                if outcome.is_ok() {
                     ctx.note(&format!("processor {slot}: the stalled instance (process {zombie_process}) committed after its replacement started"));
                 }
                 ctx.complete_send(zombie_process, op, &outputs, true, &outcome)?;
@@ -217,7 +220,7 @@ async fn processor(
             _ => {
                 let outcome = p.commit(&inputs).await;
                 ctx.complete_send(process, op, &outputs, true, &outcome)?;
-                if outcome == Outcome::Ok {
+                if outcome.is_ok() {
                     ctx.stats.touch();
                 }
             }

@@ -98,7 +98,7 @@ async fn plain(
             if let Err(e) = ctx2.complete_send(process, op, std::slice::from_ref(&message), false, &outcome) {
                 ctx2.fail(e);
             }
-            if let (false, Some(tx)) = (outcome == Outcome::Ok || stop2.is_cancelled(), again_tx) {
+            if let (false, Some(tx)) = (outcome.is_ok() || stop2.is_cancelled(), again_tx) {
                 // The application does not know whether it was written: the same message again.
                 let _ = tx.send((message, Instant::now() + RESEND_DELAY));
             }

@@ -54,6 +54,18 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 pub(crate) struct Ctx {
     name: String,
     log: LogSink,
+    /// A consumer's assignment changed since the workload last asked (`Consumer::rebalanced`).
+    rebalanced: std::sync::atomic::AtomicBool,
+}
+
+impl Ctx {
+    pub(crate) fn new(name: String, log: LogSink) -> Ctx {
+        Ctx {
+            name,
+            log,
+            rebalanced: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 impl ClientContext for Ctx {
@@ -70,6 +82,9 @@ impl ClientContext for Ctx {
 
 impl ConsumerContext for Ctx {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if !matches!(rebalance, Rebalance::Error(_)) {
+            self.rebalanced.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let what = match rebalance {
             Rebalance::Assign(tpl) => format!("assigned {}", describe(tpl)),
             Rebalance::Revoke(tpl) => format!("revoked {}", describe(tpl)),
@@ -93,7 +108,10 @@ impl ProducerContext for Ctx {
 
     fn delivery(&self, result: &DeliveryResult<'_>, done: Self::DeliveryOpaque) {
         let outcome = match result {
-            Ok(_) => Outcome::Ok,
+            Ok(message) => {
+                use rdkafka::Message as _;
+                Outcome::ok_at(format!("{}@{}", message.partition(), message.offset()))
+            }
             Err((e, message)) => {
                 // librdkafka's own judgement of whether the broker may have written it.
                 let status = unsafe { rd_kafka_message_status(message.ptr()) };
@@ -140,10 +158,7 @@ impl KafkaBroker {
     }
 
     fn ctx(&self, name: String) -> Ctx {
-        Ctx {
-            name,
-            log: self.log.clone(),
-        }
+        Ctx::new(name, self.log.clone())
     }
 
     fn base_config(&self) -> ClientConfig {

@@ -32,6 +32,11 @@ impl BrokerDriver for KafkaDriver {
         19000
     }
 
+    /// Delivery reports and consumers both say `partition@offset`.
+    fn positions(&self) -> crate::history::Positions {
+        crate::history::Positions::Log
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             transactions: None,

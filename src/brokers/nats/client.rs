@@ -290,7 +290,7 @@ impl NatsProducer {
         if self.mode == Guarantee::AtMostOnce {
             // No reply subject: the server stores it (or not) and says nothing.
             return match self.client.publish_with_headers(m.dest.clone(), headers, payload).await {
-                Ok(()) => Outcome::Ok,
+                Ok(()) => Outcome::ok(),
                 Err(e) => Outcome::Fail(format!("not sent: the client refused the publish: {e}")),
             };
         }
@@ -312,7 +312,8 @@ impl NatsProducer {
                         self.name, m.id, ack.sequence
                     ));
                 }
-                Outcome::Ok
+                // The stream sequence, as a consumer reports it (a duplicate's is the original's).
+                Outcome::ok_at(ack.sequence.to_string())
             }
             Err(e) => outcome_of_error(&e),
         };

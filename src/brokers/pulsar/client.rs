@@ -304,10 +304,14 @@ impl PulsarProducer {
     /// the receipt), else the broker's receipt.
     async fn outcome(&self, receipt: SendFuture) -> Outcome {
         if self.mode == Guarantee::AtMostOnce {
-            return Outcome::Ok;
+            return Outcome::ok();
         }
         match tokio::time::timeout(CALL_TIMEOUT, receipt).await {
-            Ok(Ok(_)) => Outcome::Ok,
+            // The receipt's message id, as a consumer reports it (producers here do not batch).
+            Ok(Ok(receipt)) => match receipt.message_id {
+                Some(id) => Outcome::ok_at(position(&id)),
+                None => Outcome::ok(),
+            },
             Ok(Err(e)) => Outcome::Info(format!("no receipt, the broker may have stored it: {e}")),
             Err(_) => Outcome::Info(format!("no receipt within {} s", CALL_TIMEOUT.as_secs())),
         }

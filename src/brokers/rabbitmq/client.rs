@@ -364,10 +364,10 @@ impl RabbitProducer {
             }
         };
         if !self.confirms {
-            return Outcome::Ok;
+            return Outcome::ok();
         }
         match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
-            Ok(Ok(Confirmation::Ack(None))) => Outcome::Ok,
+            Ok(Ok(Confirmation::Ack(None))) => Outcome::ok(),
             Ok(Ok(Confirmation::Ack(Some(_)))) => {
                 Outcome::Fail(format!("returned as unroutable: no queue {} took it", m.dest))
             }

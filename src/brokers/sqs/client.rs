@@ -244,7 +244,14 @@ impl SqsProducer {
                 .message_deduplication_id(&m.id);
         }
         match request.send().await {
-            Ok(_) => Outcome::Ok,
+            // A standard queue's MessageId is the stored copy's, as a consumer sees it. A FIFO
+            // queue answers a deduplicated resend too, and what id it gives then is not
+            // documented: no position rather than a wrong one.
+            Ok(sent) if !self.shared.fifo => match sent.message_id() {
+                Some(id) => Outcome::ok_at(id.to_string()),
+                None => Outcome::ok(),
+            },
+            Ok(_) => Outcome::ok(),
             Err(e) => {
                 let outcome = outcome_of_error(e);
                 if let Outcome::Info(why) = &outcome {

@@ -197,6 +197,25 @@ impl KafkaConsumer {
         Some(consumer.assignment().map_or(0, |tpl| tpl.count()))
     }
 
+    /// The partitions held now, when the assignment changed since the last call.
+    pub(super) fn rebalanced(&mut self) -> Option<Vec<(String, u32)>> {
+        let consumer = self.consumer.as_ref()?;
+        if !consumer
+            .context()
+            .rebalanced
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        let tpl = consumer.assignment().ok()?;
+        let held = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition() as u32))
+            .collect();
+        Some(held)
+    }
+
     pub(super) async fn leave(&mut self) {
         if let Some(c) = self.consumer.take() {
             blocking(move || drop(c)).await;
@@ -216,6 +235,10 @@ impl Consumer for KafkaConsumer {
 
     fn assigned(&self) -> Option<usize> {
         KafkaConsumer::assigned(self)
+    }
+
+    fn rebalanced(&mut self) -> Option<Vec<(String, u32)>> {
+        KafkaConsumer::rebalanced(self)
     }
 
     async fn close(mut self: Box<Self>) {

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::txn::Txn;
 use super::{blocking, Pending, Tp};
-use crate::broker::{encode_body, Completion, Outcome, Outgoing, Producer};
+use crate::broker::{encode_body, positions_of_all, Completion, Outcome, Outgoing, Producer};
 
 /// Enqueue one message; the receiver resolves with its outcome. An error here means the
 /// message never entered the client: it was not written.
@@ -121,13 +121,13 @@ impl Producer for KafkaProducer {
 
 /// Several messages sent without a transaction: ok only if all were, fail only if none was.
 fn combine(outcomes: Vec<Outcome>) -> Outcome {
-    if outcomes.iter().all(|o| *o == Outcome::Ok) {
-        return Outcome::Ok;
+    if outcomes.iter().all(|o| o.is_ok()) {
+        return Outcome::Ok(positions_of_all(&outcomes));
     }
     let errors: Vec<String> = outcomes
         .iter()
         .filter_map(|o| match o {
-            Outcome::Ok => None,
+            Outcome::Ok(_) => None,
             Outcome::Fail(e) | Outcome::Info(e) => Some(e.clone()),
         })
         .collect();

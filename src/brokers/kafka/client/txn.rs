@@ -80,10 +80,7 @@ impl Txn {
         if let Some(p) = &self.producer {
             return Ok(p.clone());
         }
-        let ctx = Ctx {
-            name: self.name.clone(),
-            log: self.log.clone(),
-        };
+        let ctx = Ctx::new(self.name.clone(), self.log.clone());
         let producer: Tp = self
             .config
             .create_with_context(ctx)
@@ -215,12 +212,21 @@ impl Txn {
             match blocking(move || q.commit_transaction(CALL_TIMEOUT)).await {
                 Ok(()) => {
                     self.open = false;
+                    // Where each write of the transaction went, in the order written (none at
+                    // all when a report is missing: positions must line up with the messages).
+                    let mut positions = Vec::new();
+                    let mut every_position = true;
                     for rx in std::mem::take(&mut self.receipts) {
-                        if let Outcome::Fail(e) | Outcome::Info(e) = delivered(rx).await {
-                            self.note(&format!("committed, yet a delivery report said: {e}"));
+                        match delivered(rx).await {
+                            Outcome::Ok(at) if at.len() == 1 => positions.extend(at),
+                            Outcome::Ok(_) => every_position = false,
+                            Outcome::Fail(e) | Outcome::Info(e) => {
+                                every_position = false;
+                                self.note(&format!("committed, yet a delivery report said: {e}"));
+                            }
                         }
                     }
-                    return Outcome::Ok;
+                    return Outcome::Ok(if every_position { positions } else { Vec::new() });
                 }
                 Err(e) => match classify(&e) {
                     ErrorKind::Abortable => return self.abort(format!("commit failed, aborted: {e}")).await,
@@ -302,6 +308,10 @@ impl Processor for KafkaProcessor {
         self.input.assigned()
     }
 
+    fn rebalanced(&mut self) -> Option<Vec<(String, u32)>> {
+        self.input.rebalanced()
+    }
+
     async fn write(&mut self, outputs: &[Outgoing]) -> Result<(), ClientError> {
         self.txn.write(outputs).await.map_err(ClientError::new)
     }
@@ -318,7 +328,7 @@ impl Processor for KafkaProcessor {
         };
         let outcome = self.txn.commit(Some((tpl, group))).await;
         match &outcome {
-            Outcome::Ok => {}
+            Outcome::Ok(_) => {}
             Outcome::Fail(_) => {
                 self.rewind(inputs).await;
                 self.restart |= !self.txn.is_usable();
