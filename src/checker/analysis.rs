@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 
 use super::log::{at_offset, offset_of, part_of};
 use super::verdict::{Cited, Counts, DuplicateCauses, Example, GroupCounts, LossShape, Verdict};
-use super::{At, Checker, Idx, MessageState, Seen, ACKED, ACK_POS, ATOMIC, NONE, NO_POS, PROVEN};
+use super::{At, Checker, Idx, MessageState, Seen, ACKED, ATOMIC, NONE, NO_POS, PROVEN};
 use crate::history::Guarantee;
 
 /// Stands for "every consumer" when no group delivered anything at all: acknowledged messages
@@ -249,7 +249,7 @@ impl Analysis<'_> {
                                 format!("{written} at {here}, never delivered to {name}, which delivered a higher offset of that partition (its reading moved past it)")
                             }
                             None => {
-                                let ack_pos = (s.flags & ACK_POS != 0).then_some(s.first_pos);
+                                let ack_pos = self.c.ack_position(unit);
                                 events.push(self.cite_at(s.outcome, "send ok", ack_pos));
                                 format!("{written}, never delivered to {name} although the drain completed")
                             }
@@ -291,7 +291,7 @@ impl Analysis<'_> {
                 let name = self.group_name(*g);
                 let mut events = Vec::new();
                 if acked {
-                    let ack_pos = (s.flags & ACK_POS != 0).then_some(s.first_pos);
+                    let ack_pos = self.c.ack_position(unit);
                     events.push(self.cite_at(s.outcome, "send ok", ack_pos));
                 }
                 for (at, via, pos) in [r.first, r.second].into_iter().flatten() {
@@ -620,7 +620,7 @@ fn judge_stored_twice(a: &mut Analysis) {
         };
         let mut events = Vec::new();
         if s.flags & ACKED != 0 {
-            let ack_pos = (s.flags & ACK_POS != 0).then_some(s.first_pos);
+            let ack_pos = c.ack_position(i);
             events.push(a.cite_at(s.outcome, "send ok", ack_pos));
         }
         for seen in &s.seen {
@@ -652,7 +652,7 @@ fn judge_log(a: &mut Analysis, keep: &dyn Fn(Idx) -> bool) {
         let mut events = Vec::new();
         for &m in &messages {
             let s = &c.messages[m as usize];
-            if s.flags & ACKED != 0 && s.first_pos == p && s.flags & ACK_POS != 0 {
+            if s.flags & ACKED != 0 && c.ack_position(m) == Some(p) {
                 events.push(a.cite_at(s.outcome, format!("send of {} ok", a.id(m)), Some(p)));
             }
             for seen in &s.seen {

@@ -62,8 +62,8 @@ const NO_POS: u8 = 4;
 /// Not acknowledged, but proven written: a member of an atomic send that ended `info`, of which
 /// some message was delivered (so the transaction committed).
 const PROVEN: u8 = 8;
-/// Its first position came from a send's acknowledgement.
-const ACK_POS: u8 = 16;
+/// Bits 5-7: which of its positions its first acknowledgement reported, plus one (0: none).
+const ACK_SLOT_SHIFT: u8 = 5;
 
 /// Everything the checker keeps per logical message.
 #[derive(Debug, Clone)]
@@ -557,8 +557,12 @@ impl Checker {
             };
             match kind {
                 EventType::Ok => {
-                    if self.note_position(i, key) == Some(0) {
-                        self.messages[i as usize].flags |= ACK_POS;
+                    let slot = self.note_position(i, key);
+                    let s = &mut self.messages[i as usize];
+                    if let Some(slot @ 0..=6) = slot {
+                        if s.flags >> ACK_SLOT_SHIFT == 0 {
+                            s.flags |= (slot as u8 + 1) << ACK_SLOT_SHIFT;
+                        }
                     }
                     if self.log.is_some() {
                         placed.push((i, key));
@@ -634,6 +638,14 @@ impl Checker {
             0 => Some(self.messages[i as usize].first_pos).filter(|&p| p != 0),
             u8::MAX => None,
             k => self.more_positions.get(&i)?.get(k as usize - 1).copied(),
+        }
+    }
+
+    /// The position its first acknowledgement reported, if any.
+    fn ack_position(&self, i: Idx) -> Option<u64> {
+        match self.messages[i as usize].flags >> ACK_SLOT_SHIFT {
+            0 => None,
+            slot => self.position_at(i, slot - 1),
         }
     }
 
