@@ -110,7 +110,11 @@ impl ProducerContext for Ctx {
         let outcome = match result {
             Ok(message) => {
                 use rdkafka::Message as _;
-                Outcome::ok_at(format!("{}@{}", message.partition(), message.offset()))
+                // With acks=0 the broker answers nothing: the offset is unknown (negative).
+                match message.offset() {
+                    offset if offset >= 0 => Outcome::ok_at(format!("{}@{offset}", message.partition())),
+                    _ => Outcome::ok(),
+                }
             }
             Err((e, message)) => {
                 // librdkafka's own judgement of whether the broker may have written it.
