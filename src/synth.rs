@@ -48,6 +48,10 @@ pub struct Plan {
     /// Pipeline: each message is processed into a derived message delivered to a sink group;
     /// `written_twice` then means processed twice (two derived messages).
     pub pipeline: bool,
+    /// Declare `"positions":"log"` in the header (positions are `partition@offset` already), so
+    /// that the checker's log checks run too: for benchmarks. The planted truth does not model
+    /// what they add.
+    pub log_positions: bool,
 }
 
 impl Default for Plan {
@@ -71,6 +75,7 @@ impl Default for Plan {
             aborted: 0.0,
             torn: 0.0,
             pipeline: false,
+            log_positions: false,
         }
     }
 }
@@ -166,6 +171,7 @@ pub fn generate(plan: &Plan, out: &mut dyn Write) -> io::Result<Truth> {
         claim: plan.claim,
         broker: Some("synthetic".into()),
         seed: Some(plan.seed),
+        positions: plan.log_positions.then_some(crate::history::Positions::Log),
         ..Header::default()
     };
     serde_json::to_writer(&mut *w.out, &header)?;

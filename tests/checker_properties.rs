@@ -55,6 +55,7 @@ fn plans() -> impl Strategy<Value = Plan> {
                 aborted,
                 torn,
                 pipeline,
+                log_positions: false,
             }
         })
 }

@@ -83,12 +83,12 @@ fn positions(messages: &[Received]) -> Vec<(String, String)> {
     p
 }
 
-/// Send until ok, or fail after STEP.
-async fn send_until_ok(producer: &dyn ackcheck::broker::Producer, m: &Outgoing) {
+/// Send until ok, or fail after STEP; returns the positions the receipt reported.
+async fn send_until_ok(producer: &dyn ackcheck::broker::Producer, m: &Outgoing) -> Vec<String> {
     let deadline = Instant::now() + STEP;
     loop {
         match producer.send(std::slice::from_ref(m)).await {
-            Outcome::Ok(_) => return,
+            Outcome::Ok(positions) => return positions,
             other => eprintln!("send of {}: {other:?}", m.id),
         }
         assert!(Instant::now() < deadline, "{} was never acknowledged", m.id);
@@ -190,8 +190,9 @@ async fn adapter_scenario(endpoint: String, proxy: String) {
     ] {
         broker.create_dest(topic, 1).await.expect("creating the topic");
         let producer = broker.producer(&producer_spec(mode)).await.expect("a producer");
+        let mut acked_at = Vec::new();
         for id in ["p1-1", "p1-1", "p1-2"] {
-            send_until_ok(producer.as_ref(), &message(id, topic)).await;
+            acked_at.push(send_until_ok(producer.as_ref(), &message(id, topic)).await);
         }
         producer.close(Duration::from_secs(5)).await;
         let mut consumer = broker.consumer(&spec(mode, topic)).await.expect("a consumer");
@@ -200,6 +201,23 @@ async fn adapter_scenario(endpoint: String, proxy: String) {
         nothing_left(consumer.as_mut(), Duration::from_secs(3)).await;
         let ones = got.iter().filter(|m| m.id == "p1-1").count();
         assert_eq!(ones, copies, "{mode:?}: copies of a message sent twice");
+        // A receipt names the stored copy, as the consumer sees it; the broker answers a
+        // deduplicated resend with no position (-1:-1), which the adapter leaves out.
+        let first = got.iter().find(|m| m.id == "p1-1").expect("p1-1 came");
+        assert_eq!(
+            acked_at[0],
+            std::slice::from_ref(&first.pos),
+            "{mode:?}: the first send's receipt"
+        );
+        if mode == Guarantee::ExactlyOnce {
+            assert!(
+                acked_at[1].is_empty(),
+                "a deduplicated resend has no position: {:?}",
+                acked_at[1]
+            );
+        } else {
+            assert_eq!(acked_at[1].len(), 1, "the resend is a second copy: {:?}", acked_at[1]);
+        }
         consumer.close().await;
     }
 }

@@ -56,6 +56,9 @@ pub struct GenerateArgs {
     pub torn: f64,
     #[arg(long)]
     pub pipeline: bool,
+    /// Declare log positions in the header (the checker then runs its log checks too).
+    #[arg(long)]
+    pub log_positions: bool,
 }
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
@@ -78,6 +81,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<i32> {
         aborted: a.aborted,
         torn: a.torn,
         pipeline: a.pipeline,
+        log_positions: a.log_positions,
     };
     let mut out: Box<dyn Write> = if a.out.as_os_str() == "-" {
         Box::new(BufWriter::new(std::io::stdout().lock()))

@@ -308,9 +308,10 @@ impl PulsarProducer {
         }
         match tokio::time::timeout(CALL_TIMEOUT, receipt).await {
             // The receipt's message id, as a consumer reports it (producers here do not batch).
+            // A deduplicated resend is answered with the id -1:-1 (the copy is elsewhere).
             Ok(Ok(receipt)) => match receipt.message_id {
-                Some(id) => Outcome::ok_at(position(&id)),
-                None => Outcome::ok(),
+                Some(id) if id.ledger_id != u64::MAX && id.entry_id != u64::MAX => Outcome::ok_at(position(&id)),
+                _ => Outcome::ok(),
             },
             Ok(Err(e)) => Outcome::Info(format!("no receipt, the broker may have stored it: {e}")),
             Err(_) => Outcome::Info(format!("no receipt within {} s", CALL_TIMEOUT.as_secs())),
