@@ -4,7 +4,7 @@
 # history (about 950,000 messages, 16 producers, one group). The two programs alternate, round
 # by round, so that load from other work on the machine falls on both alike; each run's wall
 # time, user CPU and peak RSS come from /usr/bin/time. Prints every round, the mean ratio and
-# bytes per distinct message. Usage: bash bench/checker.sh [DIR] [ROUNDS]
+# bytes per distinct message. Usage: [LOG_POSITIONS=1] bash bench/checker.sh [DIR] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-/tmp/ackcheck-bench}
@@ -16,11 +16,18 @@ cargo build --release --no-default-features --bin ackcheck --example floor
 target=${CARGO_TARGET_DIR:-target}
 bin=$target/release/ackcheck
 floor=$target/release/examples/floor
+# LOG_POSITIONS=1: the same history with "positions":"log" in its header, so that the log checks
+# (inconsistent positions, loss by position, skips, reordered sends) run too.
+log_flag=()
 history="$dir/history-2m.jsonl"
+if [ "${LOG_POSITIONS:-0}" = 1 ]; then
+    log_flag=(--log-positions)
+    history="$dir/history-2m-log.jsonl"
+fi
 if [ ! -s "$history" ]; then
     "$bin" generate --seed 42 --messages 950000 --producers 16 --groups 1 --batch 10 \
         --loss 0.001 --written-twice 0.002 --redelivered 0.002 --indeterminate 0.002 \
-        --out "$history" --truth "$dir/truth.json"
+        "${log_flag[@]}" --out "$history" --truth "$dir/truth.json"
 fi
 echo "history: $(wc -l < "$history") lines, $(du -h "$history" | cut -f1)"
 messages=$("$floor" "$history" | awk '{print $3}')

@@ -1,8 +1,8 @@
 //! Log positions (`"positions":"log"`): Jepsen's own Kafka checker cases, translated into
 //! history v1 and judged by ackcheck, with Jepsen's expected anomaly as the assertion.
 //!
-//! Source: jepsen-io/jepsen, `jepsen/test/jepsen/tests/kafka_test.clj` (line numbers of the
-//! version in the comments). Jepsen's `[:send :x v]` is a message `v` to dest `x`, partition 0;
+//! Source: jepsen-io/jepsen, `jepsen/test/jepsen/tests/kafka_test.clj` at commit c4c7473d9ee2
+//! (the line numbers in the comments are of that version). Jepsen's `[:send :x v]` is a message `v` to dest `x`, partition 0;
 //! `[offset v]` its position `0@offset`; a `:poll` is a `deliver` of group `g` by the polling
 //! process; a `:subscribe`/`:assign` is a `rebalance` event.
 
@@ -85,7 +85,7 @@ fn named(v: &Verdict, kind: &str) -> Vec<String> {
     ids
 }
 
-// kafka_test.clj:96 `inconsistent-offsets-test` "info conflicts": an info send that conflicts
+// kafka_test.clj:91 `inconsistent-offsets-test` "info conflicts": an info send that conflicts
 // with an ok send is no conflict (it may not have committed) ...
 #[test]
 fn jepsen_inconsistent_offsets_info_send_is_no_conflict() {
@@ -97,7 +97,7 @@ fn jepsen_inconsistent_offsets_info_send_is_no_conflict() {
 }
 
 // ... until a read observes the info send's other write: then it committed, and x@0 holds two
-// values (kafka_test.clj:112).
+// values (kafka_test.clj:103).
 #[test]
 fn jepsen_inconsistent_offsets_when_a_read_proves_the_info_send() {
     let mut h = History::default();
@@ -125,7 +125,7 @@ fn jepsen_inconsistent_offsets_when_a_read_proves_the_info_send() {
     assert_eq!(claim.claim_holds, Some(false), "{:?}", claim.violations);
 }
 
-// kafka_test.clj:79 `version-orders-test` "a real-world example": two sends acknowledged at the
+// kafka_test.clj:77 `version-orders-test` "a real-world example": two sends acknowledged at the
 // same offset 537 of key 11.
 #[test]
 fn jepsen_two_acknowledged_sends_at_one_offset() {
@@ -136,7 +136,7 @@ fn jepsen_two_acknowledged_sends_at_one_offset() {
     assert_eq!(v.counts.inconsistent_positions, 1, "{v:#?}");
 }
 
-// kafka_test.clj:140 `lost-write-test` "consistent": a@0, b@1 and d@3 acknowledged, c sent
+// kafka_test.clj:131 `lost-write-test` "consistent": a@0, b@1 and d@3 acknowledged, c sent
 // with an unknown outcome; a poll reads c@2, so a and b, below it, are lost writes; d is not.
 #[test]
 fn jepsen_lost_write_without_a_final_read() {
@@ -153,7 +153,7 @@ fn jepsen_lost_write_without_a_final_read() {
     assert!(!v.evidence.drained, "no drain: the positions alone prove it");
 }
 
-// kafka_test.clj:166 `lost-write-test` "inconsistent": a@0, then b@0 and c@2; a read of b@0 and
+// kafka_test.clj:157 `lost-write-test` "inconsistent": a@0, then b@0 and c@2; a read of b@0 and
 // c@2 proves a lost (and offset 0 inconsistent).
 #[test]
 fn jepsen_lost_write_with_inconsistent_offsets() {
@@ -167,7 +167,7 @@ fn jepsen_lost_write_with_inconsistent_offsets() {
     assert_eq!(v.counts.inconsistent_positions, 1);
 }
 
-// kafka_test.clj:186 `lost-write-test` "atomic": a crashed transaction (x:a, y:b@0); c sent to
+// kafka_test.clj:178 and :196 `lost-write-test` "atomic": a crashed transaction (x:a, y:b@0); c sent to
 // y, read at y@1. Without a read of a, the transaction may not have committed: no lost write.
 #[test]
 fn jepsen_lost_write_atomic_unproven() {
@@ -180,7 +180,7 @@ fn jepsen_lost_write_atomic_unproven() {
 }
 
 // ... with a read of a, the transaction committed, so b@0 below the read c@1 is a lost write
-// (kafka_test.clj:208).
+// (kafka_test.clj:201).
 #[test]
 fn jepsen_lost_write_atomic_proven_by_a_read() {
     let mut h = History::default();
@@ -193,7 +193,7 @@ fn jepsen_lost_write_atomic_proven_by_a_read() {
     assert_eq!(v.counts.lost_by_position, 1);
 }
 
-/// kafka_test.clj:219 `poll-skip-test`: process 0 reads 1, 2, then 4, then 7; 3 and 6 exist (a
+/// kafka_test.clj:211 `poll-skip-test`: process 0 reads 1, 2, then 4, then 7; 3 and 6 exist (a
 /// read by process 1, an acknowledged write). `between` runs after process 0's first and
 /// second polls.
 fn poll_skip_history(after_first: Option<Value>, after_second: Option<Value>) -> History {
@@ -231,7 +231,7 @@ fn jepsen_poll_skip() {
     assert_eq!(named(&v, "skip"), ["c", "f"]);
 }
 
-// kafka_test.clj:255: a subscribe or assign that leaves x out resets the process's reading.
+// kafka_test.clj:253 and :262: a subscribe or assign that leaves x out resets the process's reading.
 #[test]
 fn jepsen_poll_skip_allowed_after_a_rebalance_away() {
     let away = json!({"y": [0]});
@@ -248,7 +248,7 @@ fn jepsen_poll_skip_allowed_after_a_rebalance_away() {
     assert_eq!(h.check().counts.skips, 0);
 }
 
-// kafka_test.clj:266: a rebalance that keeps x keeps the reading: the skips stay.
+// kafka_test.clj:265: a rebalance that keeps x keeps the reading: the skips stay.
 #[test]
 fn jepsen_poll_skip_kept_across_a_rebalance_that_keeps_the_partition() {
     let both = json!({"x": [0], "y": [0]});
@@ -298,7 +298,7 @@ fn jepsen_duplicate() {
     assert_eq!(positions, [Some("x 0@1".to_string()), Some("x 0@3".to_string())]);
 }
 
-// kafka_test.clj:614 `duplicate-test` "hash-insensitive": ten values each sent at offset 0 and
+// kafka_test.clj:616 `duplicate-test` "hash-insensitive": ten values each sent at offset 0 and
 // read at offset 1: every one is a duplicate, and both offsets are inconsistent.
 #[test]
 fn jepsen_duplicate_many_values_at_two_offsets() {
@@ -312,7 +312,7 @@ fn jepsen_duplicate_many_values_at_two_offsets() {
     assert_eq!(v.counts.inconsistent_positions, 2);
 }
 
-// kafka_test.clj:651 `duplicate-test` "aborted txns": 0 acknowledged at 1; 1's send failed (its
+// kafka_test.clj:650 `duplicate-test` "aborted txns": 0 acknowledged at 1; 1's send failed (its
 // reported offset 2 never happened); a read sees 0@11 and 1@12: 0 is stored twice, 1 is not.
 #[test]
 fn jepsen_duplicate_ignores_a_failed_send_position() {
