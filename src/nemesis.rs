@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::history::writer::Recorder;
 use crate::history::{EventType, OpValue, Process};
 use crate::nodes::toxiproxy::{Toxic, Toxiproxy};
-use crate::nodes::{process, Cluster, Home, NodeState, NodeStatus, TOXIPROXY_API_PORT};
+use crate::nodes::{process, toxiproxy_api_port, Cluster, Home, NodeState, NodeStatus};
 
 /// How long healing may take to bring every node back to healthy.
 const HEAL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -741,7 +741,7 @@ pub async fn toxics(proxy: &str) -> Result<Vec<String>> {
     struct Named {
         name: String,
     }
-    let url = format!("http://127.0.0.1:{TOXIPROXY_API_PORT}/proxies/{proxy}/toxics");
+    let url = format!("http://127.0.0.1:{}/proxies/{proxy}/toxics", toxiproxy_api_port());
     let what = || format!("listing the toxics on proxy {proxy} (GET {url})");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

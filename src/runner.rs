@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{BrokerKind, ClientContext};
@@ -57,8 +57,9 @@ pub struct UsageError(pub String);
 
 /// How long sends in flight may take to finish once producing stops.
 const SEND_GRACE: Duration = Duration::from_secs(30);
-/// How long to wait for another Kafka (someone else's) to free the ports.
-const PORT_WAIT: Duration = Duration::from_secs(20 * 60);
+/// How long ports held by something else may take to come free (a broker that is just
+/// stopping) before the run fails, naming the port, its holder and ACKCHECK_PORT_BASE.
+const PORT_WAIT: Duration = Duration::from_secs(15);
 
 /// Run a campaign; returns the exit code (0 claim holds, 1 violated). Errors mean exit 2.
 pub async fn run(opts: RunOptions) -> Result<i32> {
@@ -222,8 +223,9 @@ fn stem(path: &Path) -> String {
 }
 
 /// Start the cluster unless it is already up in our home; returns whether this run started it.
-/// Ports held by someone else's broker (another home on this machine) are waited for, not
-/// fought over: `up` of a fresh cluster would clear the shared proxies of that broker.
+/// Ports held by something else (a broker of another home, any other program) are not fought
+/// over: after [`PORT_WAIT`] (a broker that is just stopping) the run fails, saying which port,
+/// who holds it, and how to move ackcheck's port plan.
 async fn bring_up(c: &dyn Cluster, kind: BrokerKind, log: &RunLog, interrupt: &CancellationToken) -> Result<bool> {
     let ours = (0..c.nodes()).any(|i| c.node_process(i).pid().is_some());
     let started = Instant::now();
@@ -233,11 +235,17 @@ async fn bring_up(c: &dyn Cluster, kind: BrokerKind, log: &RunLog, interrupt: &C
             let ports: Vec<u16> = kind.ports(max_nodes).collect();
             if let Some(port) = ports.iter().copied().find(|&p| process::port_taken(p)) {
                 if started.elapsed() > PORT_WAIT || interrupt.is_cancelled() {
-                    bail!("port {port} stays taken by another {kind} (not started from this ACKCHECK_HOME); stop it or run with --external");
+                    return Err(ClusterError::PortTaken {
+                        port,
+                        needed_by: format!("{kind}'s port plan; nothing of this ACKCHECK_HOME runs there"),
+                    }
+                    .into());
                 }
-                log.line(&format!("port {port} is taken by another {kind}; waiting"));
-                eprintln!("waiting: port {port} is taken by another {kind} (not ours)");
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                log.line(&format!(
+                    "port {port} is taken by something else; waiting up to {} s",
+                    PORT_WAIT.as_secs()
+                ));
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         }

@@ -21,7 +21,7 @@ use std::process::{Command, Output};
 use ackcheck::brokers::kafka::node as kafka;
 use ackcheck::brokers::pulsar::node as pulsar;
 use ackcheck::brokers::sqs::node as sqs;
-use ackcheck::nodes::{CLIENT_PROXY_SLOT, TOXIPROXY_API_PORT};
+use ackcheck::nodes::{toxiproxy_api_port, CLIENT_PROXY_SLOT};
 
 fn compose_file() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
@@ -140,8 +140,9 @@ fn docker_compose_file_is_valid_and_matches_ackcheck() {
     // Toxiproxy's API and the proxies sit where ackcheck looks for them.
     let text = std::fs::read_to_string(compose_file()).expect("reading docker-compose.yml");
     assert!(
-        text.contains(&format!("\"127.0.0.1:{TOXIPROXY_API_PORT}:8474\"")),
-        "Toxiproxy's API should be published on {TOXIPROXY_API_PORT}"
+        text.contains(&format!("\"127.0.0.1:{}:8474\"", toxiproxy_api_port())),
+        "Toxiproxy's API should be published on {}",
+        toxiproxy_api_port()
     );
     // Every broker of the registry has its service in the compose file.
     for &kind in ackcheck::brokers::ALL {

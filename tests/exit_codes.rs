@@ -73,3 +73,57 @@ fn unusable_input_exits_2_and_failed_infrastructure_exits_4() {
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("creating the output directory"), "{err}");
 }
+
+/// A port of the plan held by another program fails the run within seconds, naming the port,
+/// who holds it and how to move the whole port plan; a bad ACKCHECK_PORT_BASE is refused first.
+#[test]
+fn a_taken_port_fails_fast_and_names_its_holder_and_the_way_out() {
+    let home = tempfile::tempdir().expect("a temporary home");
+    let out = home.path().join("out");
+    let ackcheck_at = |base: &str, args: &[&str]| {
+        let run = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("ACKCHECK_HOME", home.path())
+            .env("ACKCHECK_PORT_BASE", base)
+            .output()
+            .expect("the ackcheck binary runs");
+        (
+            run.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        )
+    };
+    for bad in ["abc", "80", "65000"] {
+        let (code, err) = ackcheck_at(bad, &["cluster", "status", "nats"]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(
+            err.contains(&format!("ACKCHECK_PORT_BASE={bad} is not a port base")),
+            "{err}"
+        );
+    }
+    // A base nothing else uses here; NATS node 0's client port is base + 400.
+    let holder = std::net::TcpListener::bind(("127.0.0.1", 23400)).expect("binding the port");
+    let started = std::time::Instant::now();
+    let out_arg = out.to_string_lossy().into_owned();
+    let (code, err) = ackcheck_at(
+        "23000",
+        &[
+            "run",
+            "workloads/nats-at-least-once.toml",
+            "--duration",
+            "5",
+            "--out",
+            &out_arg,
+        ],
+    );
+    let took = started.elapsed();
+    drop(holder);
+    assert_eq!(code, 4, "{err}");
+    assert!(took.as_secs() < 40, "failing took {took:?}");
+    assert!(err.contains("port 23400 on 127.0.0.1 is already taken by"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "the holder is named: {err}"
+    );
+    assert!(err.contains("ACKCHECK_PORT_BASE (now 23000"), "{err}");
+}

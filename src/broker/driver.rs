@@ -120,7 +120,8 @@ impl BrokerKind {
     /// Toxiproxy listen port for clients; slots 1..9 are the broker's own ports.
     pub fn port(self, node: usize, slot: u16) -> u16 {
         assert!(slot < 10 && node < 9, "port plan: slot {slot} node {node} out of range");
-        self.0.port_base() + 10 * node as u16 + slot
+        // Each driver names its block at the default base; ACKCHECK_PORT_BASE moves them all.
+        crate::nodes::port_base() + (self.0.port_base() - crate::nodes::DEFAULT_PORT_BASE) + 10 * node as u16 + slot
     }
 
     /// Its local cluster with `nodes` nodes under `home`. `nodes = None` means: the size of the

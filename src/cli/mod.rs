@@ -63,6 +63,10 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    if matches!(cli.command, Command::Cluster(_) | Command::Run(_)) {
+        // A bad port base must stop a command before it starts anything.
+        crate::nodes::port_base_from_env().map_err(crate::runner::UsageError)?;
+    }
     match cli.command {
         Command::Check(args) => Ok(check::run(args)),
         Command::Cluster(args) => cluster::run(args),

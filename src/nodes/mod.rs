@@ -25,8 +25,42 @@ pub mod toxiproxy;
 /// Slot 0 of every node is the proxy port that clients connect to.
 pub const CLIENT_PROXY_SLOT: u16 = 0;
 
-/// Toxiproxy's HTTP API address (not the default 8474, so a user's own Toxiproxy is left alone).
-pub const TOXIPROXY_API_PORT: u16 = 18474;
+/// Where ackcheck's port plan starts unless `ACKCHECK_PORT_BASE` moves it: Kafka's block is
+/// 19000-19099, the other brokers' follow in blocks of 100, Toxiproxy's API is 526 below.
+pub const DEFAULT_PORT_BASE: u16 = 19000;
+/// Toxiproxy's API sits this far below the port base (18474 by default: not Toxiproxy's own
+/// 8474, so a user's own Toxiproxy is left alone).
+const TOXIPROXY_BELOW_BASE: u16 = 526;
+/// The lowest and highest port base: every port of the plan stays in 1024-65535.
+const PORT_BASE_RANGE: std::ops::RangeInclusive<u16> = 1600..=64900;
+
+/// The start of the port plan: `ACKCHECK_PORT_BASE`, else [`DEFAULT_PORT_BASE`]. Checked once
+/// by [`port_base_from_env`] when a command starts; an unusable value falls back here.
+pub fn port_base() -> u16 {
+    static BASE: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| port_base_from_env().unwrap_or(DEFAULT_PORT_BASE))
+}
+
+/// `ACKCHECK_PORT_BASE` read and checked: an error says what is wrong with it.
+pub fn port_base_from_env() -> std::result::Result<u16, String> {
+    let Some(raw) = std::env::var_os("ACKCHECK_PORT_BASE") else {
+        return Ok(DEFAULT_PORT_BASE);
+    };
+    let text = raw.to_string_lossy();
+    match text.trim().parse::<u16>() {
+        Ok(base) if PORT_BASE_RANGE.contains(&base) => Ok(base),
+        _ => Err(format!(
+            "ACKCHECK_PORT_BASE={text} is not a port base ackcheck can use: give a number from {} to {} (the plan takes about 500 ports above it and one 526 below it; the default is {DEFAULT_PORT_BASE})",
+            PORT_BASE_RANGE.start(),
+            PORT_BASE_RANGE.end()
+        )),
+    }
+}
+
+/// Toxiproxy's HTTP API port.
+pub fn toxiproxy_api_port() -> u16 {
+    port_base() - TOXIPROXY_BELOW_BASE
+}
 
 /// Where ackcheck keeps installs and running nodes.
 #[derive(Debug, Clone)]
@@ -131,7 +165,7 @@ pub enum ClusterError {
         reason: String,
         output: String,
     },
-    #[error("port {port} on 127.0.0.1 is already taken (needed by {needed_by}); stop whatever holds it (`ss -ltnp 'sport = :{port}'`) or run `ackcheck cluster down` first")]
+    #[error("port {port} on 127.0.0.1 is already taken{held} (needed by {needed_by}); stop it, run `ackcheck cluster down` if it is a broker of this ACKCHECK_HOME, or move ackcheck's whole port plan with ACKCHECK_PORT_BASE (now {base}; e.g. ACKCHECK_PORT_BASE=21000)", held = process::port_holder(*port).map_or(String::new(), |h| format!(" by {h}")), base = port_base())]
     PortTaken { port: u16, needed_by: String },
     #[error("{broker} node {node} did not become ready within {seconds} s ({step}); its log ends with:\n{log_tail}")]
     NotReady {

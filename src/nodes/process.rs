@@ -218,6 +218,23 @@ pub fn port_taken(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_err()
 }
 
+/// Who listens on 127.0.0.1:`port`, as `ss` shows it (`"java",pid=123`), when it can tell.
+pub fn port_holder(port: u16) -> Option<String> {
+    let out = Command::new("ss")
+        .args(["-Hltnp", &format!("sport = :{port}")])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `users:(("java",pid=4242,fd=131))`: the process name and pid.
+    let users = text.split("users:((").nth(1)?;
+    let first = users.split(')').next()?;
+    let mut parts = first.split(',');
+    let name = parts.next()?.trim_matches('"');
+    let pid = parts.find_map(|p| p.strip_prefix("pid="))?;
+    Some(format!("{name} (pid {pid})"))
+}
+
 /// Fail with [`ClusterError::PortTaken`] if any port is taken.
 pub fn ensure_ports_free(ports: &[u16], needed_by: &str) -> Result<()> {
     for &port in ports {

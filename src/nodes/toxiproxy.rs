@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::process::{self, NodeProcess};
-use super::{ClusterError, Home, Result, TOXIPROXY_API_PORT};
+use super::{toxiproxy_api_port, ClusterError, Home, Result};
 
 /// The pinned Toxiproxy version.
 pub const VERSION: &str = "v2.12.0";
@@ -72,7 +72,7 @@ pub struct Toxiproxy {
 
 impl Default for Toxiproxy {
     fn default() -> Self {
-        Toxiproxy::new(TOXIPROXY_API_PORT)
+        Toxiproxy::new(toxiproxy_api_port())
     }
 }
 
@@ -233,10 +233,10 @@ pub async fn ensure_running(home: &Home) -> Result<Toxiproxy> {
         return Ok(client);
     }
     let binary = install(home)?;
-    process::ensure_ports_free(&[TOXIPROXY_API_PORT], "Toxiproxy's API")?;
+    process::ensure_ports_free(&[toxiproxy_api_port()], "Toxiproxy's API")?;
     let proc = server_process(home);
     let mut cmd = Command::new(binary);
-    cmd.args(["-host", "127.0.0.1", "-port", &TOXIPROXY_API_PORT.to_string()]);
+    cmd.args(["-host", "127.0.0.1", "-port", &toxiproxy_api_port().to_string()]);
     proc.spawn(cmd)?;
     let c = client.clone();
     process::wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
@@ -266,6 +266,6 @@ pub async fn stop_if_unused(home: &Home) -> Result<()> {
         return Ok(());
     }
     server_process(home).stop(Duration::from_secs(5))?;
-    process::wait_ports_free(&[TOXIPROXY_API_PORT], Duration::from_secs(10)).await;
+    process::wait_ports_free(&[toxiproxy_api_port()], Duration::from_secs(10)).await;
     Ok(())
 }
