@@ -128,7 +128,13 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     header.extra.insert("campaign".into(), name.clone().into());
     let interrupt = CancellationToken::new();
     let abandon = CancellationToken::new();
-    tokio::spawn(watch_signals(interrupt.clone(), abandon.clone(), log.clone()));
+    let first_signal = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    tokio::spawn(watch_signals(
+        interrupt.clone(),
+        abandon.clone(),
+        log.clone(),
+        first_signal.clone(),
+    ));
 
     let (cluster, endpoints, started_cluster) = match external {
         Some(endpoints) => (None, endpoints, false),
@@ -186,8 +192,9 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         log.line(&format!("the run failed: {e:#}"));
         return Err(e.context(format!("the run failed; see {}", out.join("run.log").display())));
     }
+    let signal = first_signal.load(std::sync::atomic::Ordering::SeqCst);
     if opts.discard_history {
-        return Ok(0);
+        return Ok(interrupted_code(signal, 0));
     }
     let reader = HistoryReader::open(&history)?;
     let options = checker::CheckOptions {
@@ -214,7 +221,27 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         out.join("verdict.json").display(),
         out.join("run.log").display()
     );
-    Ok(verdict.exit_code())
+    if signal != 0 {
+        println!(
+            "interrupted by signal {signal}: the run was cut short; the verdict covers the part that ran{}",
+            if verdict.exit_code() == 1 {
+                " (its violation stands)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(interrupted_code(signal, verdict.exit_code()))
+}
+
+/// The exit code of a run that a signal cut short: 128 + the signal (130 for SIGINT, 143 for
+/// SIGTERM, as shells report them), so that a CI gate never reads a partial run as a pass; a
+/// violated claim (1) stands, since its proof is in the part that ran.
+fn interrupted_code(signal: i32, code: i32) -> i32 {
+    match (signal, code) {
+        (0, code) | (_, code @ 1) => code,
+        (signal, _) => 128 + signal,
+    }
 }
 
 fn stem(path: &Path) -> String {

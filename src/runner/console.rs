@@ -41,7 +41,18 @@ impl RunLog {
 }
 
 /// First Ctrl-C or SIGTERM: end the run phase (heal, drain, verdict). Second: cut the drain.
-pub(super) async fn watch_signals(interrupt: CancellationToken, abandon: CancellationToken, log: RunLog) {
+/// Signal numbers (POSIX), for the exit code of an interrupted run.
+mod libc_signal {
+    pub const SIGINT: i32 = 2;
+    pub const SIGTERM: i32 = 15;
+}
+
+pub(super) async fn watch_signals(
+    interrupt: CancellationToken,
+    abandon: CancellationToken,
+    log: RunLog,
+    first_signal: Arc<std::sync::atomic::AtomicI32>,
+) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     for token in [interrupt, abandon] {
         let terminated = async {
@@ -52,10 +63,17 @@ pub(super) async fn watch_signals(interrupt: CancellationToken, abandon: Cancell
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
-        }
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => libc_signal::SIGINT,
+            _ = terminated => libc_signal::SIGTERM,
+        };
+        // The first signal decides the exit code (128 + its number).
+        let _ = first_signal.compare_exchange(
+            0,
+            signal,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         log.line("signal received");
         eprintln!("\ninterrupted: healing, then draining (interrupt again to cut the drain short)");
         token.cancel();
