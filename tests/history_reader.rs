@@ -390,3 +390,26 @@ fn a_long_line_below_the_limit_is_read_whole() {
         other => panic!("expected the delivery, got {other:?}"),
     }
 }
+
+/// `from_bytes` (no threads, for small in-memory histories) reads exactly what `new` reads:
+/// the same verdicts and the same errors.
+#[test]
+fn reading_from_bytes_on_the_calling_thread_is_the_same_as_reading_a_stream() {
+    use ackcheck::checker;
+    let orders = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/orders.jsonl")).unwrap();
+    let cut = orders[..orders.len() - 7].to_vec(); // a last line cut off mid-write
+    let bad = b"{\"history\":1}\n{\"index\":0,\"time\":0,\"process\":1,\"type\":\"ok\",\"f\":\"send\"}\n".to_vec();
+    for input in [orders, cut, bad, Vec::new()] {
+        let threaded = checker::check(
+            HistoryReader::new(Box::new(std::io::Cursor::new(input.clone()))),
+            None,
+            3,
+        );
+        let here = checker::check(HistoryReader::from_bytes(input), None, 3);
+        match (threaded, here) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("different answers: {a:?} / {b:?}"),
+        }
+    }
+}

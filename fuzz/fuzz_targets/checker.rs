@@ -4,8 +4,6 @@
 //! Beyond "no panic", the verdict must be consistent with itself.
 #![no_main]
 
-use std::io::Cursor;
-
 use ackcheck::checker::{self, CheckOptions, Observed, Verdict};
 use ackcheck::history::reader::HistoryReader;
 use ackcheck::history::Guarantee;
@@ -26,11 +24,32 @@ struct Msg {
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// A send, its completion (0 ok, 1 fail, 2 info, 3 never) and where the broker put it.
-    Send { process: u8, messages: Vec<Msg>, atomic: bool, outcome: u8 },
-    Deliver { process: u8, group: u8, messages: Vec<Msg>, skipped: Vec<Msg> },
-    Crash { process: u8, group: u8, planned: u8 },
-    Rebalance { process: u8, keep: Option<(u8, u8)> },
-    Fault { kind: u8, node: u8, skipped: bool },
+    Send {
+        process: u8,
+        messages: Vec<Msg>,
+        atomic: bool,
+        outcome: u8,
+    },
+    Deliver {
+        process: u8,
+        group: u8,
+        messages: Vec<Msg>,
+        skipped: Vec<Msg>,
+    },
+    Crash {
+        process: u8,
+        group: u8,
+        planned: u8,
+    },
+    Rebalance {
+        process: u8,
+        keep: Option<(u8, u8)>,
+    },
+    Fault {
+        kind: u8,
+        node: u8,
+        skipped: bool,
+    },
     DrainStart,
     DrainEnd,
     /// Time passes (milliseconds).
@@ -134,8 +153,10 @@ fn history(input: &Input) -> Vec<u8> {
                 planned,
             } => {
                 let planned = ["early", "late", "stall"][*planned as usize % 3];
-                out.push(json!({"process": 10 + *process as u64 % 6, "type": "info", "f": "crash",
-                    "value": {"group": format!("g{}", group % 3), "planned": planned, "dropped": []}}));
+                out.push(
+                    json!({"process": 10 + *process as u64 % 6, "type": "info", "f": "crash",
+                    "value": {"group": format!("g{}", group % 3), "planned": planned, "dropped": []}}),
+                );
             }
             Op::Rebalance { process, keep } => {
                 let mut e = json!({"process": 10 + *process as u64 % 6, "type": "ok", "f": "rebalance"});
@@ -149,8 +170,10 @@ fn history(input: &Input) -> Vec<u8> {
                 out.op += 1;
                 let value = json!({"node": node % 3});
                 if *skipped {
-                    out.push(json!({"process": "nemesis", "type": "fail", "f": format!("start-{kind}"),
-                        "value": {"node": node % 3, "cause": "unhealthy"}, "error": "not healthy"}));
+                    out.push(
+                        json!({"process": "nemesis", "type": "fail", "f": format!("start-{kind}"),
+                        "value": {"node": node % 3, "cause": "unhealthy"}, "error": "not healthy"}),
+                    );
                     continue;
                 }
                 out.push(json!({"process": "nemesis", "type": "invoke", "f": format!("start-{kind}"), "op": out.op, "value": value}));
@@ -184,7 +207,10 @@ fn consistent(v: &Verdict) {
     assert!(c.recovered <= c.indeterminate, "{c:?}");
     let d = &v.duplicate_causes;
     if c.duplicated > 0 {
-        assert!(d.written_twice + d.redelivered + d.unknown >= c.duplicated, "{d:?} {c:?}");
+        assert!(
+            d.written_twice + d.redelivered + d.unknown >= c.duplicated,
+            "{d:?} {c:?}"
+        );
     }
     assert_eq!(v.verdict, Verdict::classify(c.lost, c.duplicated));
     if v.verdict == Observed::ExactlyOnce {
@@ -211,7 +237,7 @@ fn consistent(v: &Verdict) {
 
 fuzz_target!(|input: Input| {
     let bytes = history(&input);
-    let reader = HistoryReader::new(Box::new(Cursor::new(bytes)));
+    let reader = HistoryReader::from_bytes(bytes);
     let options = CheckOptions {
         examples: 2,
         ..CheckOptions::default()

@@ -2,14 +2,12 @@
 //! error naming the line, never panic or hang.
 #![no_main]
 
-use std::io::Cursor;
-
 use ackcheck::checker::{self, CheckOptions};
 use ackcheck::history::reader::HistoryReader;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let reader = HistoryReader::new(Box::new(Cursor::new(data.to_vec())));
+    let reader = HistoryReader::from_bytes(data.to_vec());
     let options = CheckOptions {
         examples: 3,
         ..CheckOptions::default()

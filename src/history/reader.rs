@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::thread;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use rustc_hash::FxHashMap;
 
 use super::wire::{self, OpName, Store, WireEvent, WireMessage};
@@ -272,6 +272,21 @@ impl HistoryReader {
         self.input_bytes
     }
 
+    /// Read a history held in memory, parsing it on the calling thread, here and now: no
+    /// threads to start, which for a small history costs more than the parse (fuzzing runs
+    /// thousands of them a second). The same splitting and parsing as [`HistoryReader::new`].
+    pub fn from_bytes(bytes: Vec<u8>) -> HistoryReader {
+        let (result_tx, result_rx) = unbounded::<ParsedChunk>();
+        let (_, no_spare_bytes) = bounded::<Vec<u8>>(1);
+        split_chunks(Box::new(io::Cursor::new(bytes)), &no_spare_bytes, |chunk| {
+            let (parsed, _) = parse_chunk(chunk, Parts::default());
+            result_tx.send(parsed).is_ok()
+        });
+        // Spare parts handed back go nowhere: a try_send to a dropped receiver just fails.
+        let (spare_parts, _) = bounded::<Parts>(1);
+        HistoryReader::with_results(result_rx, spare_parts)
+    }
+
     /// Read from any byte stream.
     pub fn new(source: Box<dyn Read + Send>) -> HistoryReader {
         let workers = thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
@@ -297,9 +312,13 @@ impl HistoryReader {
                 }
             });
         }
+        HistoryReader::with_results(result_rx, spare_parts_tx)
+    }
+
+    fn with_results(results: Receiver<ParsedChunk>, spare_parts: Sender<Parts>) -> HistoryReader {
         HistoryReader {
-            results: result_rx,
-            spare_parts: spare_parts_tx,
+            results,
+            spare_parts,
             reorder: BTreeMap::new(),
             next_seq: 0,
             current: None,
