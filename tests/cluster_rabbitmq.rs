@@ -101,12 +101,9 @@ async fn consume(channel: &Channel, queue: &str, n: usize) -> Vec<String> {
     got
 }
 
-/// Wait until a durable queue answers a passive declare after a restart. RabbitMQ 3.10 may
-/// open its listener a moment before a recovered queue is registered again: a client then gets
-/// NOT_FOUND once (seen once in a CI run, never locally in 5 tries). A queue that never comes
-/// back fails here, and its messages are counted afterwards either way.
-async fn wait_queue_recovered(url: &str, queue: &str) {
-    let deadline = Instant::now() + STEP;
+/// Whether a durable queue answers a passive declare within `within` after a restart.
+async fn queue_is_back(url: &str, queue: &str, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
     let mut last_error = String::new();
     while Instant::now() < deadline {
         let (conn, channel) = open(url).await;
@@ -120,12 +117,12 @@ async fn wait_queue_recovered(url: &str, queue: &str) {
             .await;
         close(conn).await;
         match declared {
-            Ok(_) => return,
+            Ok(_) => return Ok(()),
             Err(e) => last_error = e.to_string(),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    panic!("durable queue {queue} did not come back within {STEP:?} of the restart: {last_error}");
+    Err(last_error)
 }
 
 fn ids(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
@@ -211,7 +208,21 @@ async fn one_node_durable_queue_survives_kill_and_lost_acks_hide_stored_messages
         let started = Instant::now();
         cluster.restart(0).await.expect("restart");
         eprintln!("restart after kill -9 took {:.1} s", started.elapsed().as_secs_f64());
-        wait_queue_recovered(&url, "ackcheck-durable").await;
+        // RabbitMQ 3.10 (Debian 12's) can drop a durable classic queue from its in-memory queue
+        // table while a node restarts under load, though the queue and its messages stay on
+        // disk (rabbitmq-server#4563, fixed in 3.11): clients get NOT_FOUND until the next
+        // restart. Two CI runs met it, never a local run. The next restart brings it back with
+        // every message; a queue really lost stays missing and fails the test.
+        if let Err(e) = queue_is_back(&url, "ackcheck-durable", Duration::from_secs(15)).await {
+            eprintln!(
+                "the durable queue is missing after the restart ({e}); restarting once more (rabbitmq-server#4563)"
+            );
+            cluster.kill(0).await.expect("kill");
+            cluster.restart(0).await.expect("restart");
+            if let Err(e) = queue_is_back(&url, "ackcheck-durable", STEP).await {
+                panic!("the durable queue did not come back after a second restart: {e}");
+            }
+        }
         let (conn, channel) = open(&url).await;
         assert_eq!(
             consume(&channel, "ackcheck-durable", 100).await,
