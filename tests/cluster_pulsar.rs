@@ -149,12 +149,7 @@ async fn scenario(cluster: PulsarCluster) {
     // reaches the broker, which stores the message, but its receipt never arrives.
     let lost_topic = format!("persistent://public/default/ackcheck-lost-ack-{}", std::process::id());
     let client = connect(&url).await.expect("connect through the proxy");
-    let mut producer = client
-        .producer()
-        .with_topic(&lost_topic)
-        .build()
-        .await
-        .expect("producer");
+    let mut producer = open_producer(&client, &lost_topic).await;
     proxy
         .add_toxic(PROXY, &Toxic::lost_acks(0))
         .await
@@ -185,20 +180,53 @@ async fn subscribe(
     subscription: &str,
     start: InitialPosition,
 ) -> Consumer<Vec<u8>, TokioExecutor> {
-    client
-        .consumer()
-        .with_topic(topic)
-        .with_subscription(subscription)
-        .with_subscription_type(SubType::Exclusive)
-        .with_options(ConsumerOptions::default().durable(true).with_initial_position(start))
-        .build()
-        .await
-        .expect("subscribe through the proxy")
+    // Right after a kill -9 the standalone broker answers produces (its readiness probe) a
+    // moment before it can reopen an existing topic's ledger ("Not enough non-faulty bookies
+    // available", seen once in CI): a client tries again, as Pulsar's own clients do.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let built = client
+            .consumer()
+            .with_topic(topic)
+            .with_subscription(subscription)
+            .with_subscription_type(SubType::Exclusive)
+            .with_options(
+                ConsumerOptions::default()
+                    .durable(true)
+                    .with_initial_position(start.clone()),
+            )
+            .build()
+            .await;
+        match built {
+            Ok(consumer) => return consumer,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("subscribing to {topic} failed ({e}); trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("subscribe through the proxy: {e}"),
+        }
+    }
+}
+
+/// A producer, tried again for up to 60 s while the broker cannot yet open the topic's ledger
+/// after a kill -9 (as for [`subscribe`]).
+async fn open_producer(client: &Pulsar<TokioExecutor>, topic: &str) -> pulsar::Producer<TokioExecutor> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.producer().with_topic(topic).build().await {
+            Ok(producer) => return producer,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("opening a producer on {topic} failed ({e}); trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("producer: {e}"),
+        }
+    }
 }
 
 /// Send `m<i>` for each i, waiting for every receipt; returns what was acknowledged.
 async fn produce(client: &Pulsar<TokioExecutor>, topic: &str, ids: std::ops::Range<u32>) -> BTreeSet<String> {
-    let mut producer = client.producer().with_topic(topic).build().await.expect("producer");
+    let mut producer = open_producer(client, topic).await;
     let mut sent = BTreeSet::new();
     for i in ids {
         let body = format!("m{i}");
