@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::BrokerKind;
+use crate::broker::{BrokerKind, ClientSettings, ClientTables, Props};
 use crate::faults::{NemesisConfig, Target};
 use crate::history::Guarantee;
 pub use errors::{line_of, CampaignError};
@@ -55,6 +55,22 @@ pub struct Campaign {
     /// history header. Set by [`Campaign::parse`].
     #[serde(skip_deserializing)]
     pub dest_settings: serde_json::Value,
+    /// `[client]`: the user's own client properties (`[client.producer]`, `[client.consumer]`)
+    /// over the mode's preset, in the broker's vocabulary; its driver checks them.
+    #[serde(default, skip_serializing)]
+    pub client: ClientTables,
+    /// The effective client properties (preset + the user's, each marked, secrets redacted when
+    /// written), as recorded in the history header. Set by [`Campaign::parse`].
+    #[serde(skip_deserializing, rename = "client")]
+    pub client_settings: ClientSettings,
+    /// `[server]`: settings of the nodes ackcheck starts, in the broker's vocabulary (Kafka's
+    /// `server.properties` keys); its driver checks them. (Not `[broker]`: `broker` already
+    /// names the broker.)
+    #[serde(default, skip_serializing)]
+    pub server: toml::Table,
+    /// The effective `[server]` settings, as recorded in the history header.
+    #[serde(skip_deserializing, rename = "server", skip_serializing_if = "Props::is_empty")]
+    pub server_settings: Props,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +209,24 @@ impl Campaign {
                 line: line_of(text, "dest", key),
                 message: format!("{}: {}", qualified("dest", &e.key), e.message),
             }
+        })?;
+        let (driver, mode) = (campaign.broker.driver(), campaign.mode);
+        campaign.client_settings = driver.client_settings(mode, &campaign.client).map_err(|e| {
+            // `producer.acks` → the line of `acks` under [client.producer].
+            let (table, key) = match e.key.split_once('.') {
+                Some((role, key)) => (format!("client.{role}"), key.to_string()),
+                None => ("client".to_string(), e.key.clone()),
+            };
+            CampaignError {
+                file: file.to_string(),
+                line: line_of(text, &table, &key),
+                message: format!("{}: {}", qualified(&table, &key), e.message),
+            }
+        })?;
+        campaign.server_settings = driver.server_settings(&campaign.server).map_err(|e| CampaignError {
+            file: file.to_string(),
+            line: line_of(text, "server", &e.key),
+            message: format!("{}: {}", qualified("server", &e.key), e.message),
         })?;
         campaign.validate().map_err(|(table, key, message)| CampaignError {
             file: file.to_string(),

@@ -169,6 +169,7 @@ impl Plan {
             mode: self.campaign.mode,
             run: &self.run_id,
             dest_settings: &self.campaign.dest_settings,
+            client: &self.campaign.client_settings,
             log,
         }
     }

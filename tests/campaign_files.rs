@@ -18,6 +18,22 @@ fn every_shipped_campaign_file_loads() {
             panic!("{} does not load: {e}", file.display());
         }
     }
+    // The audit campaigns (known-bad configurations and their safe twins) load too, and each
+    // says in its opening comment what it shows.
+    let audit = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/audit");
+    let mut audits = 0;
+    for entry in std::fs::read_dir(audit).expect("workloads/audit is readable") {
+        let file = entry.expect("a directory entry").path();
+        if file.extension().is_some_and(|e| e == "toml") {
+            audits += 1;
+            let text = std::fs::read_to_string(&file).expect("readable");
+            assert!(text.starts_with("# "), "{} opens with no comment", file.display());
+            if let Err(e) = Campaign::load(&file) {
+                panic!("{} does not load: {e}", file.display());
+            }
+        }
+    }
+    assert!(audits >= 5, "{audits} audit campaigns");
     let names: Vec<String> = files
         .iter()
         .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))

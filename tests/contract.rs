@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ackcheck::broker::{
-    Broker, BrokerKind, ClientContext, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Producer, ProducerSpec,
-    Received,
+    Broker, BrokerKind, ClientContext, ClientTables, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Producer,
+    ProducerSpec, Received,
 };
 use ackcheck::history::Guarantee;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
@@ -140,6 +140,10 @@ async fn checks(kind: BrokerKind, cluster: Arc<dyn Cluster>) {
         .driver()
         .dest_settings(&toml::Table::new())
         .expect("default [dest] settings");
+    let client = kind
+        .driver()
+        .client_settings(Guarantee::AtLeastOnce, &ClientTables::default())
+        .expect("the at-least-once preset");
     let broker = kind
         .driver()
         .client(&ClientContext {
@@ -148,6 +152,7 @@ async fn checks(kind: BrokerKind, cluster: Arc<dyn Cluster>) {
             mode: Guarantee::AtLeastOnce,
             run: &run,
             dest_settings: &settings,
+            client: &client,
             log: log(),
         })
         .expect("a client");

@@ -110,7 +110,7 @@ fn node_counts_modes_dest_settings_and_brokers_a_driver_does_not_declare_are_ref
     refused(
         "kafka-dest",
         &campaign("kafka", &format!("{QUEUE}\n[dest]\nqueue_type = \"quorum\"\n")),
-        &["line 9", "`dest.queue_type`", "kafka has none"],
+        &["line 9", "`dest.queue_type`", "not a Kafka topic setting"],
     );
     refused(
         "rabbitmq-dest",

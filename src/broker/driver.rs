@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::client::{Broker, LogSink};
+use super::props::{ClientDefaults, ClientRole, ClientSettings, ClientTables, Props};
 use crate::history::Guarantee;
 use crate::nodes::{process, Cluster, ClusterError, ClusterShape, Home, LocalCluster, NodeRecipe, PortBlock};
 
@@ -37,6 +38,8 @@ pub struct ClientContext<'a> {
     pub run: &'a str,
     /// The effective `[dest]` settings ([`BrokerDriver::dest_settings`]).
     pub dest_settings: &'a serde_json::Value,
+    /// The effective client properties ([`BrokerDriver::client_settings`]).
+    pub client: &'a ClientSettings,
     pub log: LogSink,
 }
 
@@ -79,9 +82,59 @@ pub trait BrokerDriver: Sync + Send {
         }
     }
 
+    /// Checks the campaign's `[client]` tables and returns the effective client properties for
+    /// `mode`: the mode's preset (or, with `defaults = "library"`, only what ackcheck needs),
+    /// then the user's keys over it, checked against the client library where it can tell. An
+    /// error names the key (`producer.acks`). By default a broker takes none.
+    fn client_settings(&self, mode: Guarantee, tables: &ClientTables) -> Result<ClientSettings, OptionError> {
+        let _ = mode;
+        for role in [ClientRole::Producer, ClientRole::Consumer] {
+            let table = match role {
+                ClientRole::Producer => &tables.producer,
+                ClientRole::Consumer => &tables.consumer,
+            };
+            if let Some(key) = table.keys().next() {
+                return Err(OptionError {
+                    key: format!("{}.{key}", role.name()),
+                    message: format!(
+                        "is not a client property ackcheck can set on {}: its clients follow the mode's preset (see README, \"Delivery modes\"); remove the [client.{}] table",
+                        self.name(),
+                        role.name()
+                    ),
+                });
+            }
+        }
+        if tables.defaults != ClientDefaults::Preset {
+            return Err(OptionError {
+                key: "defaults".into(),
+                message: format!(
+                    "= \"library\" is not possible on {}: its clients follow the mode's preset; remove the key",
+                    self.name()
+                ),
+            });
+        }
+        Ok(ClientSettings::default())
+    }
+
+    /// Checks the campaign's `[server]` table (settings of the nodes ackcheck starts, in the
+    /// broker's own vocabulary: Kafka's `server.properties` keys) and returns them. An error
+    /// names the key. By default a broker takes none.
+    fn server_settings(&self, table: &toml::Table) -> Result<Props, OptionError> {
+        match table.keys().next() {
+            None => Ok(Props::default()),
+            Some(key) => Err(OptionError {
+                key: key.clone(),
+                message: format!(
+                    "is not a server setting ackcheck can set on {}'s nodes yet; remove the [server] table",
+                    self.name()
+                ),
+            }),
+        }
+    }
+
     /// What its local nodes are, for a cluster of `nodes` nodes under `home` (node count already
-    /// checked); `crate::nodes::LocalCluster` runs them.
-    fn recipe(&self, home: &Home, nodes: usize) -> Box<dyn NodeRecipe>;
+    /// checked) with the campaign's `[server]` settings; `crate::nodes::LocalCluster` runs them.
+    fn recipe(&self, home: &Home, nodes: usize, server: &Props) -> Box<dyn NodeRecipe>;
 
     /// Clients against running nodes.
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn Broker>>;
@@ -131,9 +184,20 @@ impl BrokerKind {
         }
     }
 
-    /// Its local cluster with `nodes` nodes under `home`. `nodes = None` means: the size of the
-    /// cluster that is already up, or 1.
+    /// Its local cluster with `nodes` nodes under `home`, with the broker's own server settings.
+    /// `nodes = None` means: the size of the cluster that is already up, or 1.
     pub fn open_cluster(self, nodes: Option<usize>, home: &Home) -> Result<Box<dyn Cluster>, ClusterError> {
+        self.open_cluster_with(nodes, home, &Props::default())
+    }
+
+    /// Its local cluster with the campaign's `[server]` settings (`server`): a cluster up with
+    /// other settings is not reused (see `crate::nodes::local`).
+    pub fn open_cluster_with(
+        self,
+        nodes: Option<usize>,
+        home: &Home,
+        server: &Props,
+    ) -> Result<Box<dyn Cluster>, ClusterError> {
         let nodes = nodes.or(process::recorded_nodes(home, self.name())).unwrap_or(1);
         if !self.allowed_nodes().contains(&nodes) {
             let allowed: Vec<String> = self.allowed_nodes().iter().map(|n| n.to_string()).collect();
@@ -148,11 +212,12 @@ impl BrokerKind {
             nodes,
             max_nodes: self.max_nodes(),
             ports: self.port_block(),
+            server_settings: serde_json::to_string(server).unwrap_or_default(),
         };
         Ok(Box::new(LocalCluster::new(
             home.clone(),
             shape,
-            self.0.recipe(home, nodes),
+            self.0.recipe(home, nodes, server),
         )))
     }
 

@@ -4,6 +4,8 @@
 //!
 //! - [`client`]: [`Broker`], [`Producer`], [`Consumer`], [`Processor`] and the honest
 //!   [`Outcome`] of every operation (ok / fail only when surely not applied / info).
+//! - [`props`]: client properties, the mode's preset with the user's keys over it, recorded
+//!   with secrets redacted.
 //! - [`driver`]: [`BrokerDriver`] (name, sizes, port block, declared [`Capabilities`], option
 //!   table, factories) and [`BrokerKind`], a copyable handle on a registered driver.
 //!
@@ -12,6 +14,8 @@
 
 pub mod client;
 pub mod driver;
+pub mod props;
 
 pub use client::*;
 pub use driver::{BrokerDriver, BrokerKind, Capabilities, ClientContext, OptionError};
+pub use props::{ClientDefaults, ClientRole, ClientSettings, ClientTables, Props};

@@ -25,7 +25,10 @@ pub fn line_of(text: &str, table: &str, key: &str) -> Option<usize> {
         let t = line.trim();
         if t.starts_with('[') {
             current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-        } else if current == table && t.split('=').next().is_some_and(|k| k.trim() == key) && t.contains('=') {
+        } else if current == table
+            && t.split('=').next().is_some_and(|k| k.trim().trim_matches('"') == key)
+            && t.contains('=')
+        {
             return Some(i + 1);
         }
     }

@@ -51,6 +51,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
                         | ClusterError::NoSuchNode { .. }
                         | ClusterError::NotUp { .. }
                         | ClusterError::AlreadyUp { .. }
+                        | ClusterError::OtherSettings { .. }
                         | ClusterError::NodeNotRunning { .. }
                 )
             )

@@ -15,11 +15,12 @@
 //!   its durable messages): proxies remade, paused nodes resumed, missing nodes started, then
 //!   every node must answer and see all the others. A failed revival stops the nodes it started
 //!   and leaves the rest alone.
-//! - **`up`, another size recorded while a node of it runs**: refused ([`ClusterError::AlreadyUp`]);
-//!   `down` first. Nothing is stopped behind the user's back.
+//! - **`up`, another size or other server settings (a campaign's `[server]`) while a node of it
+//!   runs**: refused ([`ClusterError::AlreadyUp`], [`ClusterError::OtherSettings`]); `down`
+//!   first. Nothing is stopped behind the user's back.
 //! - **`up`, otherwise** (nothing recorded; another size, nothing running; no data left): a fresh
 //!   cluster. Leftovers of any earlier cluster are cleared (nodes' directories, our proxies, what
-//!   the cluster shares), then every port is checked before anything starts (the broker's own
+//!   the cluster shares), the server settings recorded, then every port is checked before anything starts (the broker's own
 //!   first, then the proxies'), so a clash leaves nothing half-started. Nodes start together,
 //!   each must answer, [`NodeRecipe::form_cluster`] joins them where the broker needs it, and
 //!   every node must see all the others. A failed fresh start is taken down again.
@@ -63,12 +64,15 @@ const PROBE_LIMIT: Duration = Duration::from_secs(45);
 /// `kafka-node0`), its size, the largest size it runs (`down` and a fresh start clean up that
 /// many nodes, so a smaller cluster never inherits a larger one's leftovers) and its block in
 /// the port plan (slot 0 of each node is its proxy).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClusterShape {
     pub broker: &'static str,
     pub nodes: usize,
     pub max_nodes: usize,
     pub ports: PortBlock,
+    /// The broker's server settings from the campaign (`[server]`), as recorded text: a cluster
+    /// up with other settings is not reused.
+    pub server_settings: String,
 }
 
 /// One broker's local cluster, run by the one lifecycle.
@@ -148,6 +152,17 @@ impl LocalCluster {
 
     fn all_nodes(&self) -> Vec<usize> {
         (0..self.node_count()).collect()
+    }
+
+    /// Where a fresh start records the server settings it started with.
+    fn settings_file(&self) -> std::path::PathBuf {
+        self.home.run_dir(self.name()).join("server-settings.json")
+    }
+
+    /// The server settings the running cluster started with (none recorded: the defaults).
+    fn recorded_settings(&self) -> String {
+        fs::read_to_string(self.settings_file())
+            .unwrap_or_else(|_| serde_json::to_string(&serde_json::Map::new()).unwrap_or_default())
     }
 
     /// Nodes of this cluster that run and are not paused.
@@ -320,6 +335,9 @@ impl LocalCluster {
             return Err(e);
         }
         process::record_nodes(&self.home, self.name(), nodes)?;
+        let settings = self.settings_file();
+        fs::write(&settings, &self.shape.server_settings)
+            .map_err(ClusterError::io(format!("writing {}", settings.display())))?;
         let started = async {
             self.recipe.prepare_cluster().await?;
             for node in self.all_nodes() {
@@ -383,8 +401,12 @@ impl Cluster for LocalCluster {
                 nodes: recorded.unwrap_or(running.len()),
             });
         }
+        let same_settings = self.recorded_settings() == self.shape.server_settings;
+        if !running.is_empty() && !same_settings {
+            return Err(ClusterError::OtherSettings { broker: self.name() });
+        }
         let has_data = (0..nodes).all(|n| self.recipe.has_data(n));
-        if recorded == Some(nodes) && (!running.is_empty() || has_data) {
+        if recorded == Some(nodes) && same_settings && (!running.is_empty() || has_data) {
             return self.revive().await;
         }
         self.start_fresh().await

@@ -201,6 +201,8 @@ pub enum ClusterError {
     NotUp { broker: &'static str },
     #[error("{broker} is already up with {nodes} node(s); run `ackcheck cluster down {broker}` first to change it")]
     AlreadyUp { broker: &'static str, nodes: usize },
+    #[error("{broker} is up with other server settings than this run's [server] table; run `ackcheck cluster down {broker}` first, so that the run starts its nodes with its own")]
+    OtherSettings { broker: &'static str },
     #[error("{broker} node {node} is not running; use `ackcheck cluster restart {broker} --node {node}` to start it")]
     NodeNotRunning { broker: &'static str, node: usize },
     #[error("Toxiproxy request failed ({what}): {reason}")]

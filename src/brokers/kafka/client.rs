@@ -33,11 +33,11 @@ use tokio::sync::oneshot;
 
 use crate::broker::BrokerKind;
 use crate::broker::{
-    Broker, ClientError, Completion, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor, Producer,
-    ProducerSpec,
+    Broker, ClientError, ClientSettings, Completion, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
+    Producer, ProducerSpec,
 };
 use crate::history::Guarantee;
-use consumer::{next_offsets, KafkaConsumer};
+use consumer::{next_offsets, KafkaConsumer, OffsetCommits};
 use producer::{delivered, enqueue, KafkaProducer};
 use txn::Txn;
 
@@ -146,17 +146,44 @@ type Tp = ThreadedProducer<Ctx>;
 /// Kafka through the cluster's proxies.
 pub struct KafkaBroker {
     bootstrap: String,
-    nodes: usize,
+    /// Replicas of every topic the run creates.
+    replicas: i32,
+    /// Topic configurations from the campaign's `[dest]`, set on every topic the run creates.
+    topic_configs: Vec<(String, String)>,
     run: String,
+    /// The effective client properties (preset and the campaign's own).
+    client: ClientSettings,
     log: LogSink,
 }
 
 impl KafkaBroker {
-    pub fn new(bootstrap: String, nodes: usize, run: &str, log: LogSink) -> KafkaBroker {
+    pub fn new(
+        bootstrap: String,
+        nodes: usize,
+        run: &str,
+        client: ClientSettings,
+        dest: &serde_json::Value,
+        log: LogSink,
+    ) -> KafkaBroker {
+        // The effective `[dest]` (`super::props::dest_settings`): a fixed replication factor or
+        // one per node, and topic configurations as strings.
+        let replicas = dest["replication_factor"]
+            .as_i64()
+            .map_or(nodes.min(3) as i32, |n| n as i32);
+        let topic_configs = dest["topic_configs"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
         KafkaBroker {
             bootstrap,
-            nodes,
+            replicas,
+            topic_configs,
             run: run.to_string(),
+            client,
             log,
         }
     }
@@ -166,13 +193,7 @@ impl KafkaBroker {
     }
 
     fn base_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap)
-            .set("client.id", "ackcheck")
-            .set("log_level", "4")
-            .set("socket.connection.setup.timeout.ms", "5000")
-            .set("reconnect.backoff.ms", "100")
-            .set("reconnect.backoff.max.ms", "1000");
+        let mut c = super::props::base_config(&self.bootstrap);
         // librdkafka's own debug contexts (e.g. `cgrp,eos`) into run.log, for troubleshooting.
         if let Ok(debug) = std::env::var("ACKCHECK_KAFKA_DEBUG") {
             c.set("debug", debug).set("log_level", "7");
@@ -180,80 +201,35 @@ impl KafkaBroker {
         c
     }
 
-    /// `ACKCHECK_KAFKA_SET="key=value,key=value"` overrides any client setting (experiments).
-    fn overrides(mut c: ClientConfig) -> ClientConfig {
-        if let Ok(pairs) = std::env::var("ACKCHECK_KAFKA_SET") {
-            for pair in pairs.split(',').filter(|p| !p.is_empty()) {
-                if let Some((k, v)) = pair.split_once('=') {
-                    c.set(k.trim(), v.trim());
-                }
-            }
+    /// The run's settings, then the effective producer properties (the mode's preset and the
+    /// campaign's `[client.producer]`), then the transactional id of a transactional producer.
+    fn producer_config(&self, spec: &ProducerSpec) -> ClientConfig {
+        let mut c = self.base_config();
+        for (key, value) in self.client.producer.iter() {
+            c.set(key, value);
+        }
+        if spec.mode == Guarantee::ExactlyOnce {
+            c.set("transactional.id", format!("{}-{}", self.run, spec.identity));
         }
         c
     }
 
-    fn producer_config(&self, spec: &ProducerSpec) -> ClientConfig {
-        let mut c = self.base_config();
-        // Room for every send the workload keeps in flight (the default is 100,000 messages).
-        c.set("linger.ms", "5").set("queue.buffering.max.messages", "2000000");
-        match spec.mode {
-            Guarantee::AtMostOnce => {
-                c.set("acks", "0")
-                    .set("retries", "0")
-                    .set("enable.idempotence", "false")
-                    .set("message.timeout.ms", "10000");
-            }
-            Guarantee::AtLeastOnce => {
-                c.set("acks", "all")
-                    .set("retries", "2147483647")
-                    .set("enable.idempotence", "false")
-                    .set("request.timeout.ms", "5000")
-                    .set("retry.backoff.ms", "200")
-                    .set("message.timeout.ms", "20000");
-            }
-            Guarantee::ExactlyOnce => {
-                c.set("enable.idempotence", "true")
-                    .set("acks", "all")
-                    .set("transactional.id", format!("{}-{}", self.run, spec.identity))
-                    .set("transaction.timeout.ms", "30000")
-                    // The broker answers CONCURRENT_TRANSACTIONS right after a commit while it
-                    // writes the markers; the default 100 ms backoff makes every transaction slow.
-                    .set("retry.backoff.ms", "10")
-                    .set("retry.backoff.max.ms", "200")
-                    .set("request.timeout.ms", "5000")
-                    .set("message.timeout.ms", "20000");
-            }
-        }
-        Self::overrides(c)
-    }
-
+    /// The run's settings, the group and isolation the workload chooses, then the effective
+    /// consumer properties.
     fn consumer_config(&self, spec: &ConsumerSpec) -> ClientConfig {
         let mut c = self.base_config();
-        c.set("group.id", format!("{}-{}", self.run, spec.group))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set(
-                "isolation.level",
-                if spec.committed_only {
-                    "read_committed"
-                } else {
-                    "read_uncommitted"
-                },
-            )
-            // A crashed member holds its partitions until its session times out, and the whole
-            // group stands still meanwhile: the broker's smallest session timeout (6 s, Kafka's
-            // group.min.session.timeout.ms) with heartbeats well inside it, as a careful engineer
-            // sets them for fast failover (10 s left a run's consumers idle most of the time).
-            // Incremental rebalances: when a member crashes or joins, the others keep their
-            // partitions and go on consuming (the default eager protocol stops every member of
-            // the group at every rebalance, and the workload crashes members every few seconds).
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500")
-            .set("max.poll.interval.ms", "60000")
-            .set("fetch.wait.max.ms", "100");
-        Self::overrides(c)
+        c.set("group.id", format!("{}-{}", self.run, spec.group)).set(
+            "isolation.level",
+            if spec.committed_only {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        );
+        for (key, value) in self.client.consumer.iter() {
+            c.set(key, value);
+        }
+        c
     }
 
     fn open_consumer(&self, spec: &ConsumerSpec) -> Result<KafkaConsumer, ClientError> {
@@ -270,7 +246,13 @@ impl KafkaBroker {
         // Only a commit *before* processing must be known to have happened before going on
         // (at-most-once); a commit after processing may complete in the background.
         let wait_for_commits = spec.mode == Guarantee::AtMostOnce;
-        Ok(KafkaConsumer::new(consumer, name, self.log.clone(), wait_for_commits))
+        Ok(KafkaConsumer::new(
+            consumer,
+            name,
+            self.log.clone(),
+            wait_for_commits,
+            OffsetCommits::of(&self.client.consumer),
+        ))
     }
 
     /// Wait until every partition of `topic` has a leader (a fresh topic is not usable at once).
@@ -320,8 +302,10 @@ impl Broker for KafkaBroker {
             .base_config()
             .create()
             .map_err(|e| ClientError::fatal(format!("creating a Kafka admin client: {e}")))?;
-        let replicas = self.nodes.min(3) as i32;
-        let topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(replicas));
+        let mut topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(self.replicas));
+        for (key, value) in &self.topic_configs {
+            topic = topic.set(key, value);
+        }
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = admin
             .create_topics(&[topic], &options)

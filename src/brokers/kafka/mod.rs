@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod node;
+pub mod props;
 
 use std::sync::Arc;
 
@@ -45,8 +46,24 @@ impl BrokerDriver for KafkaDriver {
         }
     }
 
-    fn recipe(&self, home: &Home, nodes: usize) -> Box<dyn NodeRecipe> {
-        Box::new(node::KafkaNodes::new(home.clone(), nodes))
+    fn dest_settings(&self, table: &toml::Table) -> Result<serde_json::Value, crate::broker::OptionError> {
+        props::dest_settings(table)
+    }
+
+    fn client_settings(
+        &self,
+        mode: crate::history::Guarantee,
+        tables: &crate::broker::ClientTables,
+    ) -> Result<crate::broker::ClientSettings, crate::broker::OptionError> {
+        props::client_settings(mode, tables)
+    }
+
+    fn server_settings(&self, table: &toml::Table) -> Result<crate::broker::Props, crate::broker::OptionError> {
+        props::server_settings(table)
+    }
+
+    fn recipe(&self, home: &Home, nodes: usize, server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
+        Box::new(node::KafkaNodes::new(home.clone(), nodes, server.clone()))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {
@@ -54,6 +71,8 @@ impl BrokerDriver for KafkaDriver {
             ctx.endpoints.join(","),
             ctx.nodes,
             ctx.run,
+            ctx.client.clone(),
+            ctx.dest_settings,
             ctx.log.clone(),
         )))
     }

@@ -23,6 +23,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 use super::KIND;
+use crate::broker::Props;
 use crate::nodes::maven;
 use crate::nodes::process;
 use crate::nodes::{ClusterError, Home, NodePort, NodeRecipe, PortRole, Result, CLIENT_PROXY_SLOT};
@@ -67,11 +68,13 @@ const LOG4J2_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 pub struct KafkaNodes {
     home: Home,
     nodes: usize,
+    /// The campaign's `[server]` settings, written after ackcheck's own.
+    server: Props,
 }
 
 impl KafkaNodes {
-    pub fn new(home: Home, nodes: usize) -> KafkaNodes {
-        KafkaNodes { home, nodes }
+    pub fn new(home: Home, nodes: usize, server: Props) -> KafkaNodes {
+        KafkaNodes { home, nodes, server }
     }
 
     /// `host:port,...` of every node's proxy, for `bootstrap.servers`.
@@ -111,7 +114,20 @@ impl KafkaNodes {
         self.home.node_dir(KIND.name(), node).join("server.properties")
     }
 
+    /// ackcheck's settings, then the campaign's `[server]` keys (the last occurrence of a key
+    /// wins in a properties file).
     fn server_properties(&self, node: usize) -> String {
+        let mut text = self.own_server_properties(node);
+        if !self.server.is_empty() {
+            text.push_str("# The campaign's [server] settings.\n");
+            for (key, value) in self.server.iter() {
+                text.push_str(&format!("{key}={value}\n"));
+            }
+        }
+        text
+    }
+
+    fn own_server_properties(&self, node: usize) -> String {
         let voters = (0..self.nodes)
             .map(|i| format!("{i}@127.0.0.1:{}", KIND.port(i, CONTROLLER_SLOT)))
             .collect::<Vec<_>>()

@@ -43,7 +43,7 @@ impl BrokerDriver for NatsDriver {
         }
     }
 
-    fn recipe(&self, home: &Home, nodes: usize) -> Box<dyn NodeRecipe> {
+    fn recipe(&self, home: &Home, nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
         Box::new(node::NatsNodes::new(home.clone(), nodes))
     }
 

@@ -44,7 +44,7 @@ impl BrokerDriver for PulsarDriver {
         }
     }
 
-    fn recipe(&self, home: &Home, _nodes: usize) -> Box<dyn NodeRecipe> {
+    fn recipe(&self, home: &Home, _nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
         Box::new(node::PulsarNodes::new(home.clone()))
     }
 

@@ -69,7 +69,7 @@ impl BrokerDriver for RabbitDriver {
         Ok(serde_json::json!({ "queue_type": queue_type.name() }))
     }
 
-    fn recipe(&self, home: &Home, nodes: usize) -> Box<dyn NodeRecipe> {
+    fn recipe(&self, home: &Home, nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
         Box::new(node::RabbitNodes::new(home.clone(), nodes))
     }
 

@@ -46,7 +46,7 @@ impl BrokerDriver for SqsDriver {
         }
     }
 
-    fn recipe(&self, home: &Home, _nodes: usize) -> Box<dyn NodeRecipe> {
+    fn recipe(&self, home: &Home, _nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
         Box::new(node::SqsNodes::new(home.clone()))
     }
 

@@ -55,6 +55,37 @@ pub(super) fn next_offsets(messages: &[Received]) -> Result<TopicPartitionList, 
     Ok(tpl)
 }
 
+/// Who commits a member's offsets, from its effective properties (librdkafka's defaults for
+/// keys not set: both `true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OffsetCommits {
+    /// `enable.auto.commit=false` (ackcheck's preset): the workload commits explicitly, after
+    /// or before processing as its mode says.
+    Explicit,
+    /// `enable.auto.commit=true`, `enable.auto.offset.store=false`: the application stores the
+    /// position after processing (what the workload's commit does), the client commits what is
+    /// stored every `auto.commit.interval.ms`.
+    StoreThenAuto,
+    /// `enable.auto.commit=true` and `enable.auto.offset.store=true` (librdkafka's defaults): the
+    /// client stores each message's position when it hands it out and commits it in the
+    /// background, processed or not; the workload's commits do nothing, as in an application
+    /// that leaves offsets to the client.
+    Auto,
+}
+
+impl OffsetCommits {
+    pub(super) fn of(props: &crate::broker::Props) -> OffsetCommits {
+        match (
+            props.is_true("enable.auto.commit").unwrap_or(true),
+            props.is_true("enable.auto.offset.store").unwrap_or(true),
+        ) {
+            (false, _) => OffsetCommits::Explicit,
+            (true, false) => OffsetCommits::StoreThenAuto,
+            (true, true) => OffsetCommits::Auto,
+        }
+    }
+}
+
 /// A consumer group member.
 pub struct KafkaConsumer {
     pub(super) consumer: Option<Arc<StreamConsumer<Ctx>>>,
@@ -63,6 +94,7 @@ pub struct KafkaConsumer {
     last_error: Option<(String, std::time::Instant)>,
     /// Commit synchronously (bounded by [`COMMIT_TIMEOUT`]) instead of in the background.
     wait_for_commits: bool,
+    commits: OffsetCommits,
 }
 
 impl KafkaConsumer {
@@ -71,6 +103,7 @@ impl KafkaConsumer {
         name: String,
         log: LogSink,
         wait_for_commits: bool,
+        commits: OffsetCommits,
     ) -> KafkaConsumer {
         KafkaConsumer {
             consumer: Some(Arc::new(consumer)),
@@ -78,6 +111,7 @@ impl KafkaConsumer {
             log,
             last_error: None,
             wait_for_commits,
+            commits,
         }
     }
 
@@ -154,6 +188,15 @@ impl KafkaConsumer {
             return Ok(());
         }
         let consumer = self.inner()?.clone();
+        match self.commits {
+            OffsetCommits::Explicit => {}
+            OffsetCommits::Auto => return Ok(()),
+            OffsetCommits::StoreThenAuto => {
+                return consumer
+                    .store_offsets(&tpl)
+                    .map_err(|e| ClientError::new(format!("storing offsets failed: {e}")))
+            }
+        }
         if !self.wait_for_commits {
             // Commit after processing: enqueued, sent in order, never waited for. A member that
             // waited for each commit delivered one batch per commit round trip, and nothing while
