@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub min_evidence: Option<crate::checker::evidence::Grade>,
     /// Record the history to nowhere and skip the check (measures what writing it costs).
     pub discard_history: bool,
+    /// Also write the verdict as JUnit XML here.
+    pub junit: Option<PathBuf>,
 }
 
 /// A run asked for something its campaign cannot do (exit 2, like a bad campaign), as opposed
@@ -221,6 +223,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         out.join("verdict.json").display(),
         out.join("run.log").display()
     );
+    report::after_run(&out, &header, &verdict, opts.junit.as_deref())?;
     if signal != 0 {
         println!(
             "interrupted by signal {signal}: the run was cut short; the verdict covers the part that ran{}",

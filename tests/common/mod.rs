@@ -32,6 +32,7 @@ pub async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, Strin
         examples: 3,
         min_evidence: None,
         discard_history: false,
+        junit: None,
     };
     let code = match runner::run(options).await {
         Ok(code) => code,
