@@ -114,7 +114,7 @@ pub fn apt_install_if_missing(command: &str, package: &str) {
             .status()
             .is_ok_and(|s| s.success())
     };
-    let install = ["install", "-y", "--no-install-recommends", package];
+    let install = ["install", "-y", package];
     if !apt(&install) {
         assert!(apt(&["update"]) && apt(&install), "apt-get could not install {package}");
     }
