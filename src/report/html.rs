@@ -382,12 +382,12 @@ impl Page<'_> {
         };
         swatch(html, "line", plots::css(plots::ACKED), "acknowledged messages/s");
         swatch(html, "line", plots::css(plots::DELIVERED), "delivered messages/s");
-        swatch(
-            html,
-            "bar",
-            plots::css(plots::UNKNOWN),
-            "unknown send outcomes/s (right axis)",
-        );
+        let unknown: u64 = self.timeline.seconds.values().map(|s| s.unknown).sum();
+        let unknown_label = match unknown {
+            0 => "unknown send outcomes: none".to_string(),
+            n => format!("unknown send outcomes/s (right axis; {n} in all)"),
+        };
+        swatch(html, "bar", plots::css(plots::UNKNOWN), &unknown_label);
         let mut kinds: Vec<&str> = faults.iter().map(|f| f.kind.as_str()).collect();
         kinds.sort_unstable();
         kinds.dedup();

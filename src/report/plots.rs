@@ -3,6 +3,7 @@
 //! crashes and every anomaly the checker proved, one row each) and send latency — with the
 //! fault windows shaded behind all three.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -55,6 +56,8 @@ pub(crate) fn anomaly_color(kind: &str) -> RGBColor {
         "unexpected" | "inconsistent-positions" => RGBColor(15, 23, 42),
         "failed-delivered" | "aborted-read" => RGBColor(147, 51, 234),
         "torn" => RGBColor(190, 24, 93),
+        "order" => RGBColor(8, 145, 178),
+        "skip" | "send-reordered" => RGBColor(161, 98, 7),
         _ => RGBColor(100, 116, 139),
     }
 }
@@ -169,7 +172,7 @@ struct Context<'a> {
     drain: Option<f64>,
 }
 
-type Chart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>;
+type Chart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
 
 /// The fault windows (in force, then healing, lighter) and the drain, behind a panel's data.
 fn shade<Y>(
@@ -265,6 +268,10 @@ fn throughput(
         .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(&err)?;
+    if unknown_max == 0.0 {
+        // Nothing to show on the right axis: leave it out (its space keeps the panels aligned).
+        return draw_rates(&mut chart, c, buckets);
+    }
     chart
         .configure_secondary_axes()
         .axis_style(AXIS)
@@ -280,10 +287,21 @@ fn throughput(
             let x = *at as f64;
             Rectangle::new(
                 [(x, 0.0), (x + c.width, per_second(s.unknown))],
-                UNKNOWN.mix(0.85).filled(),
+                UNKNOWN.mix(0.45).filled(),
             )
         }))
         .map_err(&err)?;
+    draw_rates(&mut chart, c, buckets)
+}
+
+/// The acknowledged and delivered messages per second, as lines.
+fn draw_rates(
+    chart: &mut ChartContext<'_, SVGBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    c: &Context,
+    buckets: &[(u64, super::timeline::Second)],
+) -> Result<(), ReportError> {
+    let err = plot_error("throughput");
+    let per_second = |n: u64| n as f64 / c.width;
     let line = |f: fn(&super::timeline::Second) -> u64| {
         // A point per bucket, at its middle; seconds without events are zero.
         let mut points = Vec::with_capacity(buckets.len() + 2);
