@@ -179,3 +179,48 @@ fn the_report_of_a_real_run_renders_in_chromium() {
         "the delivered-messages line is missing ({delivered} pixels)"
     );
 }
+
+#[test]
+fn a_run_directory_gets_its_report_inside_with_the_command_that_made_the_run() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let run = dir.path();
+    std::fs::copy(WEAK_RUN, run.join("history.jsonl")).expect("copying the history");
+    let history = run.join("history.jsonl");
+    let (code, verdict, err) = ackcheck(&["check", "--json", history.to_str().expect("a UTF-8 path")], None);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(run.join("verdict.json"), &verdict).expect("writing verdict.json");
+    std::fs::write(
+        run.join("run.log"),
+        "[    0.000] campaign kafka-at-least-once (my campaigns/kafka.toml), seed 7, run id 42683549\n",
+    )
+    .expect("writing run.log");
+    let (code, out, err) = ackcheck(&["report", run.to_str().expect("a UTF-8 path")], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let page = std::fs::read_to_string(run.join("report.html")).expect("DIR/report.html written");
+    // The campaign file from run.log (quoted for the shell), the effective seed and duration.
+    assert!(
+        page.contains("ackcheck run &#39;my campaigns/kafka.toml&#39; --seed 7 --duration 60s"),
+        "{page}"
+    );
+    assert!(!page.contains("checker changed since the run"), "the verdicts agree");
+
+    // A verdict.json that says otherwise (an older checker): the page says which is which.
+    let older = verdict.replace("\"claim_holds\": true", "\"claim_holds\": false");
+    assert_ne!(older, verdict);
+    std::fs::write(run.join("verdict.json"), older).expect("writing verdict.json");
+    let (code, out, err) = ackcheck(&["report", run.to_str().expect("a UTF-8 path")], None);
+    assert_eq!(code, 0, "{out}{err}");
+    let page = std::fs::read_to_string(run.join("report.html")).expect("DIR/report.html written");
+    assert!(
+        page.contains("checker changed since the run"),
+        "no note of the disagreement"
+    );
+
+    // Not a run directory and not a history: unusable input.
+    let (code, _, err) = ackcheck(
+        &["report", dir.path().join("nothing").to_str().expect("a UTF-8 path")],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("neither a run directory"), "{err}");
+}
