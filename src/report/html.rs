@@ -550,20 +550,28 @@ impl Page<'_> {
                     .group
                     .as_ref()
                     .map_or(String::new(), |g| format!(" <small>in {}</small>", esc(g)));
+                // In the order they happened (the checker cites them in the order of its argument).
+                let mut events: Vec<_> = ex.events.iter().collect();
+                events.sort_by_key(|ev| (ev.index, ev.time));
+                let positions = events.iter().any(|ev| ev.pos.is_some());
                 let _ = write!(
                     html,
-                    "<div class=\"proof\"><p><code>{}</code>{group}: {}</p><table class=\"grid events\"><thead><tr><th>event</th><th>time</th><th>what</th><th>position</th></tr></thead><tbody>",
+                    "<div class=\"proof\"><p><code>{}</code>{group}: {}</p><table class=\"grid events\"><thead><tr><th>event</th><th>time</th><th>what</th>{}</tr></thead><tbody>",
                     esc(&ex.message),
-                    esc(&ex.explanation)
+                    esc(&ex.explanation),
+                    if positions { "<th>position</th>" } else { "" }
                 );
-                for ev in &ex.events {
+                for ev in events {
+                    let position = match positions {
+                        true => format!("<td>{}</td>", esc(ev.pos.as_deref().unwrap_or("—"))),
+                        false => String::new(),
+                    };
                     let _ = write!(
                         html,
-                        "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                        "<tr><td>#{}</td><td>{}</td><td>{}</td>{position}</tr>",
                         ev.index,
                         seconds(ev.time),
                         esc(&ev.what),
-                        esc(ev.pos.as_deref().unwrap_or("—"))
                     );
                 }
                 html.push_str("</tbody></table></div>\n");
@@ -603,11 +611,17 @@ impl Page<'_> {
         let skipped: Vec<_> = e.faults_skipped.iter().chain(&e.crashes_skipped).collect();
         if !skipped.is_empty() {
             html.push_str("<h3>Planned, not carried out</h3><ul class=\"plain\">");
-            for s in skipped {
+            let crashes = e.crashes_skipped.len();
+            for (i, s) in skipped.iter().enumerate() {
+                // Skipped crashes are named by their crash point (`late`): say what they are.
+                let what = match i >= skipped.len() - crashes {
+                    true => format!("client crash ({})", s.kind),
+                    false => s.kind.clone(),
+                };
                 let _ = write!(
                     html,
                     "<li><b>{}</b> at {}: {}</li>",
-                    esc(&s.kind),
+                    esc(&what),
                     short_seconds(s.time),
                     esc(&s.reason)
                 );
