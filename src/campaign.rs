@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::BrokerKind;
+use crate::faults::{NemesisConfig, Target};
 use crate::history::Guarantee;
-use crate::nemesis::{NemesisConfig, Target};
 pub use errors::{line_of, CampaignError};
 use errors::{qualified, toml_error};
 use values::*;

@@ -9,26 +9,28 @@
 //! | [`history`] | the event log (format v1): typed events, fsyncing writer, streaming reader | nothing else |
 //! | [`checker`] | history in, verdict out (a pure function of a history) | [`history`] |
 //! | [`report`] | the terminal verdict and the JSON verdict | [`checker`] |
-//! | [`broker`] | the broker contract: client traits, [`broker::BrokerDriver`], declared [`broker::Capabilities`], [`broker::BrokerKind`] | [`nodes`]'s `Cluster` trait |
-//! | [`brokers`] | one folder per broker (driver, client adapter, local nodes) and the registry [`brokers::ALL`], the only list of brokers | [`broker`], [`nodes`] |
-//! | [`nodes`] | local nodes whatever the broker: the `Cluster` trait, pid files and signals, Maven and Go installs, Toxiproxy | no broker |
-//! | [`nemesis`] | seeded fault schedules on what a `Cluster` and its proxies offer, and the sweeping heal | [`nodes`] |
+//! | [`broker`] | the broker contract: client traits, [`broker::BrokerDriver`], declared [`broker::Capabilities`], [`broker::BrokerKind`] | [`nodes`] (a driver hands out a [`nodes::NodeRecipe`]) |
+//! | [`brokers`] | one folder per broker (driver, client adapter, node recipe) and the registry [`brokers::ALL`], the only list of brokers | [`broker`], [`nodes`] |
+//! | [`nodes`] | nodes whatever the broker: the [`nodes::NodeRecipe`] a broker declares, the one local lifecycle [`nodes::LocalCluster`], the [`nodes::Cluster`] trait the other roles act on, pid files and signals, Maven and Go installs, Toxiproxy | no broker |
+//! | [`faults`] | fault packages over what a [`nodes::Cluster`] and its proxies offer, the seeded schedule, the nemesis that carries it out and the sweeping heal | [`nodes`], [`history`] |
 //! | [`workload`] | queue, txn and pipeline workloads; produce, consume, crash roles | [`broker`]'s client traits |
 //! | [`campaign`] | strict TOML campaign files; refuses what a driver does not declare | [`broker`], [`brokers`] (by name) |
-//! | [`runner`] | one run: campaign → nodes → clients → workload + nemesis → history → verdict | all of the above |
+//! | [`plan`] | campaign + command line → one run's [`plan::Plan`] (overrides applied, seed, run id, placement), recorded in the history header | [`campaign`], [`broker`] |
+//! | [`runner`] | runs a plan: nodes → clients → workload + nemesis → heal → drain → history → verdict | all of the above |
 //! | [`cli`] | the thin `ackcheck` command line | [`runner`], [`checker`] |
 //!
-//! A new broker is a folder under `src/brokers/` implementing [`broker::BrokerDriver`] (and the
-//! client traits and `nodes::Cluster` it hands out) plus one line in [`brokers::ALL`].
+//! A new broker is a folder under `src/brokers/` implementing [`broker::BrokerDriver`], the
+//! client traits and a [`nodes::NodeRecipe`], plus one line in [`brokers::ALL`].
 
 pub mod broker;
 pub mod brokers;
 pub mod campaign;
 pub mod checker;
 pub mod cli;
+pub mod faults;
 pub mod history;
-pub mod nemesis;
 pub mod nodes;
+pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod synth;

@@ -8,54 +8,27 @@
 
 mod console;
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{BrokerKind, ClientContext};
-use crate::campaign::Campaign;
+use crate::broker::BrokerKind;
+use crate::faults::{FaultSet, Nemesis};
 use crate::history::reader::HistoryReader;
 use crate::history::writer::Recorder;
-use crate::history::{EventType, Guarantee, Header, Process, FORMAT_VERSION};
-use crate::nemesis::Nemesis;
+use crate::history::{EventType, Process};
 use crate::nodes::toxiproxy::Toxiproxy;
 use crate::nodes::{process, Cluster, ClusterError, Home};
+use crate::plan::{Placement, Plan};
 use crate::workload::state::Stats;
-use crate::workload::{DrainEnd, Settings, Workload};
+use crate::workload::{DrainEnd, Workload};
 use crate::{checker, report};
 pub use console::RunLog;
 use console::{spawn_progress, watch_signals};
 
-/// What `ackcheck run` was asked to do.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub campaign: PathBuf,
-    pub out: Option<PathBuf>,
-    pub seed: Option<u64>,
-    pub duration: Option<Duration>,
-    /// Use the campaign's `[external]` endpoints; start nothing, inject no broker faults.
-    pub external: bool,
-    /// No broker faults and no client crashes.
-    pub no_faults: bool,
-    /// Leave a cluster this run started running afterwards.
-    pub keep_cluster: bool,
-    pub examples: usize,
-    /// The evidence grade a holding claim needs (else exit 3).
-    pub min_evidence: Option<crate::checker::evidence::Grade>,
-    /// Record the history to nowhere and skip the check (measures what writing it costs).
-    pub discard_history: bool,
-    /// Also write the verdict as JUnit XML here.
-    pub junit: Option<PathBuf>,
-}
-
-/// A run asked for something its campaign cannot do (exit 2, like a bad campaign), as opposed
-/// to infrastructure that failed (exit 4).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub use crate::plan::{RunOptions, UsageError};
 
 /// How long sends in flight may take to finish once producing stops.
 const SEND_GRACE: Duration = Duration::from_secs(30);
@@ -65,69 +38,22 @@ const PORT_WAIT: Duration = Duration::from_secs(15);
 
 /// Run a campaign; returns the exit code (0 claim holds, 1 violated). Errors mean exit 2.
 pub async fn run(opts: RunOptions) -> Result<i32> {
-    let mut campaign = Campaign::load(&opts.campaign)?;
-    if let Some(seed) = opts.seed {
-        campaign.seed = Some(seed);
-    }
-    if let Some(d) = opts.duration {
-        campaign.duration = d;
-    }
-    if opts.no_faults {
-        campaign.nemesis.faults.clear();
-        campaign.crashes.interval = 0.0;
-    }
-    let seed = *campaign.seed.get_or_insert_with(|| rand::random::<u32>() as u64);
-    let name = campaign.name.clone().unwrap_or_else(|| stem(&opts.campaign));
-    let run_id = format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64 % 0xffff_ffff)
-    );
-    let out = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-seed{seed}-{run_id}")));
-    if opts.external && !campaign.nemesis.faults.is_empty() {
-        return Err(UsageError("--external cannot inject broker faults (the nemesis needs ackcheck's own cluster); set `faults = []` under [nemesis], pass --no-faults, or run without --external".into()).into());
-    }
-    let external = match (&campaign.external, opts.external) {
-        (Some(x), true) => Some(x.endpoints.clone()),
-        (None, true) => {
-            return Err(UsageError(format!(
-                "--external needs an [external] table with `endpoints` in {}",
-                opts.campaign.display()
-            ))
-            .into())
-        }
-        (_, false) => None,
-    };
-    std::fs::create_dir_all(&out).with_context(|| format!("creating the output directory {}", out.display()))?;
+    let plan = Plan::resolve(&opts)?;
+    let (name, seed, out) = (&plan.name, plan.seed, &plan.out);
+    std::fs::create_dir_all(out).with_context(|| format!("creating the output directory {}", out.display()))?;
     let log = RunLog::create(&out.join("run.log"))?;
-    let config = serde_json::to_value(&campaign).context("serializing the campaign")?;
     log.line(&format!(
-        "campaign {name} ({}), seed {seed}, run id {run_id}",
-        opts.campaign.display()
+        "campaign {name} ({}), seed {seed}, run id {}",
+        plan.campaign_file.display(),
+        plan.run_id
     ));
-    log.line(&format!("config {config}"));
+    log.line(&format!("config {}", plan.config()));
     eprintln!(
         "ackcheck run: {name}, seed {seed}, {:.0} s, output in {}",
-        campaign.duration.as_secs_f64(),
+        plan.duration().as_secs_f64(),
         out.display()
     );
-
-    let mut header = Header {
-        history: FORMAT_VERSION,
-        claim: Some(campaign.claim()),
-        broker: Some(campaign.broker.name().into()),
-        seed: Some(seed),
-        config: Some(config),
-        claim_groups: crate::workload::claim_groups(&campaign.workload),
-        positions: Some(campaign.broker.driver().positions()),
-        ..Header::default()
-    };
-    header.extra.insert("run".into(), run_id.clone().into());
-    header.extra.insert("campaign".into(), name.clone().into());
+    let header = plan.header();
     let interrupt = CancellationToken::new();
     let abandon = CancellationToken::new();
     let first_signal = Arc::new(std::sync::atomic::AtomicI32::new(0));
@@ -138,17 +64,17 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         first_signal.clone(),
     ));
 
-    let (cluster, endpoints, started_cluster) = match external {
-        Some(endpoints) => (None, endpoints, false),
-        None => {
+    let (cluster, endpoints, started_cluster) = match &plan.placement {
+        Placement::External { endpoints } => (None, endpoints.clone(), false),
+        Placement::Local { nodes } => {
             let home = Home::from_env();
-            let c: Arc<dyn Cluster> = Arc::from(campaign.broker.open_cluster(Some(campaign.nodes), &home)?);
+            let c: Arc<dyn Cluster> = Arc::from(plan.broker().open_cluster(Some(*nodes), &home)?);
             // A run killed with -9 in the middle of a fault left it in force: heal it first.
-            if let Some(healed) = crate::nemesis::heal_leftovers(c.as_ref(), &home).await? {
+            if let Some(healed) = crate::faults::heal_leftovers(c.as_ref(), &home).await? {
                 log.line(&healed);
                 eprintln!("{healed}");
             }
-            let started = bring_up(c.as_ref(), campaign.broker, &log, &interrupt).await?;
+            let started = bring_up(c.as_ref(), plan.broker(), &log, &interrupt).await?;
             let endpoints = c.endpoints().iter().map(|e| e.client.to_string()).collect();
             (Some(c), endpoints, started)
         }
@@ -164,10 +90,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     let outcome = match recorder {
         Ok(recorder) => {
             let outcome = run_phases(
-                &campaign,
-                seed,
-                &run_id,
-                &out,
+                &plan,
                 &recorder,
                 cluster.clone(),
                 &endpoints,
@@ -223,7 +146,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         out.join("verdict.json").display(),
         out.join("run.log").display()
     );
-    report::after_run(&out, &header, &verdict, opts.junit.as_deref())?;
+    report::after_run(out, &header, &verdict, opts.junit.as_deref())?;
     if signal != 0 {
         println!(
             "interrupted by signal {signal}: the run was cut short; the verdict covers the part that ran{}",
@@ -245,11 +168,6 @@ fn interrupted_code(signal: i32, code: i32) -> i32 {
         (0, code) | (_, code @ 1) => code,
         (signal, _) => 128 + signal,
     }
-}
-
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map_or_else(|| "campaign".into(), |s| s.to_string_lossy().into_owned())
 }
 
 /// Start the cluster unless it is already up in our home; returns whether this run started it.
@@ -302,12 +220,8 @@ async fn bring_up(c: &dyn Cluster, kind: BrokerKind, log: &RunLog, interrupt: &C
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_phases(
-    campaign: &Campaign,
-    seed: u64,
-    run_id: &str,
-    out: &Path,
+    plan: &Plan,
     recorder: &Recorder,
     cluster: Option<Arc<dyn Cluster>>,
     endpoints: &[String],
@@ -315,24 +229,12 @@ async fn run_phases(
     interrupt: &CancellationToken,
     abandon: &CancellationToken,
 ) -> Result<()> {
-    let broker = campaign.broker.driver().client(&ClientContext {
-        endpoints,
-        nodes: campaign.nodes,
-        mode: campaign.mode,
-        run: run_id,
-        dest_settings: &campaign.dest_settings,
-        log: log.sink(),
-    })?;
-    let settings = Settings {
-        mode: campaign.mode,
-        seed,
-        config: campaign.workload.clone(),
-        crash_interval: campaign.crashes.interval,
-        duration: campaign.duration,
-        run: run_id.to_string(),
-        effects: (campaign.mode == Guarantee::ExactlyOnce).then(|| out.join("effects.log")),
-    };
-    let mut workload = Workload::new(settings, recorder.clone(), broker.clone(), log.sink())?;
+    let (campaign, seed) = (&plan.campaign, plan.seed);
+    let broker = plan
+        .broker()
+        .driver()
+        .client(&plan.client_context(endpoints, log.sink()))?;
+    let mut workload = Workload::new(plan.workload_settings(), recorder.clone(), broker.clone(), log.sink())?;
     for (dest, partitions) in workload.dests() {
         broker
             .create_dest(dest, *partitions)
@@ -350,7 +252,7 @@ async fn run_phases(
         Arc::new(
             Nemesis::new(
                 c,
-                Toxiproxy::default(),
+                FaultSet::local(Toxiproxy::default()),
                 recorder.clone(),
                 campaign.nemesis.clone(),
                 seed,
@@ -359,7 +261,7 @@ async fn run_phases(
             .with_progress(Arc::new(move || {
                 (Stats::get(&probe.acked), Stats::get(&probe.deliveries))
             }))
-            .with_fault_record(crate::nemesis::record_path(&Home::from_env(), campaign.broker.name())),
+            .with_fault_record(crate::faults::record_path(&Home::from_env(), campaign.broker.name())),
         )
     });
     if let Some(n) = &nemesis {

@@ -33,6 +33,6 @@ fn every_shipped_campaign_file_loads() {
         );
         let c = Campaign::load(&std::path::Path::new(dir).join(three_nodes)).expect("loads");
         assert_eq!(c.nodes, 3, "{three_nodes}");
-        assert_eq!(c.nemesis.target, ackcheck::nemesis::Target::Leader, "{three_nodes}");
+        assert_eq!(c.nemesis.target, ackcheck::faults::Target::Leader, "{three_nodes}");
     }
 }

@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ackcheck::brokers::kafka::node::KafkaCluster;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::{self, process, Cluster, Home};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -32,15 +31,28 @@ async fn three_nodes_keep_serving_while_one_is_down_and_it_rejoins() {
     with_cluster(3, three_node_scenario).await;
 }
 
+/// Kafka's nodes under the one local lifecycle, as `ackcheck cluster` runs them.
+fn kafka_cluster(home: &Home, nodes: usize) -> Box<dyn Cluster> {
+    ackcheck::brokers::kafka::KIND
+        .open_cluster(Some(nodes), home)
+        .expect("a node count the broker runs")
+}
+
+/// `bootstrap.servers`: every node's proxy.
+fn bootstrap_servers(cluster: &dyn Cluster) -> String {
+    let proxies: Vec<String> = cluster.endpoints().iter().map(|e| e.client.to_string()).collect();
+    proxies.join(",")
+}
+
 /// Run `scenario` on a fresh cluster, then `down` whatever happened (a panic in the scenario is
 /// re-raised after the cleanup), and check that `down` left no process and no bound port.
 async fn with_cluster<F, Fut>(nodes: usize, scenario: F)
 where
-    F: FnOnce(KafkaCluster) -> Fut,
+    F: FnOnce(Box<dyn Cluster>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let home = Home::from_env();
-    let cluster = KafkaCluster::new(home.clone(), nodes);
+    let cluster = kafka_cluster(&home, nodes);
     cluster.down().await.expect("down before the test (clearing leftovers)");
     let started = Instant::now();
     let up = cluster.up().await;
@@ -56,7 +68,7 @@ where
                 let pid = cluster.node_process(node).pid();
                 eprintln!("node {node} pid {pid:?} rss {}", pid.map(rss_kib).unwrap_or_default());
             }
-            tokio::spawn(scenario(KafkaCluster::new(home.clone(), nodes)))
+            tokio::spawn(scenario(kafka_cluster(&home, nodes)))
                 .await
                 .map_err(|e| e.into_panic())
         }
@@ -84,8 +96,8 @@ where
     );
 }
 
-async fn one_node_scenario(cluster: KafkaCluster) {
-    let bootstrap = cluster.bootstrap_servers();
+async fn one_node_scenario(cluster: Box<dyn Cluster>) {
+    let bootstrap = bootstrap_servers(cluster.as_ref());
     assert_eq!(bootstrap, "127.0.0.1:19000", "clients go through node 0's proxy");
     let topic = "ackcheck-one";
     create_topic(&bootstrap, topic, 1, 1).await;
@@ -150,8 +162,8 @@ async fn one_node_scenario(cluster: KafkaCluster) {
     );
 }
 
-async fn three_node_scenario(cluster: KafkaCluster) {
-    let bootstrap = cluster.bootstrap_servers();
+async fn three_node_scenario(cluster: Box<dyn Cluster>) {
+    let bootstrap = bootstrap_servers(cluster.as_ref());
     let topic = "ackcheck-three";
     create_topic(&bootstrap, topic, 3, 3).await;
     let producer = producer(&bootstrap, "60000");

@@ -6,8 +6,14 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use ackcheck::brokers::nats::node::NatsCluster;
 use ackcheck::nodes::{process, Cluster, Home, NodeState};
+
+/// NATS's nodes under the one local lifecycle, as `ackcheck cluster` runs them.
+fn nats_cluster(home: &Home, nodes: usize) -> Box<dyn Cluster> {
+    ackcheck::brokers::nats::KIND
+        .open_cluster(Some(nodes), home)
+        .expect("a node count the broker runs")
+}
 use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
 
@@ -99,7 +105,7 @@ where
 {
     let _serial = SERIAL.lock().await;
     let home = Home::from_env();
-    let cluster = NatsCluster::new(home.clone(), nodes);
+    let cluster = nats_cluster(&home, nodes);
     cluster.down().await.expect("cleaning up before the test");
     let outcome = tokio::spawn(scenario(home.clone())).await;
     let pids: Vec<u32> = (0..nodes)
@@ -120,9 +126,8 @@ where
     for pid in pids {
         assert!(!process::pid_alive(pid), "pid {pid} still runs after down");
     }
-    let taken: Vec<u16> = cluster
-        .ports()
-        .into_iter()
+    let taken: Vec<u16> = ackcheck::brokers::nats::KIND
+        .ports(3)
         .filter(|&p| process::port_taken(p))
         .collect();
     assert!(taken.is_empty(), "ports still taken after down: {taken:?}");
@@ -131,7 +136,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_stream_survives_kill_and_restart() {
     with_cluster(1, |home| async move {
-        let cluster = NatsCluster::new(home, 1);
+        let cluster = nats_cluster(&home, 1);
         let started = Instant::now();
         cluster.up().await.expect("up");
         eprintln!("up (1 node) took {:.1} s", started.elapsed().as_secs_f64());
@@ -167,7 +172,7 @@ async fn one_node_stream_survives_kill_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_keep_an_r3_stream_while_one_is_killed_and_advertise_no_direct_ports() {
     with_cluster(3, |home| async move {
-        let cluster = NatsCluster::new(home, 3);
+        let cluster = nats_cluster(&home, 3);
         let started = Instant::now();
         cluster.up().await.expect("up");
         eprintln!("up (3 nodes) took {:.1} s", started.elapsed().as_secs_f64());

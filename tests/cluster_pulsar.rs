@@ -8,9 +8,16 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ackcheck::brokers::pulsar::node::{connect, PulsarCluster};
+use ackcheck::brokers::pulsar::node::connect;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::{process, Cluster, Home, NodeState};
+
+/// Pulsar's node under the one local lifecycle, as `ackcheck cluster` runs it.
+fn pulsar_cluster(home: &Home) -> Box<dyn Cluster> {
+    ackcheck::brokers::pulsar::KIND
+        .open_cluster(Some(1), home)
+        .expect("a node count the broker runs")
+}
 use futures::StreamExt;
 use pulsar::consumer::InitialPosition;
 use pulsar::{Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
@@ -24,7 +31,7 @@ const PROXY: &str = "pulsar-node0";
 async fn standalone_keeps_messages_across_kill_and_loses_an_ack_through_the_proxy() {
     let _serial = SERIAL.lock().await;
     let home = Home::from_env();
-    let cluster = PulsarCluster::new(home.clone(), 1);
+    let cluster = pulsar_cluster(&home);
     cluster.down().await.expect("down before the test (clearing leftovers)");
     let started = Instant::now();
     let up = cluster.up().await;
@@ -35,7 +42,7 @@ async fn standalone_keeps_messages_across_kill_and_loses_an_ack_through_the_prox
         Ok(()) => {
             let pid = cluster.node_process(0).pid();
             eprintln!("node 0 pid {pid:?} rss {} KiB", pid.map(rss_kib).unwrap_or_default());
-            tokio::spawn(scenario(PulsarCluster::new(home.clone(), 1)))
+            tokio::spawn(scenario(pulsar_cluster(&home)))
                 .await
                 .map_err(|e| e.into_panic())
         }
@@ -61,7 +68,7 @@ async fn standalone_keeps_messages_across_kill_and_loses_an_ack_through_the_prox
     );
 }
 
-async fn scenario(cluster: PulsarCluster) {
+async fn scenario(cluster: Box<dyn Cluster>) {
     let endpoint = &cluster.endpoints()[0];
     assert_eq!(
         endpoint.url, "pulsar://127.0.0.1:19300",

@@ -6,9 +6,16 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use ackcheck::brokers::rabbitmq::node::RabbitCluster;
+use ackcheck::brokers::rabbitmq::node::{epmd_process, RabbitNodes};
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::{process, Cluster, Home, NodeState};
+
+/// RabbitMQ's nodes under the one local lifecycle, as `ackcheck cluster` runs them.
+fn rabbit_cluster(home: &Home, nodes: usize) -> Box<dyn Cluster> {
+    ackcheck::brokers::rabbitmq::KIND
+        .open_cluster(Some(nodes), home)
+        .expect("a node count the broker runs")
+}
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
@@ -145,12 +152,12 @@ where
 {
     let _serial = SERIAL.lock().await;
     let home = Home::from_env();
-    let cluster = RabbitCluster::new(home.clone(), nodes);
+    let cluster = rabbit_cluster(&home, nodes);
     cluster.down().await.expect("cleaning up before the test"); // a clean slate: no old queues
     let outcome = tokio::spawn(scenario(home.clone())).await;
     // Every pid this cluster recorded, whether alive or not, read before `down` removes the files.
     let mut pid_files: Vec<_> = (0..nodes).map(|n| cluster.node_process(n).pid_file).collect();
-    pid_files.push(cluster.epmd_process().pid_file);
+    pid_files.push(epmd_process(&home).pid_file);
     let pids: Vec<u32> = pid_files
         .iter()
         .filter_map(|f| fs::read_to_string(f).ok()?.trim().parse().ok())
@@ -175,9 +182,8 @@ where
     for pid in pids {
         assert!(!process::pid_alive(pid), "pid {pid} still runs after down");
     }
-    let taken: Vec<u16> = cluster
-        .ports()
-        .into_iter()
+    let taken: Vec<u16> = ackcheck::brokers::rabbitmq::KIND
+        .ports(3)
         .filter(|&p| process::port_taken(p))
         .collect();
     assert!(taken.is_empty(), "ports still taken after down: {taken:?}");
@@ -186,7 +192,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_node_durable_queue_survives_kill_and_lost_acks_hide_stored_messages() {
     with_cluster(1, |home| async move {
-        let cluster = RabbitCluster::new(home, 1);
+        let cluster = rabbit_cluster(&home, 1);
         let started = Instant::now();
         cluster.up().await.expect("up");
         eprintln!("up (1 node) took {:.1} s", started.elapsed().as_secs_f64());
@@ -275,11 +281,12 @@ async fn one_node_durable_queue_survives_kill_and_lost_acks_hide_stored_messages
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_keep_serving_a_quorum_queue_while_one_is_killed_and_it_rejoins() {
     with_cluster(3, |home| async move {
-        let cluster = RabbitCluster::new(home, 3);
+        let cluster = rabbit_cluster(&home, 3);
+        let rabbit = RabbitNodes::new(home.clone(), 3);
         let started = Instant::now();
         cluster.up().await.expect("up");
         eprintln!("up (3 nodes) took {:.1} s", started.elapsed().as_secs_f64());
-        assert_eq!(cluster.running_nodes(0).await.expect("cluster_status").len(), 3);
+        assert_eq!(rabbit.running_nodes(0).await.expect("cluster_status").len(), 3);
         let urls: Vec<String> = cluster.endpoints().into_iter().map(|e| e.url).collect();
 
         produce_and_consume(&urls[0], "ackcheck-quorum", true, &ids("q", 0..100)).await;
@@ -289,13 +296,13 @@ async fn three_nodes_keep_serving_a_quorum_queue_while_one_is_killed_and_it_rejo
         cluster.kill(2).await.expect("kill");
         assert!(!process::pid_alive(pid), "node 2 survived SIGKILL");
         produce_and_consume(&urls[0], "ackcheck-quorum", true, &ids("q", 100..200)).await;
-        let running = cluster.running_nodes(0).await.expect("cluster_status");
+        let running = rabbit.running_nodes(0).await.expect("cluster_status");
         assert_eq!(running.len(), 2, "node 0 should see two running nodes: {running:?}");
 
         let started = Instant::now();
         cluster.restart(2).await.expect("restart");
         eprintln!("restart of node 2 took {:.1} s", started.elapsed().as_secs_f64());
-        let running = cluster.running_nodes(0).await.expect("cluster_status");
+        let running = rabbit.running_nodes(0).await.expect("cluster_status");
         assert_eq!(running.len(), 3, "node 2 should have rejoined: {running:?}");
         // The rejoined node serves the quorum queue too.
         produce_and_consume(&urls[2], "ackcheck-quorum", true, &ids("q", 200..210)).await;

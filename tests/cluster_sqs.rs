@@ -9,10 +9,17 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use ackcheck::brokers::sqs::node::{self as sqs, SqsCluster};
+use ackcheck::brokers::sqs::node as sqs;
 use ackcheck::nodes::process;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::{Cluster, Home, NodeState};
+
+/// LocalStack's node under the one local lifecycle, as `ackcheck cluster` runs it.
+fn sqs_cluster(home: &Home) -> Box<dyn Cluster> {
+    ackcheck::brokers::sqs::KIND
+        .open_cluster(Some(1), home)
+        .expect("a node count the broker runs")
+}
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::Client;
@@ -26,7 +33,7 @@ async fn sqs_one_node_up_kill_restart_lost_ack_down() {
     // The scenario runs in its own task so that a failed assertion still reaches `down` below.
     let outcome = tokio::spawn(scenario(home.clone())).await;
 
-    let cluster = SqsCluster::new(home.clone(), 1);
+    let cluster = sqs_cluster(&home);
     let pid = cluster.node_process(0).pid();
     let down = cluster.down().await;
     if let Err(panic) = outcome {
@@ -72,7 +79,7 @@ async fn sqs_one_node_up_kill_restart_lost_ack_down() {
 }
 
 async fn scenario(home: Home) {
-    let cluster = SqsCluster::new(home, 1);
+    let cluster = sqs_cluster(&home);
 
     let t = Instant::now();
     cluster.up().await.unwrap_or_else(|e| panic!("up failed: {e}"));
@@ -94,7 +101,7 @@ async fn scenario(home: Home) {
         "a second up should only check health, took {:?}",
         t.elapsed()
     );
-    assert_healthy(&cluster).await;
+    assert_healthy(cluster.as_ref()).await;
 
     let endpoint = cluster.endpoints()[0].url.clone();
     assert_eq!(
@@ -192,7 +199,7 @@ async fn scenario(home: Home) {
         .await
         .unwrap_or_else(|e| panic!("restart failed: {e}"));
     eprintln!("restart after kill -9: {:.1} s", t.elapsed().as_secs_f64());
-    assert_healthy(&cluster).await;
+    assert_healthy(cluster.as_ref()).await;
 
     // LocalStack keeps SQS state in memory and promises no durability: record what survived.
     let client = sqs::sqs_client(&endpoint, Duration::from_secs(10));
@@ -311,7 +318,7 @@ async fn receive_and_delete(client: &Client, queue: &str, want: usize) -> Vec<St
     bodies
 }
 
-async fn assert_healthy(cluster: &SqsCluster) {
+async fn assert_healthy(cluster: &dyn Cluster) {
     let statuses = cluster.status().await.expect("status");
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0].state, NodeState::Healthy, "status: {:?}", statuses[0]);

@@ -105,7 +105,7 @@ fn toxics_left(runtime: &tokio::runtime::Runtime, home: &Home) -> Vec<String> {
     for proxy in proxies {
         left.extend(
             runtime
-                .block_on(ackcheck::nemesis::toxics(&proxy))
+                .block_on(ackcheck::nodes::toxiproxy::Toxiproxy::default().toxics(&proxy))
                 .expect("listing toxics"),
         );
     }

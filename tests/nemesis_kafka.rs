@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ackcheck::faults::{FaultKind, FaultSet, Nemesis, NemesisConfig, Target};
 use ackcheck::history::writer::Recorder;
 use ackcheck::history::{Event, EventType, Header, Process};
-use ackcheck::nemesis::{self, FaultKind, Nemesis, NemesisConfig, Target};
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::{process, Cluster, Home, NodeState};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -49,7 +49,7 @@ async fn a_scheduled_run_records_every_fault_and_leaves_the_cluster_healed() {
         .expect("a recorder");
         let nemesis = Nemesis::new(
             cluster.clone(),
-            Toxiproxy::default(),
+            FaultSet::local(Toxiproxy::default()),
             recorder.clone(),
             config,
             3,
@@ -109,7 +109,7 @@ async fn stopping_mid_fault_and_leftovers_of_a_crashed_run_are_healed() {
             };
             Arc::new(Nemesis::new(
                 cluster.clone(),
-                Toxiproxy::default(),
+                FaultSet::local(Toxiproxy::default()),
                 recorder.clone(),
                 config,
                 1,
@@ -139,7 +139,7 @@ async fn stopping_mid_fault_and_leftovers_of_a_crashed_run_are_healed() {
         let (stop, run) = start_run(&lose_acks);
         wait_for_fault(&lose_acks, "lose-acks node 0").await;
         assert_eq!(
-            nemesis::toxics("kafka-node0").await.expect("toxics"),
+            Toxiproxy::default().toxics("kafka-node0").await.expect("toxics"),
             vec!["lost-acks".to_string()]
         );
         let started = Instant::now();
@@ -220,7 +220,14 @@ async fn healing_a_cluster_that_is_not_up_is_an_error_that_says_so() {
         faults: vec![FaultKind::Kill],
         ..NemesisConfig::default()
     };
-    let nemesis = Nemesis::new(cluster, Toxiproxy::default(), recorder, config, 1, None);
+    let nemesis = Nemesis::new(
+        cluster,
+        FaultSet::local(Toxiproxy::default()),
+        recorder,
+        config,
+        1,
+        None,
+    );
     let error = format!(
         "{:#}",
         nemesis
@@ -321,7 +328,7 @@ async fn assert_healed(cluster: &dyn Cluster) {
             endpoint.proxy
         );
         assert_eq!(
-            nemesis::toxics(&endpoint.proxy).await.expect("toxics"),
+            Toxiproxy::default().toxics(&endpoint.proxy).await.expect("toxics"),
             Vec::<String>::new(),
             "no toxic left"
         );

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     match Campaign::parse("fuzz.toml", text) {
         Ok(campaign) => {
             let seed = campaign.seed.unwrap_or(1);
-            let faults = ackcheck::nemesis::schedule(&campaign.nemesis, seed, campaign.nodes, campaign.duration);
+            let faults = ackcheck::faults::schedule(&campaign.nemesis, seed, campaign.nodes, campaign.duration);
             assert!(faults.len() < 10_000_000, "a schedule of {} faults", faults.len());
             // The runner turns these into timers: they must be finite, positive and bounded.
             let _ = Duration::from_secs_f64(campaign.drain.timeout);

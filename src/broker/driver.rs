@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::client::{Broker, LogSink};
 use crate::history::Guarantee;
-use crate::nodes::{process, Cluster, ClusterError, Home};
+use crate::nodes::{process, Cluster, ClusterError, ClusterShape, Home, LocalCluster, NodeRecipe, PortBlock};
 
 /// What one broker can be asked to do. A campaign asking for anything else is refused when it
 /// loads, with the reason the driver gives, before anything starts.
@@ -79,8 +79,9 @@ pub trait BrokerDriver: Sync + Send {
         }
     }
 
-    /// Its local cluster of `nodes` nodes under `home` (node count already checked).
-    fn cluster(&self, home: &Home, nodes: usize) -> Box<dyn Cluster>;
+    /// What its local nodes are, for a cluster of `nodes` nodes under `home` (node count already
+    /// checked); `crate::nodes::LocalCluster` runs them.
+    fn recipe(&self, home: &Home, nodes: usize) -> Box<dyn NodeRecipe>;
 
     /// Clients against running nodes.
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn Broker>>;
@@ -119,9 +120,15 @@ impl BrokerKind {
     /// 0..10 says what a port is for. Slot 0 ([`crate::nodes::CLIENT_PROXY_SLOT`]) is the
     /// Toxiproxy listen port for clients; slots 1..9 are the broker's own ports.
     pub fn port(self, node: usize, slot: u16) -> u16 {
-        assert!(slot < 10 && node < 9, "port plan: slot {slot} node {node} out of range");
-        // Each driver names its block at the default base; ACKCHECK_PORT_BASE moves them all.
-        crate::nodes::port_base() + (self.0.port_base() - crate::nodes::DEFAULT_PORT_BASE) + 10 * node as u16 + slot
+        self.port_block().port(node, slot)
+    }
+
+    /// Its block in the port plan (each driver names it at the default base;
+    /// `ACKCHECK_PORT_BASE` moves them all).
+    pub fn port_block(self) -> PortBlock {
+        PortBlock {
+            start_at_default_base: self.0.port_base(),
+        }
     }
 
     /// Its local cluster with `nodes` nodes under `home`. `nodes = None` means: the size of the
@@ -136,7 +143,22 @@ impl BrokerKind {
                 asked: nodes,
             });
         }
-        Ok(self.0.cluster(home, nodes))
+        let shape = ClusterShape {
+            broker: self.name(),
+            nodes,
+            max_nodes: self.max_nodes(),
+            ports: self.port_block(),
+        };
+        Ok(Box::new(LocalCluster::new(
+            home.clone(),
+            shape,
+            self.0.recipe(home, nodes),
+        )))
+    }
+
+    /// The largest cluster it runs locally.
+    pub fn max_nodes(self) -> usize {
+        self.allowed_nodes().iter().copied().max().unwrap_or(1)
     }
 
     /// Every port of this broker's block that `nodes` nodes use.

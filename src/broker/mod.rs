@@ -7,7 +7,8 @@
 //! - [`driver`]: [`BrokerDriver`] (name, sizes, port block, declared [`Capabilities`], option
 //!   table, factories) and [`BrokerKind`], a copyable handle on a registered driver.
 //!
-//! A broker's local nodes implement `crate::nodes::Cluster`, the contract of the `nodes` role.
+//! A broker declares its nodes in a `crate::nodes::NodeRecipe`; the one local lifecycle
+//! (`crate::nodes::LocalCluster`) runs it.
 
 pub mod client;
 pub mod driver;

@@ -48,7 +48,7 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
     let c = args.broker.open_cluster(args.nodes, &home)?;
     // A run killed with -9 in the middle of a fault left it in force: heal it first.
     if matches!(args.action, Action::Up | Action::Status | Action::Endpoints) {
-        if let Some(healed) = crate::nemesis::heal_leftovers(c.as_ref(), &home).await? {
+        if let Some(healed) = crate::faults::heal_leftovers(c.as_ref(), &home).await? {
             eprintln!("{healed}");
         }
     }
@@ -67,7 +67,7 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
         Action::Down => {
             c.down().await?;
             // `down` resumed paused nodes and removed the proxies with their toxics.
-            let _ = std::fs::remove_file(crate::nemesis::record_path(&home, c.broker()));
+            let _ = std::fs::remove_file(crate::faults::record_path(&home, c.broker()));
             eprintln!("{} is down", c.broker());
         }
         Action::Status => {

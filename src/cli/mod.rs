@@ -45,7 +45,8 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
     use crate::nodes::ClusterError;
     let unusable = e.chain().any(|cause| {
         cause.is::<crate::campaign::CampaignError>()
-            || cause.is::<crate::runner::UsageError>()
+            || cause.is::<crate::plan::PlanError>()
+            || cause.is::<crate::plan::UsageError>()
             || cause
                 .downcast_ref::<crate::report::ReportError>()
                 .is_some_and(|e| e.is_unusable_input())
@@ -71,7 +72,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     if matches!(cli.command, Command::Cluster(_) | Command::Run(_)) {
         // A bad port base must stop a command before it starts anything.
-        crate::nodes::port_base_from_env().map_err(crate::runner::UsageError)?;
+        crate::nodes::port_base_from_env().map_err(crate::plan::UsageError)?;
     }
     match cli.command {
         Command::Check(args) => Ok(check::run(args)),

@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::campaign::parse_duration;
-use crate::runner::{self, RunOptions};
+use crate::plan::RunOptions;
+use crate::runner;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

@@ -52,3 +52,14 @@ pub fn install_jars(dir: &Path, what: &str, pom: &str) -> Result<()> {
         dir.display()
     )))
 }
+
+/// [`install_jars`], then `<dir>/log4j2.xml` with `log4j2_xml`: the logging config is ours, not
+/// Maven's, so it is kept current even in a cached install.
+pub fn install_jars_with_log4j2(dir: &Path, what: &str, pom: &str, log4j2_xml: &str) -> Result<()> {
+    install_jars(dir, what, pom)?;
+    let path = dir.join("log4j2.xml");
+    if fs::read_to_string(&path).ok().as_deref() != Some(log4j2_xml) {
+        fs::write(&path, log4j2_xml).map_err(ClusterError::io(format!("writing the {what} log4j2 config")))?;
+    }
+    Ok(())
+}

@@ -2,13 +2,13 @@
 //! resume and restart, each node behind its own Toxiproxy proxy so that the nemesis can break
 //! client traffic.
 //!
-//! Each broker folder implements [`Cluster`] with the shared machinery here ([`process`]: pid
-//! files, signals, port checks; [`maven`]; [`toxiproxy`]). Nothing here knows a broker: a
-//! broker is its name, and its driver (`crate::broker::BrokerDriver::cluster`) makes its
-//! [`Cluster`]. Everything a node owns (data, log,
-//! pid file) lives under `$ACKCHECK_HOME/run/<broker>/node<i>/`; installs are cached under
-//! `$ACKCHECK_HOME/install/`. Ports follow one plan (`crate::broker::BrokerKind::port`) so that brokers
-//! never collide.
+//! A broker declares its nodes in a [`NodeRecipe`] ([`recipe`]: ports with their roles, files,
+//! data, command line, readiness); [`local::LocalCluster`] is the one lifecycle that runs every
+//! broker's recipe, with the shared machinery here ([`process`]: pid files, signals, port checks;
+//! [`maven`]; [`toxiproxy`]). Nothing here knows a broker by name. Everything a node owns (data,
+//! log, pid file) lives under `$ACKCHECK_HOME/run/<broker>/node<i>/`; installs are cached under
+//! `$ACKCHECK_HOME/install/`. Ports follow one plan (`crate::broker::BrokerKind::port`) so that
+//! brokers never collide.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,10 +16,14 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use local::{ClusterShape, LocalCluster};
 pub use process::NodeProcess;
+pub use recipe::{NodePort, NodeRecipe, PortRole};
 
+pub mod local;
 pub mod maven;
 pub mod process;
+pub mod recipe;
 pub mod toxiproxy;
 
 /// Slot 0 of every node is the proxy port that clients connect to.
@@ -54,6 +58,24 @@ pub fn port_base_from_env() -> std::result::Result<u16, String> {
             PORT_BASE_RANGE.start(),
             PORT_BASE_RANGE.end()
         )),
+    }
+}
+
+/// One broker's block of 100 ports in the plan: 10 per node, and a slot 0..10 says what a port
+/// is for. Slot 0 ([`CLIENT_PROXY_SLOT`]) is the node's Toxiproxy proxy; slots 1..9 are the
+/// broker's own ports, as its recipe assigns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortBlock {
+    /// Where the block starts at the default base (19000 for Kafka); `ACKCHECK_PORT_BASE`
+    /// moves every block by the same amount.
+    pub start_at_default_base: u16,
+}
+
+impl PortBlock {
+    /// The port of `slot` of `node`.
+    pub fn port(self, node: usize, slot: u16) -> u16 {
+        assert!(slot < 10 && node < 9, "port plan: slot {slot} node {node} out of range");
+        port_base() + (self.start_at_default_base - DEFAULT_PORT_BASE) + 10 * node as u16 + slot
     }
 }
 
@@ -202,9 +224,10 @@ impl ClusterError {
 
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
 
-/// One local cluster of one broker. Implementations keep no state in memory that matters:
-/// everything is recovered from `$ACKCHECK_HOME/run/<broker>` so that separate CLI invocations
-/// (`up`, then `kill`, then `restart`) act on the same cluster.
+/// One cluster of one broker, as the runner, the nemesis and the CLI act on it. Locally it is
+/// [`LocalCluster`], which keeps no state in memory that matters: everything is recovered from
+/// `$ACKCHECK_HOME/run/<broker>` so that separate CLI invocations (`up`, then `kill`, then
+/// `restart`) act on the same cluster.
 #[async_trait]
 pub trait Cluster: Send + Sync {
     /// The broker's name (`kafka`).

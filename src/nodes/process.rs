@@ -3,7 +3,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -215,7 +215,24 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 
 /// True if something listens on (or holds) 127.0.0.1:`port`.
 pub fn port_taken(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_err()
+    address_taken(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// True if something holds `address` (IPv4 or IPv6 loopback).
+pub fn address_taken(address: SocketAddr) -> bool {
+    TcpListener::bind(address).is_err()
+}
+
+/// Wait until no address is held; returns those still held after `timeout`.
+pub async fn wait_addresses_free(addresses: &[SocketAddr], timeout: Duration) -> Vec<SocketAddr> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let taken: Vec<SocketAddr> = addresses.iter().copied().filter(|&a| address_taken(a)).collect();
+        if taken.is_empty() || Instant::now() >= deadline {
+            return taken;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Who listens on 127.0.0.1:`port`, as `ss` shows it (`"java",pid=123`), when it can tell.

@@ -181,11 +181,27 @@ impl Toxiproxy {
         }
     }
 
-    /// Remove every toxic from every proxy (the heal-all the nemesis runs at the end).
-    pub async fn reset(&self) -> Result<()> {
-        self.send("resetting all toxics", self.http.post(format!("{}/reset", self.base)))
-            .await?;
-        Ok(())
+    /// Names of the toxics on `proxy` (none if the proxy does not exist).
+    pub async fn toxics(&self, proxy: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            name: String,
+        }
+        let what = format!("listing the toxics on proxy {proxy}");
+        let resp = self
+            .http
+            .get(format!("{}/proxies/{proxy}/toxics", self.base))
+            .send()
+            .await
+            .map_err(|e| Self::err(&what, e))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        if !resp.status().is_success() {
+            return Err(Self::err(&what, format!("HTTP {}", resp.status())));
+        }
+        let named: Vec<Named> = resp.json().await.map_err(|e| Self::err(&what, e))?;
+        Ok(named.into_iter().map(|t| t.name).collect())
     }
 
     /// Names of the proxies that exist.

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::LogSink;
-use crate::nemesis::Nemesis;
+use crate::faults::Nemesis;
 use crate::workload::state::Stats;
 
 /// run.log: the schedule, the configuration, client errors, phases; one timestamped line each.

@@ -7,7 +7,7 @@ pub mod node;
 use std::sync::Arc;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext};
-use crate::nodes::{Cluster, Home};
+use crate::nodes::{Home, NodeRecipe};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct KafkaDriver;
@@ -45,8 +45,8 @@ impl BrokerDriver for KafkaDriver {
         }
     }
 
-    fn cluster(&self, home: &Home, nodes: usize) -> Box<dyn Cluster> {
-        Box::new(node::KafkaCluster::new(home.clone(), nodes))
+    fn recipe(&self, home: &Home, nodes: usize) -> Box<dyn NodeRecipe> {
+        Box::new(node::KafkaNodes::new(home.clone(), nodes))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

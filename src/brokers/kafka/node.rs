@@ -10,14 +10,13 @@
 //! - `INTERNAL` (slot 2) for replication between brokers, direct;
 //! - `CONTROLLER` (slot 3) for the KRaft quorum, direct.
 //!
-//! Storage is formatted once per node at the first start; `restart` keeps the data, `down`
-//! deletes it (keeping the node logs), so the next `up` starts a fresh cluster.
+//! Storage is formatted once per node at its first start ([`KafkaNodes::prepare_start`]); the one
+//! local lifecycle (`crate::nodes::local`) does the rest.
 
-use std::fs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -25,9 +24,8 @@ use rdkafka::ClientConfig;
 
 use super::KIND;
 use crate::nodes::maven;
-use crate::nodes::process::{self, NodeProcess};
-use crate::nodes::toxiproxy::{self, Toxiproxy};
-use crate::nodes::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result, CLIENT_PROXY_SLOT};
+use crate::nodes::process;
+use crate::nodes::{ClusterError, Home, NodePort, NodeRecipe, PortRole, Result, CLIENT_PROXY_SLOT};
 
 /// The pinned Kafka release (the jars `org.apache.kafka:kafka_2.13` and `kafka-tools`).
 pub const VERSION: &str = "4.1.1";
@@ -42,8 +40,6 @@ const CLUSTER_ID: &str = "YWNrY2hlY2sta2Fma2EtMQ";
 const CLIENT_SLOT: u16 = 1;
 const INTERNAL_SLOT: u16 = 2;
 const CONTROLLER_SLOT: u16 = 3;
-/// The most nodes a Kafka cluster here can have: `down` and a fresh `up` clean up to this many.
-const MAX_NODES: usize = 3;
 
 const HEAP: [&str; 2] = ["-Xms256m", "-Xmx512m"];
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -67,14 +63,15 @@ const LOG4J2_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </Configuration>
 "#;
 
-pub struct KafkaCluster {
+/// Kafka's nodes, as the one local lifecycle (`crate::nodes::LocalCluster`) runs them.
+pub struct KafkaNodes {
     home: Home,
     nodes: usize,
 }
 
-impl KafkaCluster {
-    pub fn new(home: Home, nodes: usize) -> KafkaCluster {
-        KafkaCluster { home, nodes }
+impl KafkaNodes {
+    pub fn new(home: Home, nodes: usize) -> KafkaNodes {
+        KafkaNodes { home, nodes }
     }
 
     /// `host:port,...` of every node's proxy, for `bootstrap.servers`.
@@ -89,20 +86,9 @@ impl KafkaCluster {
         self.home.install_dir(&format!("kafka-{VERSION}"))
     }
 
-    /// Resolve the jars with Maven (cached) and write the logging config.
-    fn install(&self) -> Result<PathBuf> {
-        let dir = self.install_dir();
-        maven::install_jars(&dir, &format!("Kafka {VERSION}"), &pom())?;
-        // The logging config is ours, not Maven's: keep it current even in a cached install.
-        let log4j = dir.join("log4j2.xml");
-        if fs::read_to_string(&log4j).ok().as_deref() != Some(LOG4J2_XML) {
-            fs::write(&log4j, LOG4J2_XML).map_err(ClusterError::io("writing the Kafka log4j2 config"))?;
-        }
-        Ok(dir)
-    }
-
     /// `java <heap> -cp lib/* <main> <args>` with the install's log4j2 config.
-    fn java(&self, install: &std::path::Path, heap: &[&str], main: &str) -> Command {
+    fn java(&self, heap: &[&str], main: &str) -> Command {
+        let install = self.install_dir();
         let mut cmd = Command::new("java");
         cmd.args(heap)
             .arg("-XX:+ExitOnOutOfMemoryError")
@@ -173,231 +159,88 @@ broker.heartbeat.interval.ms=500
             data = self.data_dir(node).display(),
         )
     }
-
-    /// Start one node's JVM, formatting its storage first if it has none.
-    async fn start_node(&self, install: &std::path::Path, node: usize) -> Result<u32> {
-        // A JVM killed with SIGKILL can look dead (its main thread is a zombie) while its other
-        // threads still hold the listeners for a moment: give the ports time to be released.
-        let ports = node_ports(node);
-        process::wait_ports_free(&ports[1..], Duration::from_secs(15)).await;
-        process::ensure_ports_free(&ports[1..], &format!("kafka node {node}"))?;
-        let config = self.config_file(node);
-        fs::create_dir_all(self.data_dir(node)).map_err(ClusterError::io("creating the Kafka data directory"))?;
-        fs::write(&config, self.server_properties(node))
-            .map_err(ClusterError::io(format!("writing {}", config.display())))?;
-        if !self.data_dir(node).join("meta.properties").is_file() {
-            let mut format = self.java(install, &["-Xmx256m"], "kafka.tools.StorageTool");
-            format
-                .args(["format", "--cluster-id", CLUSTER_ID, "--config"])
-                .arg(&config);
-            process::run_step(&format!("Kafka {VERSION}"), "kafka.tools.StorageTool format", &mut format).map_err(|e| match e {
-                ClusterError::Install { reason, output, .. } => ClusterError::Other(format!(
-                    "formatting kafka node {node}'s storage failed ({reason}); if the install at {} is damaged, delete it so that `up` reinstalls it\n{output}",
-                    install.display()
-                )),
-                other => other,
-            })?;
-        }
-        let mut cmd = self.java(install, &HEAP, "kafka.Kafka");
-        cmd.arg(&config);
-        self.node_process(node).spawn(cmd)
-    }
-
-    /// Create the node's proxy unless it exists (re-creating would drop connections and toxics).
-    async fn ensure_proxy(&self, proxy: &Toxiproxy, existing: &[String], node: usize) -> Result<()> {
-        let name = proxy_name(node);
-        if !existing.contains(&name) {
-            let upstream = format!("127.0.0.1:{}", KIND.port(node, CLIENT_SLOT));
-            proxy
-                .create_proxy(&name, KIND.port(node, CLIENT_PROXY_SLOT), &upstream)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Wait until each of `nodes` answers a metadata request through its proxy that lists every
-    /// broker in `expected`. Fails at once if a node's process exits.
-    async fn wait_ready(&self, nodes: &[usize], expected: &[usize]) -> Result<()> {
-        let started = Instant::now();
-        let deadline = started + READY_TIMEOUT;
-        for &node in nodes {
-            let proc = self.node_process(node);
-            loop {
-                let err = match probe(node).await {
-                    Ok(ids) => match expected.iter().find(|&&id| !ids.contains(&(id as i32))) {
-                        None => break,
-                        Some(missing) => {
-                            format!("metadata through the proxy lists brokers {ids:?}, not yet broker {missing}")
-                        }
-                    },
-                    Err(e) => e,
-                };
-                let dead = proc.pid().is_none();
-                if dead || Instant::now() >= deadline {
-                    let step = if dead { "the JVM exited".to_string() } else { err };
-                    return Err(ClusterError::NotReady {
-                        broker: KIND.name(),
-                        node,
-                        seconds: started.elapsed().as_secs(),
-                        step,
-                        log_tail: proc.log_tail(30),
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// Start this cluster's nodes that are not running (on their data, formatting only nodes that
-    /// have none) and wait until all nodes are ready. On failure, stops the nodes it started.
-    async fn start_missing(&self, install: &std::path::Path, proxy: &Toxiproxy) -> Result<()> {
-        let existing = proxy.proxies().await?;
-        let mut started = Vec::new();
-        for node in 0..self.nodes {
-            self.ensure_proxy(proxy, &existing, node).await?;
-            if self.node_process(node).pid().is_none() {
-                started.push(node);
-                if let Err(e) = self.start_node(install, node).await {
-                    self.stop_nodes(&started).await;
-                    return Err(e);
-                }
-            }
-        }
-        let all: Vec<usize> = (0..self.nodes).collect();
-        if let Err(e) = self.wait_ready(&all, &all).await {
-            self.stop_nodes(&started).await;
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Stop nodes in parallel (SIGTERM, then SIGKILL after the grace period): with a quorum of
-    /// three, nodes stopped one after another would each wait for the ones already gone.
-    async fn stop_nodes(&self, nodes: &[usize]) {
-        let tasks: Vec<_> = nodes
-            .iter()
-            .map(|&node| {
-                let proc = self.node_process(node);
-                tokio::task::spawn_blocking(move || proc.stop(STOP_GRACE))
-            })
-            .collect();
-        for task in tasks {
-            let _ = task.await;
-        }
-    }
 }
 
 #[async_trait]
-impl Cluster for KafkaCluster {
-    fn broker(&self) -> &'static str {
-        KIND.name()
+impl NodeRecipe for KafkaNodes {
+    /// Resolve the jars with Maven (cached) and write the logging config.
+    fn install(&self) -> Result<()> {
+        maven::install_jars_with_log4j2(&self.install_dir(), &format!("Kafka {VERSION}"), &pom(), LOG4J2_XML)
     }
 
-    fn nodes(&self) -> usize {
-        self.nodes
+    fn ports(&self, node: usize) -> Vec<NodePort> {
+        vec![
+            NodePort::local(PortRole::Client, "CLIENT listener", KIND.port(node, CLIENT_SLOT)),
+            NodePort::local(PortRole::Peer, "INTERNAL listener", KIND.port(node, INTERNAL_SLOT)),
+            NodePort::local(
+                PortRole::Controller,
+                "CONTROLLER listener",
+                KIND.port(node, CONTROLLER_SLOT),
+            ),
+        ]
     }
 
-    async fn up(&self) -> Result<()> {
-        let running: Vec<usize> = (0..MAX_NODES)
-            .filter(|&i| self.node_process(i).pid().is_some())
-            .collect();
-        let recorded = process::recorded_nodes(&self.home, KIND.name());
-        if !running.is_empty() && recorded != Some(self.nodes) {
-            let nodes = recorded.unwrap_or(running.len());
-            return Err(ClusterError::AlreadyUp {
-                broker: KIND.name(),
-                nodes,
-            });
+    fn data_dirs(&self, node: usize) -> Vec<PathBuf> {
+        vec![self.data_dir(node)]
+    }
+
+    /// Formatted storage: the KRaft quorum and the logs are there.
+    fn has_data(&self, node: usize) -> bool {
+        self.data_dir(node).join("meta.properties").is_file()
+    }
+
+    fn files(&self, node: usize) -> Vec<(PathBuf, String)> {
+        vec![(self.config_file(node), self.server_properties(node))]
+    }
+
+    /// Format the node's storage if it has none.
+    async fn prepare_start(&self, node: usize) -> Result<()> {
+        if self.has_data(node) {
+            return Ok(());
         }
-        let install = self.install()?;
-        let proxy = toxiproxy::ensure_running(&self.home).await?;
-        let formatted = (0..self.nodes).all(|i| self.data_dir(i).join("meta.properties").is_file());
-        if !running.is_empty() || (recorded == Some(self.nodes) && formatted) {
-            // This cluster exists (running, partly killed, or all killed): bring it back on its
-            // data rather than wiping it.
-            return self.start_missing(&install, &proxy).await;
-        }
-        // A fresh cluster: forget any earlier one (its data was formatted for another quorum).
-        for node in 0..MAX_NODES {
-            let _ = proxy.delete_proxy(&proxy_name(node)).await;
-            let _ = fs::remove_dir_all(self.data_dir(node));
-            let _ = fs::remove_file(self.node_process(node).log_file);
-        }
-        let ports: Vec<u16> = (0..self.nodes).flat_map(node_ports).collect();
-        if let Err(e) = process::ensure_ports_free(&ports, "kafka") {
-            let _ = toxiproxy::stop_if_unused(&self.home).await;
-            return Err(e);
-        }
-        process::record_nodes(&self.home, KIND.name(), self.nodes)?;
-        if let Err(e) = self.start_missing(&install, &proxy).await {
-            let _ = self.down().await;
-            return Err(e);
-        }
+        let mut format = self.java(&["-Xmx256m"], "kafka.tools.StorageTool");
+        format
+            .args(["format", "--cluster-id", CLUSTER_ID, "--config"])
+            .arg(self.config_file(node));
+        process::run_step(&format!("Kafka {VERSION}"), "kafka.tools.StorageTool format", &mut format).map_err(|e| match e {
+            ClusterError::Install { reason, output, .. } => ClusterError::Other(format!(
+                "formatting kafka node {node}'s storage failed ({reason}); if the install at {} is damaged, delete it so that `up` reinstalls it\n{output}",
+                self.install_dir().display()
+            )),
+            other => other,
+        })?;
         Ok(())
     }
 
-    async fn down(&self) -> Result<()> {
-        let all: Vec<usize> = (0..MAX_NODES).collect();
-        self.stop_nodes(&all).await;
-        let proxy = Toxiproxy::default();
-        if proxy.is_up().await {
-            for node in 0..MAX_NODES {
-                proxy.delete_proxy(&proxy_name(node)).await?;
-            }
-        }
-        toxiproxy::stop_if_unused(&self.home).await?;
-        let ports: Vec<u16> = all.iter().flat_map(|&i| node_ports(i)).collect();
-        let taken = process::wait_ports_free(&ports, Duration::from_secs(30)).await;
-        if let Some(&port) = taken.first() {
-            return Err(ClusterError::PortTaken {
-                port,
-                needed_by: "kafka (still held after down)".into(),
-            });
-        }
-        for node in all {
-            let _ = fs::remove_dir_all(self.data_dir(node));
-        }
-        process::forget_nodes(&self.home, KIND.name());
-        Ok(())
+    fn command(&self, node: usize) -> Command {
+        let mut cmd = self.java(&HEAP, "kafka.Kafka");
+        cmd.arg(self.config_file(node));
+        cmd
     }
 
-    async fn status(&self) -> Result<Vec<NodeStatus>> {
-        let mut statuses = Vec::new();
-        for node in 0..self.nodes {
-            let registered = async {
-                match probe(node).await {
-                    Ok(ids) if ids.contains(&(node as i32)) => {
-                        Ok(format!("metadata through {} lists brokers {ids:?}", client_addr(node)))
-                    }
-                    Ok(ids) => Err(format!("not registered: metadata lists brokers {ids:?}")),
-                    Err(e) => Err(e),
-                }
-            };
-            statuses.push(self.node_process(node).status(node, registered).await);
+    /// A metadata request through the node's proxy must list every broker of `members`
+    /// (registered and not fenced).
+    async fn probe(&self, node: usize, members: &[usize]) -> std::result::Result<String, String> {
+        let ids = probe(node).await?;
+        match members.iter().find(|&&id| !ids.contains(&(id as i32))) {
+            None => Ok(format!("metadata through {} lists brokers {ids:?}", client_addr(node))),
+            Some(missing) => Err(format!(
+                "metadata through the proxy lists brokers {ids:?}, not yet broker {missing}"
+            )),
         }
-        Ok(statuses)
     }
 
-    fn endpoints(&self) -> Vec<NodeEndpoint> {
-        (0..self.nodes)
-            .map(|node| NodeEndpoint {
-                node,
-                client: client_addr(node),
-                direct: SocketAddr::from(([127, 0, 0, 1], KIND.port(node, CLIENT_SLOT))),
-                proxy: proxy_name(node),
-                // Kafka has no URL scheme: this is the node's `bootstrap.servers` entry.
-                url: client_addr(node).to_string(),
-            })
-            .collect()
+    fn ready_timeout(&self) -> Duration {
+        READY_TIMEOUT
     }
 
-    fn node_process(&self, node: usize) -> NodeProcess {
-        NodeProcess::in_dir(self.home.node_dir(KIND.name(), node))
+    fn stop_grace(&self) -> Duration {
+        STOP_GRACE
     }
 
-    async fn leader(&self, dest: &str) -> Option<usize> {
-        // Node i runs with node.id=i, so the broker id of the leader is the node index.
+    /// The leader of partition 0 of `dest`. Node i runs with node.id=i, so the broker id of the
+    /// leader is the node index.
+    async fn leader(&self, dest: &str, _live: &[usize]) -> Option<usize> {
         let (bootstrap, topic, nodes) = (self.bootstrap_servers(), dest.to_string(), self.nodes);
         let task = tokio::task::spawn_blocking(move || {
             let client: BaseConsumer = ClientConfig::new()
@@ -417,36 +260,10 @@ impl Cluster for KafkaCluster {
         });
         task.await.ok().flatten()
     }
-
-    async fn restart(&self, node: usize) -> Result<()> {
-        self.check_node(node)?;
-        if !self.data_dir(node).join("meta.properties").is_file() {
-            return Err(ClusterError::NotUp { broker: KIND.name() });
-        }
-        let install = self.install()?;
-        let proxy = toxiproxy::ensure_running(&self.home).await?;
-        self.ensure_proxy(&proxy, &proxy.proxies().await?, node).await?;
-        if self.node_process(node).pid().is_none() {
-            self.start_node(&install, node).await?;
-        }
-        self.wait_ready(&[node], &[node]).await
-    }
-}
-
-fn proxy_name(node: usize) -> String {
-    format!("kafka-node{node}")
 }
 
 fn client_addr(node: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], KIND.port(node, CLIENT_PROXY_SLOT)))
-}
-
-/// Every port a node uses: its proxy and its three listeners.
-fn node_ports(node: usize) -> Vec<u16> {
-    [CLIENT_PROXY_SLOT, CLIENT_SLOT, INTERNAL_SLOT, CONTROLLER_SLOT]
-        .iter()
-        .map(|&s| KIND.port(node, s))
-        .collect()
 }
 
 /// One metadata round trip with a fresh client whose only bootstrap address is `node`'s proxy,

@@ -8,7 +8,7 @@ pub mod node;
 use std::sync::Arc;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext};
-use crate::nodes::{Cluster, Home};
+use crate::nodes::{Home, NodeRecipe};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct NatsDriver;
@@ -43,8 +43,8 @@ impl BrokerDriver for NatsDriver {
         }
     }
 
-    fn cluster(&self, home: &Home, nodes: usize) -> Box<dyn Cluster> {
-        Box::new(node::NatsCluster::new(home.clone(), nodes))
+    fn recipe(&self, home: &Home, nodes: usize) -> Box<dyn NodeRecipe> {
+        Box::new(node::NatsNodes::new(home.clone(), nodes))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext};
-use crate::nodes::{Cluster, Home};
+use crate::nodes::{Home, NodeRecipe};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct PulsarDriver;
@@ -44,8 +44,8 @@ impl BrokerDriver for PulsarDriver {
         }
     }
 
-    fn cluster(&self, home: &Home, nodes: usize) -> Box<dyn Cluster> {
-        Box::new(node::PulsarCluster::new(home.clone(), nodes))
+    fn recipe(&self, home: &Home, _nodes: usize) -> Box<dyn NodeRecipe> {
+        Box::new(node::PulsarNodes::new(home.clone()))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

@@ -15,23 +15,20 @@
 //!   a lookup that names no listener is answered with the listener of the port it arrived on, so a
 //!   client that came through the proxy is sent back to the proxy (`external` advertises it).
 //!
-//! `restart` keeps the data; `down` deletes it (keeping the node log), so the next `up` starts a
-//! fresh cluster.
+//! The one local lifecycle (`crate::nodes::local`) runs it: a restart keeps the data, `down`
+//! deletes it.
 
-use std::fs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pulsar::{ConnectionRetryOptions, OperationRetryOptions, Pulsar, TokioExecutor};
 
 use super::KIND;
 use crate::nodes::maven;
-use crate::nodes::process::{self, NodeProcess};
-use crate::nodes::toxiproxy::{self, Toxiproxy};
-use crate::nodes::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result, CLIENT_PROXY_SLOT};
+use crate::nodes::{Home, NodePort, NodeRecipe, PortRole, Result, CLIENT_PROXY_SLOT};
 
 /// The pinned Pulsar release. 4.0.8 is the newest 4.0.x, but two of its jars
 /// (`jetcd-core-shaded`, `pulsar-opentelemetry`) are not served by the registry these machines reach.
@@ -76,30 +73,18 @@ const LOG4J2_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </Configuration>
 "#;
 
-pub struct PulsarCluster {
+/// Pulsar's one standalone node, as the one local lifecycle (`crate::nodes::LocalCluster`) runs it.
+pub struct PulsarNodes {
     home: Home,
-    nodes: usize,
 }
 
-impl PulsarCluster {
-    pub fn new(home: Home, nodes: usize) -> PulsarCluster {
-        PulsarCluster { home, nodes }
+impl PulsarNodes {
+    pub fn new(home: Home) -> PulsarNodes {
+        PulsarNodes { home }
     }
 
     fn install_dir(&self) -> PathBuf {
         self.home.install_dir(&format!("pulsar-{VERSION}"))
-    }
-
-    /// Resolve the jars with Maven (cached) and write the logging config.
-    fn install(&self) -> Result<PathBuf> {
-        let dir = self.install_dir();
-        maven::install_jars(&dir, &format!("Pulsar {VERSION}"), &pom())?;
-        // The logging config is ours, not Maven's: keep it current even in a cached install.
-        let log4j = dir.join("log4j2.xml");
-        if fs::read_to_string(&log4j).ok().as_deref() != Some(LOG4J2_XML) {
-            fs::write(&log4j, LOG4J2_XML).map_err(ClusterError::io("writing the Pulsar log4j2 config"))?;
-        }
-        Ok(dir)
     }
 
     fn node_dir(&self) -> PathBuf {
@@ -108,15 +93,6 @@ impl PulsarCluster {
 
     fn data_dir(&self) -> PathBuf {
         self.node_dir().join("data")
-    }
-
-    /// True once the node has been started on this data (the bookie wrote its cookie).
-    fn has_data(&self) -> bool {
-        self.data_dir()
-            .join("bookkeeper")
-            .join("current")
-            .join("VERSION")
-            .is_file()
     }
 
     fn standalone_conf(&self) -> String {
@@ -172,26 +148,61 @@ diskUsageWarnThreshold=0.99
             tmp = self.node_dir().join("tmp").display(),
         )
     }
+}
 
-    /// Start the JVM on the node's data (creating it on the first start).
-    async fn start_node(&self, install: &Path) -> Result<u32> {
-        // Right after a kill -9 the JVM's main thread is already a zombie (so the pid counts as
-        // dead) while its other threads still hold the sockets: give them a moment to go.
-        let ports = &node_ports()[1..];
-        if let Some(&port) = process::wait_ports_free(ports, Duration::from_secs(15)).await.first() {
-            return Err(ClusterError::PortTaken {
-                port,
-                needed_by: "pulsar node 0".into(),
-            });
-        }
+#[async_trait]
+impl NodeRecipe for PulsarNodes {
+    /// Resolve the jars with Maven (cached) and write the logging config.
+    fn install(&self) -> Result<()> {
+        maven::install_jars_with_log4j2(&self.install_dir(), &format!("Pulsar {VERSION}"), &pom(), LOG4J2_XML)
+    }
+
+    fn ports(&self, node: usize) -> Vec<NodePort> {
+        vec![
+            NodePort::local(PortRole::Client, "external listener", KIND.port(node, EXTERNAL_SLOT)),
+            NodePort::local(
+                PortRole::Admin,
+                "internal listener (brokerServicePort)",
+                KIND.port(node, INTERNAL_SLOT),
+            ),
+            NodePort::local(PortRole::Admin, "web service", KIND.port(node, WEB_SLOT)),
+            NodePort::local(PortRole::Peer, "bookie", KIND.port(node, BOOKIE_SLOT)),
+            NodePort::local(
+                PortRole::Admin,
+                "stream storage port (unused)",
+                KIND.port(node, STREAM_STORAGE_SLOT),
+            ),
+        ]
+    }
+
+    /// The internal listener: lookups there answer with direct addresses, so a client that
+    /// starts here never touches the proxy.
+    fn direct(&self, node: usize) -> Option<SocketAddr> {
+        Some(SocketAddr::from(([127, 0, 0, 1], KIND.port(node, INTERNAL_SLOT))))
+    }
+
+    fn data_dirs(&self, _node: usize) -> Vec<PathBuf> {
+        vec![self.data_dir(), self.node_dir().join("tmp")]
+    }
+
+    /// The bookie wrote its cookie: the node has been started on this data.
+    fn has_data(&self, _node: usize) -> bool {
+        self.data_dir()
+            .join("bookkeeper")
+            .join("current")
+            .join("VERSION")
+            .is_file()
+    }
+
+    fn files(&self, _node: usize) -> Vec<(PathBuf, String)> {
+        vec![(self.node_dir().join("standalone.conf"), self.standalone_conf())]
+    }
+
+    fn command(&self, _node: usize) -> Command {
+        let install = self.install_dir();
         let node_dir = self.node_dir();
         let data = self.data_dir();
         let tmp = node_dir.join("tmp");
-        fs::create_dir_all(&data).map_err(ClusterError::io("creating the Pulsar data directory"))?;
-        fs::create_dir_all(&tmp).map_err(ClusterError::io("creating the Pulsar temp directory"))?;
-        let conf = node_dir.join("standalone.conf");
-        fs::write(&conf, self.standalone_conf()).map_err(ClusterError::io(format!("writing {}", conf.display())))?;
-
         let mut cmd = Command::new("java");
         cmd.current_dir(&node_dir)
             .args(JVM_MEMORY)
@@ -210,7 +221,7 @@ diskUsageWarnThreshold=0.99
             .arg("org.apache.pulsar.PulsarStandaloneStarter");
         // No ZooKeeper directory: the standalone then keeps its metadata in RocksDB.
         let paths = [
-            ("--config", conf),
+            ("--config", node_dir.join("standalone.conf")),
             ("--metadata-dir", data.join("metadata")),
             ("--zookeeper-dir", data.join("zookeeper")),
             ("--bookkeeper-dir", data.join("bookkeeper")),
@@ -221,166 +232,29 @@ diskUsageWarnThreshold=0.99
         cmd.args(["--bookkeeper-port", &KIND.port(0, BOOKIE_SLOT).to_string()])
             .args(["--stream-storage-port", &KIND.port(0, STREAM_STORAGE_SLOT).to_string()])
             .args(["--no-functions-worker", "--no-stream-storage"]);
-        self.node_process(0).spawn(cmd)
+        cmd
     }
 
-    /// Create the node's proxy unless it exists (re-creating would drop connections and toxics).
-    async fn ensure_proxy(&self, proxy: &Toxiproxy) -> Result<()> {
-        if !proxy.proxies().await?.contains(&proxy_name()) {
-            let upstream = format!("127.0.0.1:{}", KIND.port(0, EXTERNAL_SLOT));
-            proxy
-                .create_proxy(&proxy_name(), KIND.port(0, CLIENT_PROXY_SLOT), &upstream)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Wait until a produce through the proxy succeeds and the transaction coordinator is
-    /// assigned. Fails at once if the JVM exits.
-    async fn wait_ready(&self) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let proc = self.node_process(0);
-        loop {
-            let err = match probe().await {
-                Ok(_) => match transaction_coordinators().await {
-                    Ok(0) => "the transaction coordinator is not assigned yet".to_string(),
-                    Ok(_) => return Ok(()),
-                    Err(e) => e,
-                },
-                Err(e) => e,
-            };
-            let dead = proc.pid().is_none();
-            if dead || Instant::now() >= deadline {
-                let step = if dead { "the JVM exited".to_string() } else { err };
-                return Err(ClusterError::NotReady {
-                    broker: KIND.name(),
-                    node: 0,
-                    seconds: READY_TIMEOUT.as_secs(),
-                    step,
-                    log_tail: proc.log_tail(30),
-                });
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+    /// A produce through the proxy, and the transaction coordinator assigned.
+    async fn probe(&self, _node: usize, _members: &[usize]) -> std::result::Result<String, String> {
+        let produced = probe().await?;
+        match transaction_coordinators().await? {
+            0 => Err("the transaction coordinator is not assigned yet".to_string()),
+            _ => Ok(produced),
         }
     }
 
-    async fn stop_node(&self) {
-        let proc = self.node_process(0);
-        let _ = tokio::task::spawn_blocking(move || proc.stop(STOP_GRACE)).await;
-    }
-}
-
-#[async_trait]
-impl Cluster for PulsarCluster {
-    fn broker(&self) -> &'static str {
-        KIND.name()
+    fn ready_timeout(&self) -> Duration {
+        READY_TIMEOUT
     }
 
-    fn nodes(&self) -> usize {
-        self.nodes
+    fn stop_grace(&self) -> Duration {
+        STOP_GRACE
     }
 
-    async fn up(&self) -> Result<()> {
-        let running = self.node_process(0).pid().is_some();
-        let recorded = process::recorded_nodes(&self.home, KIND.name());
-        if running && recorded.is_some_and(|n| n != self.nodes) {
-            return Err(ClusterError::AlreadyUp {
-                broker: KIND.name(),
-                nodes: recorded.unwrap_or(1),
-            });
-        }
-        let install = self.install()?;
-        if running || (recorded == Some(self.nodes) && self.has_data()) {
-            // This cluster exists (running, or killed): bring it back on its data.
-            let proxy = toxiproxy::ensure_running(&self.home).await?;
-            self.ensure_proxy(&proxy).await?;
-            if !running {
-                self.start_node(&install).await?;
-            }
-            return self.wait_ready().await;
-        }
-        // A fresh cluster. Check the ports before starting anything, so that a port held by
-        // something else fails at once and leaves nothing behind (the proxy port only counts when
-        // it is not our own leftover proxy, which is deleted below).
-        let leftover_proxy = Toxiproxy::default()
-            .proxies()
-            .await
-            .unwrap_or_default()
-            .contains(&proxy_name());
-        process::ensure_ports_free(&node_ports()[usize::from(leftover_proxy)..], "pulsar")?;
-        let proxy = toxiproxy::ensure_running(&self.home).await?;
-        let _ = proxy.delete_proxy(&proxy_name()).await;
-        let _ = fs::remove_dir_all(self.data_dir());
-        let _ = fs::remove_file(self.node_process(0).log_file);
-        process::record_nodes(&self.home, KIND.name(), self.nodes)?;
-        let started = async {
-            self.ensure_proxy(&proxy).await?;
-            self.start_node(&install).await?;
-            self.wait_ready().await
-        };
-        if let Err(e) = started.await {
-            let _ = self.down().await;
-            return Err(e);
-        }
-        Ok(())
+    fn url(&self, _node: usize) -> Option<String> {
+        Some(client_url())
     }
-
-    async fn down(&self) -> Result<()> {
-        self.stop_node().await;
-        let proxy = Toxiproxy::default();
-        if proxy.is_up().await {
-            proxy.delete_proxy(&proxy_name()).await?;
-        }
-        toxiproxy::stop_if_unused(&self.home).await?;
-        let taken = process::wait_ports_free(&node_ports(), Duration::from_secs(30)).await;
-        if let Some(&port) = taken.first() {
-            return Err(ClusterError::PortTaken {
-                port,
-                needed_by: "pulsar (still held after down)".into(),
-            });
-        }
-        let _ = fs::remove_dir_all(self.data_dir());
-        process::forget_nodes(&self.home, KIND.name());
-        Ok(())
-    }
-
-    async fn status(&self) -> Result<Vec<NodeStatus>> {
-        Ok(vec![self.node_process(0).status(0, probe()).await])
-    }
-
-    fn endpoints(&self) -> Vec<NodeEndpoint> {
-        vec![NodeEndpoint {
-            node: 0,
-            client: client_addr(),
-            // The internal listener: lookups there answer with direct addresses, so a client
-            // that starts here never touches the proxy.
-            direct: SocketAddr::from(([127, 0, 0, 1], KIND.port(0, INTERNAL_SLOT))),
-            proxy: proxy_name(),
-            url: client_url(),
-        }]
-    }
-
-    fn node_process(&self, node: usize) -> NodeProcess {
-        NodeProcess::in_dir(self.home.node_dir(KIND.name(), node))
-    }
-
-    async fn restart(&self, node: usize) -> Result<()> {
-        self.check_node(node)?;
-        if !self.has_data() {
-            return Err(ClusterError::NotUp { broker: KIND.name() });
-        }
-        let install = self.install()?;
-        let proxy = toxiproxy::ensure_running(&self.home).await?;
-        self.ensure_proxy(&proxy).await?;
-        if self.node_process(0).pid().is_none() {
-            self.start_node(&install).await?;
-        }
-        self.wait_ready().await
-    }
-}
-
-fn proxy_name() -> String {
-    "pulsar-node0".to_string()
 }
 
 fn client_addr() -> SocketAddr {
@@ -390,22 +264,6 @@ fn client_addr() -> SocketAddr {
 /// The service URL clients use: the node's proxy.
 pub fn client_url() -> String {
     format!("pulsar://{}", client_addr())
-}
-
-/// Every port the node uses: its proxy, both broker listeners, the web service, the bookie and
-/// the (unused) stream storage port.
-fn node_ports() -> Vec<u16> {
-    [
-        CLIENT_PROXY_SLOT,
-        INTERNAL_SLOT,
-        EXTERNAL_SLOT,
-        WEB_SLOT,
-        BOOKIE_SLOT,
-        STREAM_STORAGE_SLOT,
-    ]
-    .iter()
-    .map(|&s| KIND.port(0, s))
-    .collect()
 }
 
 /// A Pulsar client on the proxy that gives up quickly (the callers poll).

@@ -10,7 +10,7 @@ pub mod node;
 use std::sync::Arc;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext, OptionError};
-use crate::nodes::{Cluster, Home};
+use crate::nodes::{Home, NodeRecipe};
 use client::QueueType;
 
 /// The driver, registered in `crate::brokers::ALL`.
@@ -69,8 +69,8 @@ impl BrokerDriver for RabbitDriver {
         Ok(serde_json::json!({ "queue_type": queue_type.name() }))
     }
 
-    fn cluster(&self, home: &Home, nodes: usize) -> Box<dyn Cluster> {
-        Box::new(node::RabbitCluster::new(home.clone(), nodes))
+    fn recipe(&self, home: &Home, nodes: usize) -> Box<dyn NodeRecipe> {
+        Box::new(node::RabbitNodes::new(home.clone(), nodes))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use lapin::options::QueueDeclareOptions;
@@ -20,15 +20,12 @@ use rand::Rng;
 
 use super::KIND;
 use crate::nodes::process::{self, NodeProcess};
-use crate::nodes::toxiproxy::{self, Toxiproxy};
-use crate::nodes::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, Result};
+use crate::nodes::{ClusterError, Home, NodePort, NodeRecipe, PortRole, Result};
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 /// Installs the package without starting its node (also usable by hand: `bash install-debian.sh`).
 const INSTALL_SCRIPT: &str = include_str!("install-debian.sh");
 const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
-/// The largest cluster we run; `down` cleans up this many nodes whatever size was asked.
-const MAX_NODES: usize = 3;
 const AMQP_SLOT: u16 = 1;
 const DIST_SLOT: u16 = 2;
 /// How long a node may take to boot (three nodes booting at once on two busy cores are slow).
@@ -44,14 +41,20 @@ pub fn node_name(node: usize) -> String {
     format!("ackcheck-rabbit{node}@localhost")
 }
 
-pub struct RabbitCluster {
+/// The epmd ackcheck starts for the RabbitMQ cluster under `home` (its pid file and log).
+pub fn epmd_process(home: &Home) -> NodeProcess {
+    NodeProcess::in_dir(home.run_dir(KIND.name()).join("epmd"))
+}
+
+/// RabbitMQ's nodes, as the one local lifecycle (`crate::nodes::LocalCluster`) runs them.
+pub struct RabbitNodes {
     home: Home,
     nodes: usize,
 }
 
-impl RabbitCluster {
-    pub fn new(home: Home, nodes: usize) -> RabbitCluster {
-        RabbitCluster { home, nodes }
+impl RabbitNodes {
+    pub fn new(home: Home, nodes: usize) -> RabbitNodes {
+        RabbitNodes { home, nodes }
     }
 
     /// The `HOME` of every node and CLI call: holds the cluster's Erlang cookie.
@@ -59,70 +62,12 @@ impl RabbitCluster {
         self.home.run_dir(KIND.name()).join("home")
     }
 
-    /// The epmd we start for this cluster (its pid file and log).
-    pub fn epmd_process(&self) -> NodeProcess {
-        NodeProcess::in_dir(self.home.run_dir(KIND.name()).join("epmd"))
-    }
-
-    /// The ports the brokers themselves hold (AMQP, distribution, epmd), up to the largest cluster.
-    fn broker_ports() -> Vec<u16> {
-        let mut ports: Vec<u16> = (0..MAX_NODES)
-            .flat_map(|i| [KIND.port(i, AMQP_SLOT), KIND.port(i, DIST_SLOT)])
-            .collect();
-        ports.push(epmd_port());
-        ports
-    }
-
-    /// Every port this cluster uses (proxies included), for checks at `up` and `down`.
-    pub fn ports(&self) -> Vec<u16> {
-        let mut ports: Vec<u16> = (0..MAX_NODES).map(|i| KIND.port(i, 0)).collect();
-        ports.extend(Self::broker_ports());
-        ports
-    }
-
-    /// Debian's `rabbitmq-server` package is ackcheck's RabbitMQ: installed here when missing
-    /// and ackcheck runs as root (apt, without letting the package start a node of its own, see
-    /// install-debian.sh); otherwise one sentence says what to run.
-    fn ensure_installed() -> Result<()> {
-        if Path::new(SERVER).exists() {
-            return Ok(());
-        }
-        if !nix::unistd::geteuid().is_root() {
-            return Err(ClusterError::Other(format!(
-                "RabbitMQ is not installed ({SERVER} is missing) and ackcheck is not root, so it cannot install it: run `sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server` (then `sudo systemctl disable --now rabbitmq-server`, ackcheck runs its own nodes) and try again"
-            )));
-        }
-        tracing::info!("installing Debian's rabbitmq-server package (apt-get, its own node not started)");
-        process::run_step(
-            "RabbitMQ (Debian's rabbitmq-server package)",
-            "apt-get install rabbitmq-server",
-            Command::new("bash").arg("-c").arg(INSTALL_SCRIPT),
-        )?;
-        if Path::new(SERVER).exists() {
-            Ok(())
-        } else {
-            Err(ClusterError::Other(format!(
-                "the rabbitmq-server package installed without {SERVER}; check `dpkg -L rabbitmq-server` and the Debian release"
-            )))
-        }
-    }
-
-    fn proxy_name(node: usize) -> String {
-        format!("rabbitmq-node{node}")
+    fn node_dir(&self, node: usize) -> PathBuf {
+        self.home.node_dir(KIND.name(), node)
     }
 
     fn url(node: usize) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", KIND.port(node, 0))
-    }
-
-    fn not_ready(&self, node: usize, seconds: u64, step: impl Into<String>) -> ClusterError {
-        ClusterError::NotReady {
-            broker: KIND.name(),
-            node,
-            seconds,
-            step: step.into(),
-            log_tail: self.node_process(node).log_tail(30),
-        }
     }
 
     /// Environment shared by the server and the CLI: our cookie, our epmd, no system env file.
@@ -135,43 +80,9 @@ impl RabbitCluster {
             .env_remove("RABBITMQ_NODENAME");
     }
 
-    /// A fresh cookie and an empty env file (so `/etc/rabbitmq/rabbitmq-env.conf` is not read).
-    fn write_erlang_home(&self) -> Result<()> {
-        let home = self.erlang_home();
-        fs::create_dir_all(&home).map_err(ClusterError::io(format!("creating {}", home.display())))?;
-        fs::write(home.join("rabbitmq-env.conf"), "").map_err(ClusterError::io("writing rabbitmq-env.conf"))?;
-        let mut rng = rand::thread_rng();
-        let cookie: String = (0..20).map(|_| rng.gen_range(b'A'..=b'Z') as char).collect();
-        let path = home.join(".erlang.cookie");
-        let _ = fs::remove_file(&path);
-        // Erlang refuses a cookie that others can read.
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o400)
-            .open(&path)
-            .map_err(ClusterError::io("writing the Erlang cookie"))?;
-        std::io::Write::write_all(&mut file, cookie.as_bytes()).map_err(ClusterError::io("writing the Erlang cookie"))
-    }
-
-    fn write_node_config(&self, node: usize) -> Result<PathBuf> {
-        let dir = self.home.node_dir(KIND.name(), node);
-        fs::create_dir_all(dir.join("log")).map_err(ClusterError::io(format!("creating {}", dir.display())))?;
-        fs::write(dir.join("enabled_plugins"), "[].\n").map_err(ClusterError::io("writing enabled_plugins"))?;
-        // A small memory watermark keeps the footprint honest; a low disk limit keeps publishers
-        // unblocked on small test disks.
-        let conf = format!(
-            "listeners.tcp.1 = 127.0.0.1:{}\nvm_memory_high_watermark.absolute = 512MB\ndisk_free_limit.absolute = 50MB\n",
-            KIND.port(node, AMQP_SLOT)
-        );
-        let path = dir.join("rabbitmq.conf");
-        fs::write(&path, conf).map_err(ClusterError::io("writing rabbitmq.conf"))?;
-        Ok(dir)
-    }
-
     /// Start epmd for the cluster unless ours is already running.
     async fn ensure_epmd(&self) -> Result<()> {
-        let epmd = self.epmd_process();
+        let epmd = epmd_process(&self.home);
         if epmd.pid().is_some() {
             return Ok(());
         }
@@ -192,57 +103,6 @@ impl RabbitCluster {
                 epmd.log_tail(10)
             ))
         })
-    }
-
-    /// Stop our epmd, and any epmd an Erlang tool daemonized on our port while ours was down.
-    fn stop_epmd(&self) -> Result<()> {
-        self.epmd_process().stop(Duration::from_secs(5))?;
-        let marker = format!("ERL_EPMD_PORT={}", epmd_port());
-        for pid in pids_named("epmd") {
-            let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let ours = environ.split(|&b| b == 0).any(|var| var == marker.as_bytes());
-            if ours {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Start one node on its data directory. `rabbitmq-server` execs `erl`, which execs the
-    /// Erlang VM, when RABBITMQ_ALLOW_INPUT is set (otherwise it stays as a signal-forwarding
-    /// shell), so the recorded pid is beam.smp itself; `-noinput` keeps the shell off.
-    fn spawn_node(&self, node: usize) -> Result<u32> {
-        process::ensure_ports_free(
-            &[KIND.port(node, AMQP_SLOT), KIND.port(node, DIST_SLOT)],
-            &format!("RabbitMQ node {node}"),
-        )?;
-        let dir = self.write_node_config(node)?;
-        let mut cmd = Command::new(SERVER);
-        self.common_env(&mut cmd);
-        cmd.env("RABBITMQ_NODENAME", node_name(node))
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", KIND.port(node, AMQP_SLOT).to_string())
-            .env("RABBITMQ_DIST_PORT", KIND.port(node, DIST_SLOT).to_string())
-            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
-            .env("RABBITMQ_LOG_BASE", dir.join("log"))
-            .env("RABBITMQ_LOGS", "-") // the main log to stdout, i.e. node.log
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
-            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
-            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
-            .env("RABBITMQ_PID_FILE", dir.join("rabbitmq.pid"))
-            .env("ERL_CRASH_DUMP", dir.join("erl_crash.dump")) // not into the caller's directory
-            .current_dir(&dir)
-            .env("RABBITMQ_ALLOW_INPUT", "true")
-            // Unbound schedulers: several nodes share two cores with other brokers.
-            .env("RABBITMQ_SCHEDULER_BIND_TYPE", "u")
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "-noinput -start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
-            );
-        self.node_process(node).spawn(cmd)
     }
 
     /// Run `rabbitmqctl -n <node> args…`; Ok(stdout) or Err(what it printed).
@@ -288,262 +148,208 @@ impl RabbitCluster {
             .ok_or_else(|| format!("cluster_status has no running_nodes: {out}"))?;
         Ok(running.iter().filter_map(|n| n.as_str().map(str::to_string)).collect())
     }
-
-    /// Wait until the node has booted (`await_startup`) and answers an AMQP round trip through
-    /// its proxy. Fails early if the process exits.
-    async fn wait_node_ready(&self, node: usize, timeout: Duration) -> Result<()> {
-        let started = Instant::now();
-        let deadline = started + timeout;
-        let proc = self.node_process(node);
-        let mut booted = false;
-        loop {
-            if proc.pid().is_none() {
-                return Err(self.not_ready(node, started.elapsed().as_secs(), "the node process exited"));
-            }
-            let step = if !booted {
-                match self
-                    .ctl(node, &["await_startup", "--timeout", "10"], Duration::from_secs(30))
-                    .await
-                {
-                    Ok(_) => {
-                        booted = true;
-                        continue;
-                    }
-                    Err(e) => format!("rabbitmqctl await_startup: {e}"),
-                }
-            } else {
-                match round_trip(&Self::url(node)).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => format!("AMQP round trip through the proxy on port {}: {e}", KIND.port(node, 0)),
-                }
-            };
-            if Instant::now() >= deadline {
-                return Err(self.not_ready(node, timeout.as_secs(), step));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// Wait until `node` sees every node of the cluster running.
-    async fn wait_cluster_formed(&self, node: usize, timeout: Duration) -> Result<()> {
-        let check = || async {
-            let running = self.running_nodes(node).await?;
-            if running.len() == self.nodes {
-                Ok(())
-            } else {
-                Err(format!(
-                    "cluster_status lists {} running node(s): {running:?}",
-                    running.len()
-                ))
-            }
-        };
-        let seconds = timeout.as_secs();
-        process::wait_until(timeout, Duration::from_secs(1), check)
-            .await
-            .map_err(|e| self.not_ready(node, seconds, e))
-    }
-
-    /// Create this node's proxy unless it exists (replacing it would cut live connections).
-    async fn ensure_proxy(&self, proxy: &Toxiproxy, node: usize) -> Result<()> {
-        if proxy.proxies().await?.contains(&Self::proxy_name(node)) {
-            return Ok(());
-        }
-        proxy
-            .create_proxy(
-                &Self::proxy_name(node),
-                KIND.port(node, 0),
-                &format!("127.0.0.1:{}", KIND.port(node, AMQP_SLOT)),
-            )
-            .await
-    }
-
-    /// A fresh cluster (ports checked): clean state, epmd, proxies, nodes, joins, readiness.
-    async fn start_fresh(&self, proxy: &Toxiproxy) -> Result<()> {
-        let run_dir = self.home.run_dir(KIND.name());
-        if run_dir.exists() {
-            fs::remove_dir_all(&run_dir)
-                .map_err(ClusterError::io(format!("removing old state in {}", run_dir.display())))?;
-        }
-        process::record_nodes(&self.home, KIND.name(), self.nodes)?;
-        self.write_erlang_home()?;
-        self.ensure_epmd().await?;
-        for node in 0..self.nodes {
-            self.ensure_proxy(proxy, node).await?;
-            self.spawn_node(node)?;
-        }
-        for node in 0..self.nodes {
-            self.wait_node_ready(node, BOOT_TIMEOUT).await?;
-        }
-        for node in 1..self.nodes {
-            let seed = node_name(0);
-            for args in [&["stop_app"][..], &["join_cluster", &seed], &["start_app"]] {
-                self.ctl(node, args, Duration::from_secs(120))
-                    .await
-                    .map_err(|e| self.not_ready(node, 120, e))?;
-            }
-        }
-        if self.nodes > 1 {
-            self.wait_cluster_formed(0, Duration::from_secs(60)).await?;
-            for node in 0..self.nodes {
-                self.wait_node_ready(node, Duration::from_secs(60)).await?;
-            }
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
-impl Cluster for RabbitCluster {
-    fn broker(&self) -> &'static str {
-        KIND.name()
+impl NodeRecipe for RabbitNodes {
+    /// Debian's `rabbitmq-server` package is ackcheck's RabbitMQ: installed here when missing
+    /// and ackcheck runs as root (apt, without letting the package start a node of its own, see
+    /// install-debian.sh); otherwise one sentence says what to run.
+    fn install(&self) -> Result<()> {
+        if Path::new(SERVER).exists() {
+            return Ok(());
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(ClusterError::Other(format!(
+                "RabbitMQ is not installed ({SERVER} is missing) and ackcheck is not root, so it cannot install it: run `sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y rabbitmq-server` (then `sudo systemctl disable --now rabbitmq-server`, ackcheck runs its own nodes) and try again"
+            )));
+        }
+        tracing::info!("installing Debian's rabbitmq-server package (apt-get, its own node not started)");
+        process::run_step(
+            "RabbitMQ (Debian's rabbitmq-server package)",
+            "apt-get install rabbitmq-server",
+            Command::new("bash").arg("-c").arg(INSTALL_SCRIPT),
+        )?;
+        if Path::new(SERVER).exists() {
+            Ok(())
+        } else {
+            Err(ClusterError::Other(format!(
+                "the rabbitmq-server package installed without {SERVER}; check `dpkg -L rabbitmq-server` and the Debian release"
+            )))
+        }
     }
 
-    fn nodes(&self) -> usize {
-        self.nodes
+    fn installed(&self) -> bool {
+        Path::new(SERVER).exists()
     }
 
-    async fn up(&self) -> Result<()> {
-        Self::ensure_installed()?;
-        if let Some(recorded) = process::recorded_nodes(&self.home, KIND.name()) {
-            if recorded != self.nodes {
-                return Err(ClusterError::AlreadyUp {
-                    broker: KIND.name(),
-                    nodes: recorded,
-                });
+    fn ports(&self, node: usize) -> Vec<NodePort> {
+        vec![
+            NodePort::local(PortRole::Client, "AMQP listener", KIND.port(node, AMQP_SLOT)),
+            NodePort::local(PortRole::Peer, "Erlang distribution port", KIND.port(node, DIST_SLOT)),
+        ]
+    }
+
+    fn shared_ports(&self) -> Vec<NodePort> {
+        vec![NodePort::local(PortRole::Peer, "epmd", epmd_port())]
+    }
+
+    fn data_dirs(&self, node: usize) -> Vec<PathBuf> {
+        vec![self.node_dir(node).join("mnesia")]
+    }
+
+    /// The node's database (its queues, and the cluster it belongs to).
+    fn has_data(&self, node: usize) -> bool {
+        self.node_dir(node).join("mnesia").join(node_name(node)).is_dir()
+    }
+
+    /// A fresh cookie and an empty env file (so `/etc/rabbitmq/rabbitmq-env.conf` is not read).
+    async fn prepare_cluster(&self) -> Result<()> {
+        let home = self.erlang_home();
+        fs::create_dir_all(&home).map_err(ClusterError::io(format!("creating {}", home.display())))?;
+        fs::write(home.join("rabbitmq-env.conf"), "").map_err(ClusterError::io("writing rabbitmq-env.conf"))?;
+        let cookie: String = {
+            let mut rng = rand::thread_rng();
+            (0..20).map(|_| rng.gen_range(b'A'..=b'Z') as char).collect()
+        };
+        let path = home.join(".erlang.cookie");
+        let _ = fs::remove_file(&path);
+        // Erlang refuses a cookie that others can read.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o400)
+            .open(&path)
+            .map_err(ClusterError::io("writing the Erlang cookie"))?;
+        std::io::Write::write_all(&mut file, cookie.as_bytes()).map_err(ClusterError::io("writing the Erlang cookie"))
+    }
+
+    fn files(&self, node: usize) -> Vec<(PathBuf, String)> {
+        let dir = self.node_dir(node);
+        // A small memory watermark keeps the footprint honest; a low disk limit keeps publishers
+        // unblocked on small test disks.
+        let conf = format!(
+            "listeners.tcp.1 = 127.0.0.1:{}\nvm_memory_high_watermark.absolute = 512MB\ndisk_free_limit.absolute = 50MB\n",
+            KIND.port(node, AMQP_SLOT)
+        );
+        vec![
+            (dir.join("enabled_plugins"), "[].\n".to_string()),
+            (dir.join("rabbitmq.conf"), conf),
+        ]
+    }
+
+    /// The log directory, and the cluster's epmd (a restart may find it gone).
+    async fn prepare_start(&self, node: usize) -> Result<()> {
+        let log = self.node_dir(node).join("log");
+        fs::create_dir_all(&log).map_err(ClusterError::io(format!("creating {}", log.display())))?;
+        self.ensure_epmd().await
+    }
+
+    /// `rabbitmq-server` execs `erl`, which execs the Erlang VM, when RABBITMQ_ALLOW_INPUT is set
+    /// (otherwise it stays as a signal-forwarding shell), so the recorded pid is beam.smp
+    /// itself; `-noinput` keeps the shell off.
+    fn command(&self, node: usize) -> Command {
+        let dir = self.node_dir(node);
+        let mut cmd = Command::new(SERVER);
+        self.common_env(&mut cmd);
+        cmd.env("RABBITMQ_NODENAME", node_name(node))
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", KIND.port(node, AMQP_SLOT).to_string())
+            .env("RABBITMQ_DIST_PORT", KIND.port(node, DIST_SLOT).to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_LOGS", "-") // the main log to stdout, i.e. node.log
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
+            .env("RABBITMQ_PID_FILE", dir.join("rabbitmq.pid"))
+            .env("ERL_CRASH_DUMP", dir.join("erl_crash.dump")) // not into the caller's directory
+            .current_dir(&dir)
+            .env("RABBITMQ_ALLOW_INPUT", "true")
+            // Unbound schedulers: several nodes share two cores with other brokers.
+            .env("RABBITMQ_SCHEDULER_BIND_TYPE", "u")
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                "-noinput -start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
+            );
+        cmd
+    }
+
+    /// An AMQP round trip through the proxy (RabbitMQ opens its listeners last in its boot, after
+    /// recovering its queues), and, with other members, `cluster_status` listing them running.
+    async fn probe(&self, node: usize, members: &[usize]) -> std::result::Result<String, String> {
+        round_trip(&Self::url(node))
+            .await
+            .map_err(|e| format!("AMQP round trip through the proxy on port {}: {e}", KIND.port(node, 0)))?;
+        let answer = format!("AMQP round trip through 127.0.0.1:{} ok", KIND.port(node, 0));
+        if members.iter().all(|&m| m == node) {
+            return Ok(answer);
+        }
+        let running = self.running_nodes(node).await?;
+        match members.iter().find(|&&m| !running.contains(&node_name(m))) {
+            None => Ok(format!("{answer}; cluster_status lists {running:?} running")),
+            Some(missing) => Err(format!(
+                "cluster_status lists {running:?} running, not yet {}",
+                node_name(*missing)
+            )),
+        }
+    }
+
+    /// Join nodes 1.. to node 0 (quorum queues need no extra setup).
+    async fn form_cluster(&self) -> std::result::Result<(), String> {
+        let seed = node_name(0);
+        for node in 1..self.nodes {
+            for args in [&["stop_app"][..], &["join_cluster", &seed], &["start_app"]] {
+                self.ctl(node, args, Duration::from_secs(120))
+                    .await
+                    .map_err(|e| format!("node {node}: {e}"))?;
             }
-            if (0..self.nodes).any(|n| self.node_process(n).pid().is_some()) {
-                // Already up: bring back any killed node and check that all answer.
-                for node in 0..self.nodes {
-                    self.restart(node).await?;
-                }
-                return Ok(());
-            }
-            self.down().await?; // stale record: nothing of it runs any more
-        }
-        // Check every port before starting anything, so that a clash leaves nothing half-started.
-        // Proxies named like ours whose nodes are gone are stale (a crashed `up`): delete them
-        // to free their ports, but only once the nodes' own ports are known to be free.
-        process::ensure_ports_free(&Self::broker_ports(), "RabbitMQ")?;
-        let proxy = toxiproxy::ensure_running(&self.home).await?;
-        for node in 0..MAX_NODES {
-            proxy.delete_proxy(&Self::proxy_name(node)).await?;
-        }
-        if let Err(e) = process::ensure_ports_free(&self.ports(), "RabbitMQ") {
-            let _ = toxiproxy::stop_if_unused(&self.home).await;
-            return Err(e);
-        }
-        if let Err(e) = self.start_fresh(&proxy).await {
-            let _ = self.down().await;
-            return Err(e);
         }
         Ok(())
     }
 
-    async fn down(&self) -> Result<()> {
-        // SIGTERM makes the Erlang VM shut RabbitMQ down cleanly; stop all nodes at once.
-        let stops: Vec<_> = (0..MAX_NODES)
-            .map(|node| {
-                let proc = self.node_process(node);
-                tokio::task::spawn_blocking(move || proc.stop(STOP_GRACE))
-            })
-            .collect();
-        for stop in stops {
-            stop.await
-                .map_err(|e| ClusterError::Other(format!("stopping a RabbitMQ node panicked: {e}")))??;
-        }
-        let proxy = Toxiproxy::default();
-        if proxy.is_up().await {
-            for node in 0..MAX_NODES {
-                proxy.delete_proxy(&Self::proxy_name(node)).await?;
+    fn ready_timeout(&self) -> Duration {
+        BOOT_TIMEOUT
+    }
+
+    /// SIGTERM makes the Erlang VM shut RabbitMQ down cleanly.
+    fn stop_grace(&self) -> Duration {
+        STOP_GRACE
+    }
+
+    /// Stop our epmd, and any epmd an Erlang tool daemonized on our port while ours was down.
+    async fn after_down(&self) -> Result<()> {
+        epmd_process(&self.home).stop(Duration::from_secs(5))?;
+        let marker = format!("ERL_EPMD_PORT={}", epmd_port());
+        for pid in pids_named("epmd") {
+            let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let ours = environ.split(|&b| b == 0).any(|var| var == marker.as_bytes());
+            if ours {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
-        self.stop_epmd()?;
-        toxiproxy::stop_if_unused(&self.home).await?;
-        let taken = process::wait_ports_free(&self.ports(), Duration::from_secs(20)).await;
-        if let Some(&port) = taken.first() {
-            return Err(ClusterError::PortTaken {
-                port,
-                needed_by: "RabbitMQ (still held after down)".into(),
-            });
-        }
-        process::forget_nodes(&self.home, KIND.name());
         Ok(())
     }
 
-    async fn status(&self) -> Result<Vec<NodeStatus>> {
-        let mut statuses = Vec::new();
-        for node in 0..self.nodes {
-            let answered = async {
-                round_trip(&Self::url(node)).await?;
-                Ok(format!("AMQP round trip through 127.0.0.1:{} ok", KIND.port(node, 0)))
-            };
-            statuses.push(self.node_process(node).status(node, answered).await);
-        }
-        Ok(statuses)
+    fn url(&self, node: usize) -> Option<String> {
+        Some(Self::url(node))
     }
 
-    fn endpoints(&self) -> Vec<NodeEndpoint> {
-        (0..self.nodes)
-            .map(|node| NodeEndpoint {
-                node,
-                client: ([127, 0, 0, 1], KIND.port(node, 0)).into(),
-                direct: ([127, 0, 0, 1], KIND.port(node, AMQP_SLOT)).into(),
-                proxy: Self::proxy_name(node),
-                url: Self::url(node),
-            })
-            .collect()
-    }
-
-    fn node_process(&self, node: usize) -> NodeProcess {
-        NodeProcess::in_dir(self.home.node_dir(KIND.name(), node))
-    }
-
-    /// The leader of the quorum queue `dest` (vhost `/`), as the first running node reports it.
+    /// The leader of the quorum queue `dest` (vhost `/`), as the first live node reports it.
     /// `None` for a classic queue (its `leader` column is empty), an unknown queue, or when no
     /// node answers.
-    async fn leader(&self, dest: &str) -> Option<usize> {
+    async fn leader(&self, dest: &str, live: &[usize]) -> Option<usize> {
         let args = ["list_queues", "name", "leader", "--formatter", "json"];
-        for node in 0..self.nodes {
-            let proc = self.node_process(node);
-            if proc.pid().is_none() || proc.is_paused() {
-                continue;
-            }
+        for &node in live {
             let Ok(out) = self.ctl(node, &args, Duration::from_secs(15)).await else {
                 continue;
             };
             return leader_in(&out, dest, self.nodes);
         }
         None
-    }
-
-    async fn restart(&self, node: usize) -> Result<()> {
-        self.check_node(node)?;
-        Self::ensure_installed()?;
-        if process::recorded_nodes(&self.home, KIND.name()).is_none() {
-            return Err(ClusterError::NotUp { broker: KIND.name() });
-        }
-        // The proxy (or Toxiproxy itself) may be gone too: clients need it as much as the node.
-        let proxy = toxiproxy::ensure_running(&self.home).await?;
-        self.ensure_proxy(&proxy, node).await?;
-        if self.node_process(node).pid().is_none() {
-            self.ensure_epmd().await?;
-            // Right after a SIGKILL the VM's threads may still hold its listening sockets for a moment.
-            process::wait_ports_free(
-                &[KIND.port(node, AMQP_SLOT), KIND.port(node, DIST_SLOT)],
-                Duration::from_secs(10),
-            )
-            .await;
-            self.spawn_node(node)?;
-        }
-        // A restarted member rejoins on its own (its data remembers the cluster).
-        let ready = async {
-            self.wait_node_ready(node, BOOT_TIMEOUT).await?;
-            if self.nodes > 1 {
-                self.wait_cluster_formed(node, Duration::from_secs(60)).await?;
-            }
-            Ok(())
-        };
-        ready.await
     }
 }
 

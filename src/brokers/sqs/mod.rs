@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext};
-use crate::nodes::{Cluster, Home};
+use crate::nodes::{Home, NodeRecipe};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct SqsDriver;
@@ -46,8 +46,8 @@ impl BrokerDriver for SqsDriver {
         }
     }
 
-    fn cluster(&self, home: &Home, nodes: usize) -> Box<dyn Cluster> {
-        Box::new(node::SqsCluster::new(home.clone(), nodes))
+    fn recipe(&self, home: &Home, _nodes: usize) -> Box<dyn NodeRecipe> {
+        Box::new(node::SqsNodes::new(home.clone()))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

@@ -1,0 +1,184 @@
+//! The `faults` role: what can break a cluster, as composable packages, and the nemesis that
+//! breaks it on a seeded schedule and always heals it.
+//!
+//! - [`Fault`]: one package of fault kinds over what the nodes offer. [`process`] makes
+//!   `kill` and `pause` through the [`Cluster`]'s process control; [`proxy`] makes `lose-acks`,
+//!   `reset` and `latency` as Toxiproxy toxics on a node's client proxy. A new family
+//!   (partitions between nodes, disk faults) is one more module implementing [`Fault`] and one
+//!   more entry in [`FaultSet::local`].
+//! - [`FaultSet`]: the packages of one run; it routes each kind to the package that makes it and
+//!   heals them all in order (toxics first: a restarted node proves its readiness through its
+//!   proxy).
+//! - [`schedule`]: the seeded schedule; [`nemesis`]: carries it out, records it, heals.
+//!
+//! Nothing here knows a broker: faults act on nodes and proxies the cluster declares.
+
+use std::fmt;
+
+use anyhow::{anyhow, Result};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::nodes::toxiproxy::Toxiproxy;
+use crate::nodes::Cluster;
+
+pub mod nemesis;
+pub mod process;
+pub mod proxy;
+pub mod schedule;
+
+pub use nemesis::{heal_leftovers, record_path, FaultRecord, Nemesis, ProgressProbe};
+pub use schedule::{schedule, ScheduledFault};
+
+/// The campaign's `[nemesis]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NemesisConfig {
+    /// Fault kinds to draw from; empty = no faults.
+    #[serde(default)]
+    pub faults: Vec<FaultKind>,
+    /// Seconds between the end of one fault and the start of the next (mean; jittered).
+    #[serde(default = "default_seconds")]
+    pub interval: f64,
+    /// Seconds a fault stays in force (mean; jittered).
+    #[serde(default = "default_seconds")]
+    pub duration: f64,
+    /// Which node: a random one, or the leader of the workload's first destination.
+    #[serde(default)]
+    pub target: Target,
+}
+
+fn default_seconds() -> f64 {
+    5.0
+}
+
+impl Default for NemesisConfig {
+    fn default() -> Self {
+        NemesisConfig {
+            faults: Vec::new(),
+            interval: default_seconds(),
+            duration: default_seconds(),
+            target: Target::Random,
+        }
+    }
+}
+
+impl NemesisConfig {
+    /// Impossible values, named by key: `interval` must be ≥ 0, `duration` > 0, both finite.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let (interval, duration) = (self.interval, self.duration);
+        if !interval.is_finite() || interval < 0.0 {
+            return Err(format!(
+                "nemesis.interval must be a number of seconds ≥ 0, not {interval}"
+            ));
+        }
+        if !duration.is_finite() || duration <= 0.0 {
+            return Err(format!(
+                "nemesis.duration must be a number of seconds > 0, not {duration}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// kill -9 the node, restart it on its data to heal.
+    Kill,
+    /// SIGSTOP the node, SIGCONT to heal.
+    Pause,
+    /// Replies from the node never reach clients (requests still do).
+    LoseAcks,
+    /// Client connections to the node are reset.
+    Reset,
+    /// Replies from the node are delayed.
+    Latency,
+}
+
+impl FaultKind {
+    /// The name in events and campaign files (`lose-acks`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::LoseAcks => "lose-acks",
+            FaultKind::Reset => "reset",
+            FaultKind::Latency => "latency",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    #[default]
+    Random,
+    Leader,
+}
+
+/// One package of fault kinds (Jepsen's nemesis packages): how to make each kind on a node and
+/// how to heal everything of its family, whoever left it.
+#[async_trait]
+pub trait Fault: Send + Sync {
+    /// The kinds this package makes.
+    fn kinds(&self) -> &'static [FaultKind];
+
+    /// Make `kind` on `node`.
+    async fn start(&self, kind: FaultKind, node: usize, cluster: &dyn Cluster) -> Result<()>;
+
+    /// Heal `kind` on `node` (the fault this package started).
+    async fn stop(&self, kind: FaultKind, node: usize, cluster: &dyn Cluster) -> Result<()>;
+
+    /// Heal whatever of this family could be in force on `cluster` (idempotent; a fault of a
+    /// crashed earlier run included). Every step is tried; the errors are returned.
+    async fn heal_all(&self, cluster: &dyn Cluster) -> Vec<anyhow::Error>;
+}
+
+/// The fault packages of a run, in healing order.
+pub struct FaultSet {
+    packages: Vec<Box<dyn Fault>>,
+}
+
+impl FaultSet {
+    /// The packages for nodes ackcheck runs on this machine: proxy toxics, then processes.
+    pub fn local(proxy: Toxiproxy) -> FaultSet {
+        FaultSet {
+            packages: vec![
+                Box::new(proxy::ProxyFaults::new(proxy)),
+                Box::new(process::ProcessFaults),
+            ],
+        }
+    }
+
+    fn package(&self, kind: FaultKind) -> Result<&dyn Fault> {
+        self.packages
+            .iter()
+            .find(|p| p.kinds().contains(&kind))
+            .map(|p| p.as_ref())
+            .ok_or_else(|| anyhow!("no fault package of this run makes `{kind}`"))
+    }
+
+    pub async fn start(&self, kind: FaultKind, node: usize, cluster: &dyn Cluster) -> Result<()> {
+        self.package(kind)?.start(kind, node, cluster).await
+    }
+
+    pub async fn stop(&self, kind: FaultKind, node: usize, cluster: &dyn Cluster) -> Result<()> {
+        self.package(kind)?.stop(kind, node, cluster).await
+    }
+
+    /// Every package heals its family, in order; every error is returned.
+    pub async fn heal_all(&self, cluster: &dyn Cluster) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        for package in &self.packages {
+            errors.extend(package.heal_all(cluster).await);
+        }
+        errors
+    }
+}
