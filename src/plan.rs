@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub min_evidence: Option<crate::checker::evidence::Grade>,
     /// Record the history to nowhere and skip the check (measures what writing it costs).
     pub discard_history: bool,
+    /// Also write the verdict as JUnit XML here.
+    pub junit: Option<PathBuf>,
 }
 
 /// A run asked for something its campaign cannot do (exit 2, like a bad campaign), as opposed

@@ -150,6 +150,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         out.join("verdict.json").display(),
         out.join("run.log").display()
     );
+    report::after_run(out, &header, &verdict, opts.junit.as_deref())?;
     if signal != 0 {
         println!(
             "interrupted by signal {signal}: the run was cut short; the verdict covers the part that ran{}",

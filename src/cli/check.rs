@@ -1,4 +1,4 @@
-//! `ackcheck check FILE [--claim MODE] [--group GROUP]... [--json] [--examples N]`.
+//! `ackcheck check FILE [--claim MODE] [--group GROUP]... [--json] [--examples N] [--junit FILE]`.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -30,10 +30,13 @@ pub struct CheckArgs {
     /// The evidence grade a holding claim needs: with weaker evidence, exit 3 (for CI gates).
     #[arg(long, value_name = "GRADE", value_parser = ["strong", "weak"])]
     pub min_evidence: Option<String>,
+    /// Also write the verdict as JUnit XML (one test case per claim) to this file, for CI.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Exit codes: 0 claim holds (or none), 1 claim violated, 2 unusable input, 3 the claim holds
-/// but the evidence is weaker than `--min-evidence`.
+/// but the evidence is weaker than `--min-evidence`, 4 the JUnit file cannot be written.
 pub fn run(args: CheckArgs) -> i32 {
     let reader = match HistoryReader::open(&args.file) {
         Ok(r) => r,
@@ -59,6 +62,21 @@ pub fn run(args: CheckArgs) -> i32 {
             return 2;
         }
     };
+    if let Some(path) = &args.junit {
+        let name = match args.file.as_os_str() == "-" {
+            true => "stdin".to_string(),
+            false => args
+                .file
+                .file_stem()
+                .map_or_else(|| "history".into(), |s| s.to_string_lossy().into_owned()),
+        };
+        let header = report::read_header(&args.file);
+        let suite = report::junit::Suite::new(header.as_ref(), &name, Some(&args.file), &verdict);
+        if let Err(e) = report::junit::write(path, &[suite]) {
+            eprintln!("error: {e}; check that its folder exists and is writable");
+            return 4;
+        }
+    }
     let text = if args.json {
         format!("{}\n", report::json(&verdict))
     } else {

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod cluster;
 pub mod generate;
+pub mod report;
 pub mod run;
 pub mod validate;
 
@@ -25,6 +26,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Install, start, stop and break local broker nodes (no Docker needed).
     Cluster(cluster::ClusterArgs),
+    /// Make the HTML report (timeline, counts, proofs) of a run directory or a history.
+    Report(report::ReportArgs),
     /// Run a campaign: start the brokers, drive them while breaking them, check the history.
     Run(run::RunArgs),
     /// Check a campaign file fully (keys, limits, what its broker's driver can do); start nothing.
@@ -44,6 +47,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
         cause.is::<crate::campaign::CampaignError>()
             || cause.is::<crate::plan::PlanError>()
             || cause.is::<crate::plan::UsageError>()
+            || cause
+                .downcast_ref::<crate::report::ReportError>()
+                .is_some_and(|e| e.is_unusable_input())
             || matches!(
                 cause.downcast_ref::<ClusterError>(),
                 Some(
@@ -72,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check(args) => Ok(check::run(args)),
         Command::Cluster(args) => cluster::run(args),
+        Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Generate(args) => generate::run(args),

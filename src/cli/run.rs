@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// The evidence grade a holding claim needs: with weaker evidence, exit 3 (for CI gates).
     #[arg(long, value_name = "GRADE", value_parser = ["strong", "weak"])]
     pub min_evidence: Option<String>,
+    /// Also write the verdict as JUnit XML (one test case per claim) to this file, for CI.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Record the history to nowhere and skip the check (measures what writing it costs).
     #[arg(long, hide = true)]
     pub discard_history: bool,
@@ -58,6 +61,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         examples: args.examples,
         min_evidence: args.min_evidence.as_deref().and_then(|g| g.parse().ok()),
         discard_history: args.discard_history,
+        junit: args.junit,
     };
     let code = runtime.block_on(runner::run(options));
     // Clients may still be closing in blocking threads; do not wait for them.

@@ -32,6 +32,7 @@ pub async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, Strin
         examples: 3,
         min_evidence: None,
         discard_history: false,
+        junit: None,
     };
     let code = match runner::run(options).await {
         Ok(code) => code,
@@ -82,4 +83,40 @@ pub fn ackcheck(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into(),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// `apt-get install PACKAGE` when `command` is missing and the tests run as root (a fresh
+/// machine may have no package lists yet: update once, then retry); else a clear panic.
+pub fn apt_install_if_missing(command: &str, package: &str) {
+    use std::process::{Command, Stdio};
+    // Tests run in parallel threads; apt-get takes a lock and fails when it is held.
+    static APT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _apt = APT.lock().unwrap_or_else(|p| p.into_inner());
+    let present = || {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {command}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present() {
+        return;
+    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{command} is missing: install it (`apt-get install -y {package}` on Debian) and run the tests again"
+    );
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let install = ["install", "-y", package];
+    if !apt(&install) {
+        assert!(apt(&["update"]) && apt(&install), "apt-get could not install {package}");
+    }
+    assert!(present(), "{package} is installed but {command} is still missing");
 }

@@ -1,24 +1,117 @@
-//! The `report` role: the verdict for people (a terminal table) and for machines (JSON).
+//! The `report` role: the verdict for people (a terminal table, an HTML page with plots) and
+//! for machines (JSON, JUnit XML).
+
+pub mod html;
+pub mod junit;
+mod plots;
+mod source;
+mod timeline;
 
 use std::fmt::Write;
+use std::path::PathBuf;
 
-use crate::checker::Verdict;
+use crate::checker::{CheckError, Verdict};
+use crate::history::reader::HistoryError;
+use crate::history::Header;
+pub(crate) use source::read_header;
+pub use source::{RecordedVerdict, RunFiles};
 
-/// Nanoseconds as a short human duration.
-fn human_time(nanos: u64) -> String {
-    let s = nanos as f64 / 1e9;
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else {
-        format!("{:.3} ms", nanos as f64 / 1e6)
+/// Why a report could not be made or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{} is neither a run directory (holding history.jsonl) nor a history file", .0.display())]
+    NoHistory(PathBuf),
+    #[error("{} is not a usable history: {source}", path.display())]
+    History {
+        path: PathBuf,
+        #[source]
+        source: HistoryError,
+    },
+    #[error("{} cannot be judged: {source}", path.display())]
+    Check {
+        path: PathBuf,
+        #[source]
+        source: CheckError,
+    },
+    #[error("{} is not a JSON verdict: {source}", path.display())]
+    VerdictJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("drawing the {what} plot failed: {message}")]
+    Plot { what: &'static str, message: String },
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where a verdict leaves its claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimStatus {
+    Holds,
+    Violated,
+    /// A claim was made, but nothing was acknowledged or nothing delivered.
+    NotJudged,
+    NoClaim,
+}
+
+pub(crate) fn claim_status(v: &Verdict) -> ClaimStatus {
+    match (v.claim, v.claim_holds) {
+        (None, _) => ClaimStatus::NoClaim,
+        (Some(_), Some(true)) => ClaimStatus::Holds,
+        (Some(_), Some(false)) => ClaimStatus::Violated,
+        (Some(_), None) => ClaimStatus::NotJudged,
     }
 }
 
-/// The terminal report: counts, verdict, claim, evidence and examples.
-pub fn human(v: &Verdict) -> String {
+impl ReportError {
+    /// The input could not be used (exit 2), as opposed to a file that could not be written or
+    /// a figure that could not be drawn (exit 4).
+    pub fn is_unusable_input(&self) -> bool {
+        matches!(
+            self,
+            ReportError::NoHistory(_)
+                | ReportError::History { .. }
+                | ReportError::Check { .. }
+                | ReportError::VerdictJson { .. }
+        )
+    }
+}
+
+/// What every run leaves besides `verdict.json`: `DIR/report.html` (a failure to make it is a
+/// warning: the run and its verdict stand) and, when asked for, the JUnit XML (a failure to
+/// write it is an error, as for `verdict.json`: a CI server would miss the result).
+pub fn after_run(
+    dir: &std::path::Path,
+    header: &Header,
+    verdict: &Verdict,
+    junit: Option<&std::path::Path>,
+) -> Result<(), ReportError> {
+    match html::write_for_run(dir) {
+        Ok(path) => println!("report: {}", path.display()),
+        Err(e) => eprintln!("warning: no report.html: {e}"),
+    }
+    if let Some(path) = junit {
+        let suite = junit::Suite::new(Some(header), "run", Some(&dir.join("history.jsonl")), verdict);
+        junit::write(path, &[suite])?;
+        println!("junit: {}", path.display());
+    }
+    Ok(())
+}
+
+/// One row of the counts table: name, number, what it means.
+pub(crate) type CountRow = (&'static str, u64, &'static str);
+
+/// The counts of a verdict as the terminal and the HTML report show them (the log rows only for
+/// histories with log positions).
+pub(crate) fn count_rows(v: &Verdict) -> Vec<CountRow> {
     let c = &v.counts;
-    let mut out = String::new();
-    let rows: [(&str, u64, &str); 14] = [
+    let mut rows = vec![
         ("messages", c.messages, "distinct messages sent"),
         ("acknowledged", c.acknowledged, "some send ended ok"),
         ("indeterminate", c.indeterminate, "no send ok, not all failed"),
@@ -42,11 +135,8 @@ pub fn human(v: &Verdict) -> String {
         ),
         ("stored twice", c.stored_twice, "stored at two or more positions"),
     ];
-    for (name, n, meaning) in rows {
-        let _ = writeln!(out, "  {name:<17} {n:>10}   {meaning}");
-    }
     if v.log_positions {
-        let log_rows: [(&str, u64, &str); 4] = [
+        rows.extend([
             (
                 "lost by position",
                 c.lost_by_position,
@@ -63,10 +153,27 @@ pub fn human(v: &Verdict) -> String {
                 c.send_reorders,
                 "sends landing before an earlier acknowledged one",
             ),
-        ];
-        for (name, n, meaning) in log_rows {
-            let _ = writeln!(out, "  {name:<17} {n:>10}   {meaning}");
-        }
+        ]);
+    }
+    rows
+}
+
+/// Nanoseconds as a short human duration.
+fn human_time(nanos: u64) -> String {
+    let s = nanos as f64 / 1e9;
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else {
+        format!("{:.3} ms", nanos as f64 / 1e6)
+    }
+}
+
+/// The terminal report: counts, verdict, claim, evidence and examples.
+pub fn human(v: &Verdict) -> String {
+    let c = &v.counts;
+    let mut out = String::new();
+    for (name, n, meaning) in count_rows(v) {
+        let _ = writeln!(out, "  {name:<17} {n:>10}   {meaning}");
     }
     let d = &v.duplicate_causes;
     if c.duplicated > 0 {
