@@ -17,11 +17,13 @@
 //! | [`campaign`] | strict TOML campaign files; refuses what a driver does not declare | [`broker`], [`brokers`] (by name) |
 //! | [`plan`] | campaign + command line → one run's [`plan::Plan`] (overrides applied, seed, run id, placement), recorded in the history header | [`campaign`], [`broker`] |
 //! | [`runner`] | runs a plan: nodes → clients → workload + nemesis → heal → drain → history → verdict | all of the above |
+//! | [`audit`] | `ackcheck audit`: the user's own configuration, one campaign per fault family, one table | [`campaign`], [`broker`] |
 //! | [`cli`] | the thin `ackcheck` command line | [`runner`], [`checker`] |
 //!
 //! A new broker is a folder under `src/brokers/` implementing [`broker::BrokerDriver`], the
 //! client traits and a [`nodes::NodeRecipe`], plus one line in [`brokers::ALL`].
 
+pub mod audit;
 pub mod broker;
 pub mod brokers;
 pub mod campaign;

@@ -1,5 +1,6 @@
 //! The command line: a thin layer over the library.
 
+pub mod audit;
 pub mod check;
 pub mod cluster;
 pub mod generate;
@@ -22,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Audit your own client configuration: one short run under each fault family, one table.
+    Audit(audit::AuditArgs),
     /// Judge a recorded history: which guarantee was observed, and whether the claim held.
     Check(check::CheckArgs),
     /// Install, start, stop and break local broker nodes (no Docker needed).
@@ -45,6 +48,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
     use crate::nodes::ClusterError;
     let unusable = e.chain().any(|cause| {
         cause.is::<crate::campaign::CampaignError>()
+            || cause.is::<crate::audit::AuditError>()
             || cause.is::<crate::plan::PlanError>()
             || cause.is::<crate::plan::UsageError>()
             || cause
@@ -71,11 +75,12 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    if matches!(cli.command, Command::Cluster(_) | Command::Run(_)) {
+    if matches!(cli.command, Command::Cluster(_) | Command::Run(_) | Command::Audit(_)) {
         // A bad port base must stop a command before it starts anything.
         crate::nodes::port_base_from_env().map_err(crate::plan::UsageError)?;
     }
     match cli.command {
+        Command::Audit(args) => audit::run(args),
         Command::Check(args) => Ok(check::run(args)),
         Command::Cluster(args) => cluster::run(args),
         Command::Report(args) => report::run(args),
