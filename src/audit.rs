@@ -39,7 +39,7 @@ pub struct AuditRequest {
 pub enum AuditError {
     #[error("{file}: {message}; write one `key=value` per line, as a Java .properties file")]
     Properties { file: String, message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Campaign(#[from] crate::campaign::CampaignError),
     #[error("writing {path}: {source}")]
     Write {

@@ -437,7 +437,7 @@ mod tests {
         assert!(e.to_string().contains("line 10"), "{e}");
         let e = Campaign::parse("c.toml", &format!("{GOOD}\n[dest]\nqueue_type = \"classic\"\n")).unwrap_err();
         assert!(
-            e.to_string().contains("line 10") && e.to_string().contains("kafka has none"),
+            e.to_string().contains("line 10") && e.to_string().contains("not a Kafka topic setting"),
             "{e}"
         );
         let e = Campaign::parse(

@@ -247,7 +247,11 @@ pub fn dest_settings(table: &toml::Table) -> Result<serde_json::Value, OptionErr
             message,
         };
         if key == "replication_factor" {
-            match value.as_integer() {
+            // A number, or a number written as a string (as a .properties file has it).
+            let n = value
+                .as_integer()
+                .or_else(|| value.as_str().and_then(|t| t.trim().parse().ok()));
+            match n {
                 Some(n @ 1..=3) => replication = n.into(),
                 _ => return Err(bad(format!("must be 1, 2 or 3 (at most the node count), not {value}"))),
             }
@@ -386,6 +390,12 @@ mod tests {
             .contains("not a Kafka topic setting"));
         let bad: toml::Table = toml::from_str("replication_factor = 5").unwrap();
         assert!(dest_settings(&bad).is_err());
+        let text: toml::Table = toml::from_str("replication_factor = \"3\"").unwrap();
+        assert_eq!(
+            dest_settings(&text).unwrap()["replication_factor"],
+            3,
+            "as a .properties file has it"
+        );
         let defaults = dest_settings(&toml::Table::new()).unwrap();
         assert_eq!(defaults["replication_factor"], "one per node, at most 3");
     }
