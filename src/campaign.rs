@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{BrokerKind, ClientSettings, ClientTables, Props};
-use crate::faults::{NemesisConfig, Target};
+use crate::faults::{NemesisConfig, StepTarget, Target};
 use crate::history::Guarantee;
 pub use errors::{line_of, CampaignError};
 use errors::{qualified, toml_error};
@@ -259,7 +259,8 @@ impl Campaign {
                 format!("the {kind} workload needs transactions, and {broker} cannot give them here: {why}; use kind = \"queue\""),
             ));
         }
-        for fault in &self.nemesis.faults {
+        let step_faults = self.nemesis.steps.iter().map(|s| s.fault);
+        for fault in self.nemesis.faults.iter().copied().chain(step_faults) {
             if let Some((_, why)) = capabilities.refused_faults.iter().find(|(f, _)| *f == fault.name()) {
                 return Err((
                     "nemesis",
@@ -274,6 +275,25 @@ impl Campaign {
                 "target",
                 format!("{broker} has no node that leads a destination, so there is no leader to target; use target = \"random\""),
             ));
+        }
+        for (i, step) in self.nemesis.steps.iter().enumerate() {
+            match step.target {
+                StepTarget::Leader | StepTarget::Followers if !capabilities.leaders => {
+                    return Err((
+                        "nemesis",
+                        "steps",
+                        format!("steps[{i}]: {broker} has no node that leads a destination, so there is no {} to target; use all or node:<i>", step.target),
+                    ))
+                }
+                StepTarget::Node(n) if n >= self.nodes => {
+                    return Err((
+                        "nemesis",
+                        "steps",
+                        format!("steps[{i}]: there is no node {n} in a cluster of {} node(s)", self.nodes),
+                    ))
+                }
+                _ => {}
+            }
         }
         if !self.broker.allowed_nodes().contains(&self.nodes) {
             let allowed: Vec<String> = self.broker.allowed_nodes().iter().map(|n| n.to_string()).collect();
@@ -350,7 +370,13 @@ impl Campaign {
             }
         }
         if let Err(e) = self.nemesis.validate() {
-            let key = if e.contains("interval") { "interval" } else { "duration" };
+            let key = if e.contains("steps") {
+                "steps"
+            } else if e.contains("interval") {
+                "interval"
+            } else {
+                "duration"
+            };
             return Err(("nemesis", key, e));
         }
         if let Some(x) = &self.external {

@@ -272,6 +272,9 @@ async fn run_phases(
         for fault in n.schedule(campaign.duration) {
             log.line(&format!("fault schedule: {fault}"));
         }
+        for step in &campaign.nemesis.steps {
+            log.line(&format!("fault step: {step}"));
+        }
     }
 
     let phase = Arc::new(Mutex::new("run"));

@@ -36,6 +36,7 @@ async fn a_scheduled_run_records_every_fault_and_leaves_the_cluster_healed() {
             interval: 2.0,
             duration: 2.0,
             target: Target::Leader,
+            steps: Vec::new(),
         };
         let history = dir.join("history.jsonl");
         let recorder = Recorder::create(
@@ -106,6 +107,7 @@ async fn stopping_mid_fault_and_leftovers_of_a_crashed_run_are_healed() {
                 interval: 0.5,
                 duration: 60.0,
                 target: Target::Random,
+                steps: Vec::new(),
             };
             Arc::new(Nemesis::new(
                 cluster.clone(),

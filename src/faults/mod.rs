@@ -46,6 +46,81 @@ pub struct NemesisConfig {
     /// Which node: a random one, or the leader of the workload's first destination.
     #[serde(default)]
     pub target: Target,
+    /// Scripted steps (`[[nemesis.steps]]`) instead of a random schedule: the precise sequences
+    /// several published losses need (pause the followers, kill the leader, resume them, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+/// One scripted step: `fault` on `target` from `at` seconds into the run phase, for `duration`
+/// seconds. Steps may overlap.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub at: f64,
+    pub fault: FaultKind,
+    pub target: StepTarget,
+    pub duration: f64,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "at {:.1} s: {} {} for {:.1} s",
+            self.at, self.fault, self.target, self.duration
+        )
+    }
+}
+
+/// Whom a step hits, decided when it starts: `leader` (of the workload's first destination),
+/// `followers` (every other node), `all`, or `node:<i>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepTarget {
+    Leader,
+    Followers,
+    All,
+    Node(usize),
+}
+
+impl fmt::Display for StepTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepTarget::Leader => f.write_str("leader"),
+            StepTarget::Followers => f.write_str("followers"),
+            StepTarget::All => f.write_str("all"),
+            StepTarget::Node(n) => write!(f, "node:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for StepTarget {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "leader" => Ok(StepTarget::Leader),
+            "followers" => Ok(StepTarget::Followers),
+            "all" => Ok(StepTarget::All),
+            other => other
+                .strip_prefix("node:")
+                .and_then(|n| n.parse().ok())
+                .map(StepTarget::Node)
+                .ok_or_else(|| format!("`{other}` is not a step target: leader, followers, all or node:<i>")),
+        }
+    }
+}
+
+impl Serialize for StepTarget {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StepTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 fn default_seconds() -> f64 {
@@ -59,6 +134,7 @@ impl Default for NemesisConfig {
             interval: default_seconds(),
             duration: default_seconds(),
             target: Target::Random,
+            steps: Vec::new(),
         }
     }
 }
@@ -76,6 +152,23 @@ impl NemesisConfig {
             return Err(format!(
                 "nemesis.duration must be a number of seconds > 0, not {duration}"
             ));
+        }
+        if !self.steps.is_empty() && !self.faults.is_empty() {
+            return Err("nemesis.steps replaces the random schedule: remove `faults` (or the steps)".into());
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            if !step.at.is_finite() || step.at < 0.0 {
+                return Err(format!(
+                    "nemesis.steps[{i}].at must be a number of seconds ≥ 0, not {}",
+                    step.at
+                ));
+            }
+            if !step.duration.is_finite() || step.duration <= 0.0 {
+                return Err(format!(
+                    "nemesis.steps[{i}].duration must be a number of seconds > 0, not {}",
+                    step.duration
+                ));
+            }
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::{schedule, ScheduledFault};
-use super::{FaultKind, FaultSet, NemesisConfig};
+use super::{FaultKind, FaultSet, NemesisConfig, StepTarget};
 use crate::history::writer::Recorder;
 use crate::history::{EventType, OpValue, Process};
 use crate::nodes::toxiproxy::Toxiproxy;
@@ -81,7 +81,7 @@ pub struct Nemesis {
     seed: u64,
     leader_dest: Option<String>,
     /// The fault in force; a plain mutex so that `current` is cheap for the progress line.
-    active: Mutex<Option<Active>>,
+    active: Mutex<Vec<Active>>,
     /// Held while a fault starts or stops and while healing, so that a heal from a Ctrl-C
     /// handler never races the schedule (two restarts of one node would start two brokers).
     acting: tokio::sync::Mutex<()>,
@@ -165,7 +165,7 @@ impl Nemesis {
             config,
             seed,
             leader_dest,
-            active: Mutex::new(None),
+            active: Mutex::new(Vec::new()),
             acting: tokio::sync::Mutex::new(()),
             record: None,
         }
@@ -221,7 +221,11 @@ impl Nemesis {
     /// (always, also after an error); returns how many faults started.
     pub async fn run(&self, run_for: Duration, stop: CancellationToken) -> Result<u64> {
         let deadline = Instant::now() + run_for;
-        let outcome = self.run_schedule(run_for, deadline, &stop).await;
+        let outcome = if self.config.steps.is_empty() {
+            self.run_schedule(run_for, deadline, &stop).await
+        } else {
+            self.run_steps(Instant::now(), deadline, &stop).await
+        };
         let healed = self.heal_all().await;
         match (outcome, healed) {
             (Ok(started), Ok(())) => Ok(started),
@@ -291,6 +295,85 @@ impl Nemesis {
             healed_at = self.progress.as_ref().map(|probe| probe());
         }
         Ok(started)
+    }
+
+    /// Carry out scripted steps (`[[nemesis.steps]]`): each starts its fault at its time on the
+    /// nodes its target names then (the leader, its followers, every node, one node) and heals it
+    /// `duration` later; steps may overlap. A step the run phase ends before is skipped (recorded
+    /// with its reason), as in a random schedule.
+    async fn run_steps(&self, began: Instant, deadline: Instant, stop: &CancellationToken) -> Result<u64> {
+        let steps = &self.config.steps;
+        // (time, heal?, step): heals before starts at the same moment.
+        let mut actions: Vec<(Duration, bool, usize)> = Vec::new();
+        for (i, step) in steps.iter().enumerate() {
+            let at = Duration::from_secs_f64(step.at);
+            actions.push((at, false, i));
+            actions.push((at + Duration::from_secs_f64(step.duration), true, i));
+        }
+        actions.sort_by_key(|&(t, heal, _)| (t, !heal));
+        let mut on: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+        let mut started = 0;
+        for (t, heal, i) in actions {
+            let step = &steps[i];
+            let wait = (began + t).saturating_duration_since(Instant::now());
+            if heal {
+                // A heal is never cut short by the deadline: `run` heals everything next anyway.
+                if sleep_unless_stopped(wait, deadline, stop).await || !on[i].is_empty() {
+                    let _acting = self.acting.lock().await;
+                    for &node in &on[i] {
+                        let label = format!("{} node {node}", step.fault);
+                        self.stop_one(&Active {
+                            kind: step.fault,
+                            node,
+                            label,
+                        })
+                        .await?;
+                    }
+                }
+                continue;
+            }
+            let as_scheduled = ScheduledFault {
+                at: t,
+                wait: Duration::ZERO,
+                kind: step.fault,
+                duration: Duration::from_secs_f64(step.duration),
+                node: 0,
+                leader: step.target == StepTarget::Leader,
+            };
+            if !sleep_unless_stopped(wait, deadline, stop).await || began + t + as_scheduled.duration > deadline {
+                let cause = if stop.is_cancelled() {
+                    SkipCause::Stopped
+                } else {
+                    SkipCause::Late
+                };
+                self.skipped(&as_scheduled, cause, "the run phase ended before this step");
+                continue;
+            }
+            let nodes = self.targets(step.target).await;
+            let _acting = self.acting.lock().await;
+            for &node in &nodes {
+                self.start(step.fault, node).await?;
+                started += 1;
+            }
+            on[i] = nodes;
+        }
+        Ok(started)
+    }
+
+    /// The nodes a step's target names now.
+    async fn targets(&self, target: StepTarget) -> Vec<usize> {
+        let nodes = self.cluster.nodes();
+        let leader = match (&self.leader_dest, target) {
+            (Some(dest), StepTarget::Leader | StepTarget::Followers) => self.cluster.leader(dest).await,
+            _ => None,
+        };
+        match target {
+            StepTarget::Node(n) => vec![n.min(nodes.saturating_sub(1))],
+            StepTarget::All => (0..nodes).collect(),
+            // No leader known: node 0 stands in for it (recorded as the node of the event).
+            StepTarget::Leader => vec![leader.unwrap_or(0)],
+            StepTarget::Followers => (0..nodes).filter(|&n| n != leader.unwrap_or(0)).collect(),
+        }
     }
 
     /// Wait until the workload acknowledged a send and delivered something since `healed_at`
@@ -372,13 +455,11 @@ impl Nemesis {
         }
     }
 
-    /// The fault in force right now ("kill node 0"), or None.
+    /// The faults in force right now ("kill node 0", "pause node 1, pause node 2"), or None.
     pub fn current(&self) -> Option<String> {
-        self.active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|a| a.label.clone())
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        let labels: Vec<&str> = active.iter().map(|a| a.label.as_str()).collect();
+        (!labels.is_empty()).then(|| labels.join(", "))
     }
 
     /// Heal everything now; idempotent, safe at any time and more than once. Every step is tried
@@ -410,25 +491,46 @@ impl Nemesis {
             label: label.clone(),
         };
         self.write_record(kind, node)?;
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(active);
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).push(active);
         let f = format!("start-{kind}");
         self.recorded(&f, node, self.apply(kind, node, true))
             .await
             .with_context(|| format!("starting the fault {label}"))
     }
 
-    /// Heal the fault in force (if any) and record `stop-<kind>`, also when healing fails, so
-    /// that every start has its stop.
+    /// Heal every fault in force and record each `stop-<kind>`, also when healing fails, so that
+    /// every start has its stop. Network faults first, then paused nodes, then killed ones: a
+    /// restarted node proves its readiness through its proxy and to the other nodes.
     async fn stop_active(&self) -> Result<()> {
-        let Some(active) = self.active.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return Ok(());
-        };
+        let mut active: Vec<Active> = std::mem::take(&mut *self.active.lock().unwrap_or_else(|p| p.into_inner()));
+        active.sort_by_key(|a| match a.kind {
+            FaultKind::Kill => 2,
+            FaultKind::Pause => 1,
+            _ => 0,
+        });
+        let mut first_error = None;
+        for a in active {
+            if let Err(e) = self.stop_one(&a).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Heal one fault in force and record its `stop-<kind>`.
+    async fn stop_one(&self, active: &Active) -> Result<()> {
         let (kind, node) = (active.kind, active.node);
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|a| (a.kind, a.node) != (kind, node));
         let f = format!("stop-{kind}");
         self.recorded(&f, node, self.apply(kind, node, false))
             .await
             .with_context(|| format!("healing the fault {}", active.label))?;
-        self.remove_record();
+        if self.active.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            self.remove_record();
+        }
         Ok(())
     }
 

@@ -94,6 +94,7 @@ mod tests {
             interval,
             duration,
             target: Target::Random,
+            steps: Vec::new(),
         }
     }
 
