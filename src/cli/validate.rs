@@ -25,10 +25,10 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
         c.mode,
         format!("{:?}", c.workload.kind).to_lowercase(),
         c.duration.as_secs_f64(),
-        if faults.is_empty() {
-            "none".to_string()
-        } else {
-            faults.join(", ")
+        match (faults.is_empty(), c.nemesis.steps.len()) {
+            (true, 0) => "none".to_string(),
+            (true, n) => format!("{n} scripted step(s)"),
+            _ => faults.join(", "),
         },
         if c.crashes.interval > 0.0 {
             format!("every {:.1} s on average", c.crashes.interval)
