@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::broker::BrokerKind;
+use crate::checker::evidence::Grade as EvidenceGrade;
 use crate::history::Guarantee;
 
 /// What `ackcheck audit` was asked.
@@ -32,6 +33,8 @@ pub struct AuditRequest {
     pub duration: Duration,
     pub seed: u64,
     pub out: PathBuf,
+    /// Only these families (by name), in the suite's order; `None` = every family.
+    pub families: Option<Vec<String>>,
 }
 
 /// Why an audit could not start (exit 2).
@@ -41,6 +44,12 @@ pub enum AuditError {
     Properties { file: String, message: String },
     #[error(transparent)]
     Campaign(#[from] crate::campaign::CampaignError),
+    #[error("`{name}` is not a fault family ackcheck audits on {broker}; choose from {available}")]
+    UnknownFamily {
+        name: String,
+        broker: String,
+        available: String,
+    },
     #[error("writing {path}: {source}")]
     Write {
         path: String,
@@ -60,6 +69,13 @@ pub struct Family {
     faults: &'static [&'static str],
     /// Consumer crashes (mean seconds between them), or none.
     crashes: Option<f64>,
+}
+
+impl Family {
+    /// It injects something (the no-faults baseline does not).
+    pub fn tries_something(&self) -> bool {
+        !self.faults.is_empty() || self.crashes.is_some()
+    }
 }
 
 /// The families a broker takes: the fault kinds its driver does not refuse, and consumer
@@ -108,6 +124,25 @@ pub fn families(broker: BrokerKind) -> Vec<Family> {
     all.into_iter()
         .filter(|f| f.faults.iter().all(|k| !refused.iter().any(|(r, _)| r == k)))
         .collect()
+}
+
+/// The families `req` asks for, in the suite's order: every one the broker takes, or those
+/// named (an unknown name is an error listing the others).
+pub fn chosen_families(req: &AuditRequest) -> Result<Vec<Family>, AuditError> {
+    let all = families(req.broker);
+    let Some(names) = &req.families else {
+        return Ok(all);
+    };
+    for name in names {
+        if !all.iter().any(|f| f.name == name) {
+            return Err(AuditError::UnknownFamily {
+                name: name.clone(),
+                broker: req.broker.to_string(),
+                available: all.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
+    Ok(all.into_iter().filter(|f| names.iter().any(|n| n == f.name)).collect())
 }
 
 /// A Java `.properties` file as a TOML table of strings (keys as written).
@@ -192,7 +227,7 @@ pub fn write_campaigns(req: &AuditRequest) -> Result<Vec<(Family, PathBuf)>, Aud
         source,
     })?;
     let mut written = Vec::new();
-    for family in families(req.broker) {
+    for family in chosen_families(req)? {
         let text = campaign_text(req, &family)?;
         let path = dir.join(format!("{}.toml", family.name));
         std::fs::write(&path, text).map_err(|source| AuditError::Write {
@@ -247,6 +282,14 @@ impl Row {
             evidence: v["evidence"]["grade"].as_str().unwrap_or("?").to_string(),
             proof,
         }
+    }
+}
+
+impl Row {
+    /// Its evidence is weaker than `min` (an unreadable grade counts as none).
+    pub fn weaker_than(&self, min: Option<EvidenceGrade>) -> bool {
+        let Some(min) = min else { return false };
+        self.evidence.parse::<EvidenceGrade>().map_or(true, |g| g < min)
     }
 }
 
@@ -316,7 +359,7 @@ pub fn summary(claim: Guarantee, rows: &[Row]) -> String {
         // The no-faults baseline has no evidence grade to reach (nothing was tried).
         let weak: Vec<&str> = rows
             .iter()
-            .filter(|r| r.evidence != "strong" && (!r.family.faults.is_empty() || r.family.crashes.is_some()))
+            .filter(|r| r.evidence != "strong" && r.family.tries_something())
             .map(|r| r.family.name)
             .collect();
         let _ = write!(out, "{claim} holds under every fault tried");
@@ -346,12 +389,19 @@ pub fn summary(claim: Guarantee, rows: &[Row]) -> String {
     out
 }
 
-/// 0 every claim held, 1 some claim was violated, 4 a run failed (nothing judged there).
-pub fn exit_code(rows: &[Row]) -> i32 {
+/// 0 every claim held, 1 some claim was violated, 4 a run failed (nothing judged there), 3
+/// every claim held but some family's evidence is weaker than `min_evidence` (the no-faults
+/// baseline tries nothing, so it has no grade to reach).
+pub fn exit_code(rows: &[Row], min_evidence: Option<EvidenceGrade>) -> i32 {
     if rows.iter().any(|r| r.claim_holds == Some(false)) {
         1
     } else if rows.iter().any(|r| r.claim_holds.is_none()) {
         4
+    } else if rows
+        .iter()
+        .any(|r| r.family.tries_something() && r.weaker_than(min_evidence))
+    {
+        3
     } else {
         0
     }
@@ -373,6 +423,7 @@ mod tests {
             duration: Duration::from_secs(30),
             seed: 1,
             out: dir.to_path_buf(),
+            families: None,
         }
     }
 
@@ -436,8 +487,8 @@ mod tests {
             text.contains("lost p0-7") && text.contains("#12 send ok at queue 0@7"),
             "{text}"
         );
-        assert_eq!(exit_code(&rows), 1);
-        assert_eq!(exit_code(&rows[..1]), 0);
+        assert_eq!(exit_code(&rows, None), 1);
+        assert_eq!(exit_code(&rows[..1], None), 0);
         assert!(
             summary(Guarantee::AtLeastOnce, &rows[..1]).contains("holds under every fault tried, with strong evidence")
         );

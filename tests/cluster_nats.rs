@@ -60,15 +60,33 @@ async fn publish_acked(js: &jetstream::Context, subject: &str, ids: &[String]) {
 
 /// Read (and ack) `n` messages with a fresh durable pull consumer named `durable`.
 async fn consume(js: &jetstream::Context, name: &str, durable: &str, n: usize) -> Vec<String> {
-    let stream = js.get_stream(name).await.expect("looking up the stream");
     let config = pull::Config {
         durable_name: Some(durable.into()),
         ..Default::default()
     };
-    let consumer = stream
-        .get_or_create_consumer(durable, config)
-        .await
-        .expect("creating the consumer");
+    // Right after a leader kill the JetStream API can time out while the meta group settles
+    // (seen in CI at load average 8): retry within the step, fail only past it.
+    let deadline = Instant::now() + STEP;
+    let consumer = loop {
+        let attempt = async {
+            let stream = js
+                .get_stream(name)
+                .await
+                .map_err(|e| format!("looking up the stream: {e}"))?;
+            stream
+                .get_or_create_consumer(durable, config.clone())
+                .await
+                .map_err(|e| format!("creating the consumer: {e}"))
+        };
+        match attempt.await {
+            Ok(consumer) => break consumer,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let deadline = Instant::now() + STEP;
     let mut got = Vec::new();
     while got.len() < n {

@@ -10,8 +10,11 @@ use clap::Args;
 use crate::audit::{self, AuditRequest, Row};
 use crate::broker::BrokerKind;
 use crate::campaign::parse_duration;
+use crate::checker;
+use crate::history::reader::HistoryReader;
 use crate::history::Guarantee;
 use crate::plan::RunOptions;
+use crate::report::{self, junit, junit::FailedRun, junit::Suite};
 use crate::runner;
 
 #[derive(Debug, Args)]
@@ -46,10 +49,22 @@ pub struct AuditArgs {
     /// Where the campaigns, every run and the summary land (default: runs/audit-<broker>-<claim>-seed<N>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Only these fault families, comma-separated (default: every family the broker takes:
+    /// no-faults, lose-acks, reset, kill, pause, consumer-crashes).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub families: Vec<String>,
+    /// The evidence grade every holding claim needs (the no-faults baseline excepted): with
+    /// weaker evidence, exit 3 (for CI gates).
+    #[arg(long, value_name = "GRADE", value_parser = ["strong", "weak"])]
+    pub min_evidence: Option<String>,
+    /// Also write the verdicts as JUnit XML (one test suite per fault family) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Exit 0 the claim held under every fault family, 1 it was violated under some, 4 a run
-/// failed; a bad file or property is an error (exit 2) before anything starts.
+/// failed, 3 it held everywhere but with evidence weaker than `--min-evidence` somewhere; a bad
+/// file, property or family name is an error (exit 2) before anything starts.
 pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("audit-{}-{}-seed{}", args.broker, args.claim.name(), args.seed))
@@ -65,7 +80,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
         duration: args.duration,
         seed: args.seed,
         out: out.clone(),
+        families: (!args.families.is_empty()).then_some(args.families),
     };
+    let min_evidence = args.min_evidence.as_deref().and_then(|g| g.parse().ok());
     let campaigns = audit::write_campaigns(&request)?;
     eprintln!(
         "ackcheck audit: {} families of faults, {:.0} s each, campaigns in {}",
@@ -89,7 +106,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
             // One cluster for the whole suite: only the last run stops one the audit started.
             keep_cluster: i < last,
             examples: 3,
-            min_evidence: None,
+            min_evidence,
             discard_history: false,
             junit: None,
         };
@@ -110,5 +127,52 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
     let path = out.join("summary.txt");
     std::fs::write(&path, &summary).with_context(|| format!("writing {}", path.display()))?;
     println!("summary: {}", path.display());
-    Ok(audit::exit_code(&rows))
+    if let Some(junit) = &args.junit {
+        write_junit(junit, &out, args.claim, min_evidence, &rows)?;
+        println!("JUnit XML: {}", junit.display());
+    }
+    Ok(audit::exit_code(&rows, min_evidence))
+}
+
+/// One JUnit test suite per family: its history judged again (the checker is a function of the
+/// history, so this is the run's own verdict), or an errored suite when the run left none.
+fn write_junit(
+    path: &std::path::Path,
+    out: &std::path::Path,
+    claim: Guarantee,
+    min_evidence: Option<crate::checker::evidence::Grade>,
+    rows: &[Row],
+) -> anyhow::Result<()> {
+    let mut judged = Vec::new();
+    let mut failed = Vec::new();
+    for row in rows {
+        let name = format!("audit-{}", row.family.name);
+        let history = out.join(row.family.name).join("history.jsonl");
+        let options = checker::CheckOptions {
+            claim: Some(claim),
+            examples: 3,
+            groups: None,
+            min_evidence: min_evidence.filter(|_| row.family.tries_something()),
+        };
+        let verdict = HistoryReader::open(&history)
+            .map_err(|e| e.to_string())
+            .and_then(|reader| checker::check_with(reader, &options).map_err(|e| e.to_string()));
+        match verdict {
+            Ok(v) => judged.push((name, report::read_header(&history), history, v)),
+            Err(e) => failed.push(FailedRun {
+                message: format!(
+                    "the {} run left no verdict ({e}); see {}",
+                    row.family.name,
+                    out.join(row.family.name).join("run.log").display()
+                ),
+                name,
+            }),
+        }
+    }
+    let suites: Vec<Suite> = judged
+        .iter()
+        .map(|(name, header, history, v)| Suite::new(header.as_ref(), name, Some(history), v))
+        .collect();
+    junit::write_all(path, &suites, &failed)
+        .with_context(|| "writing the audit's JUnit XML; check that its folder exists and is writable")
 }

@@ -320,13 +320,27 @@ fn write_suite(w: &mut Writer<Vec<u8>>, suite: &Suite, cases: &[Case]) -> io::Re
     w.write_event(Event::End(BytesEnd::new("testsuite")))
 }
 
+/// A campaign whose run failed before it had a verdict (its suite is one errored case).
+#[derive(Debug, Clone)]
+pub struct FailedRun {
+    /// The campaign's name.
+    pub name: String,
+    /// Why: the run's error, and where its log is.
+    pub message: String,
+}
+
 /// The JUnit XML document of one or more campaigns.
 pub fn render(suites: &[Suite]) -> String {
+    render_all(suites, &[])
+}
+
+/// The JUnit XML document of campaigns judged (`suites`) and campaigns whose run failed.
+pub fn render_all(suites: &[Suite], failed: &[FailedRun]) -> String {
     let all: Vec<Vec<Case>> = suites.iter().map(|s| cases(s.verdict)).collect();
-    let total = |f: fn(&Outcome) -> bool| all.iter().flatten().filter(|c| f(&c.outcome)).count().to_string();
-    let tests = all.iter().map(Vec::len).sum::<usize>().to_string();
-    let failures = total(|o| matches!(o, Outcome::Failure { .. }));
-    let errors = total(|o| matches!(o, Outcome::Error { .. }));
+    let total = |f: fn(&Outcome) -> bool| all.iter().flatten().filter(|c| f(&c.outcome)).count();
+    let tests = (all.iter().map(Vec::len).sum::<usize>() + failed.len()).to_string();
+    let failures = total(|o| matches!(o, Outcome::Failure { .. })).to_string();
+    let errors = (total(|o| matches!(o, Outcome::Error { .. })) + failed.len()).to_string();
     let time = junit_time(suites.iter().map(|s| s.verdict.evidence.run_phase).sum());
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     let written: io::Result<()> = (|| {
@@ -344,6 +358,9 @@ pub fn render(suites: &[Suite]) -> String {
         for (suite, cases) in suites.iter().zip(&all) {
             write_suite(&mut w, suite, cases)?;
         }
+        for run in failed {
+            write_failed_run(&mut w, run)?;
+        }
         w.write_event(Event::End(BytesEnd::new("testsuites")))
     })();
     // Writing into a Vec cannot fail; the bytes are UTF-8 because every input was a str.
@@ -353,9 +370,40 @@ pub fn render(suites: &[Suite]) -> String {
     xml
 }
 
+fn write_failed_run(w: &mut Writer<Vec<u8>>, run: &FailedRun) -> io::Result<()> {
+    w.write_event(Event::Start(element(
+        "testsuite",
+        &[
+            ("name", &run.name),
+            ("tests", "1"),
+            ("failures", "0"),
+            ("errors", "1"),
+            ("skipped", "0"),
+            ("time", "0.000"),
+        ],
+    )))?;
+    w.write_event(Event::Start(element(
+        "testcase",
+        &[("name", "run"), ("classname", &run.name), ("time", "0.000")],
+    )))?;
+    text_element(
+        w,
+        "error",
+        &[("type", "run-failed"), ("message", &run.message)],
+        &run.message,
+    )?;
+    w.write_event(Event::End(BytesEnd::new("testcase")))?;
+    w.write_event(Event::End(BytesEnd::new("testsuite")))
+}
+
 /// Write the JUnit XML of `suites` to `path`.
 pub fn write(path: &Path, suites: &[Suite]) -> Result<(), ReportError> {
-    std::fs::write(path, render(suites)).map_err(|source| ReportError::Io {
+    write_all(path, suites, &[])
+}
+
+/// Write the JUnit XML of judged and failed campaigns to `path`.
+pub fn write_all(path: &Path, suites: &[Suite], failed: &[FailedRun]) -> Result<(), ReportError> {
+    std::fs::write(path, render_all(suites, failed)).map_err(|source| ReportError::Io {
         what: "write the JUnit XML to",
         path: path.to_path_buf(),
         source,
