@@ -231,3 +231,74 @@ fn the_verdict_names_the_longest_stalls_of_the_run_phase() {
         "{out}"
     );
 }
+
+/// A run directory as `ackcheck run` leaves one: a generated history (its header has the seed
+/// but no campaign, so the directory's name stands for it) and its verdict from `check --json`.
+fn run_dir(root: &std::path::Path, name: &str, seed: &str, loss: &str) -> std::path::PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let history = dir.join("history.jsonl");
+    let (code, out, err) = ackcheck(
+        &[
+            "generate",
+            "--seed",
+            seed,
+            "--messages",
+            "2000",
+            "--claim",
+            "at-least-once",
+            "--redelivered",
+            "0.01",
+            "--loss",
+            loss,
+            "--out",
+            history.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, json, err) = ackcheck(&["check", "--json", history.to_str().unwrap()], None);
+    assert!(json.contains("\"verdict\""), "{json}{err}");
+    std::fs::write(dir.join("verdict.json"), json).unwrap();
+    dir
+}
+
+#[test]
+fn diff_fails_only_when_a_guarantee_weakened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+    for seed in ["1", "2"] {
+        run_dir(&old, &format!("run-{seed}"), seed, "0");
+    }
+    // Seed 2 of the new runs loses messages: its claim held before and fails now.
+    run_dir(&new, "run-1", "1", "0");
+    run_dir(&new, "run-2", "2", "0.01");
+    let (code, out, err) = ackcheck(&["diff", old.to_str().unwrap(), new.to_str().unwrap()], None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("2 pair(s) compared"), "{out}");
+    assert!(out.contains("claim at-least-once held, now VIOLATED"), "{out}");
+    assert!(out.contains("lost: 0 →"), "{out}");
+    assert!(out.contains("guarantee weakened in 1 run(s)"), "{out}");
+    // The other way round nothing weakened: exit 0, the recovery shown as stronger.
+    let (code, out, _) = ackcheck(&["diff", new.to_str().unwrap(), old.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("STRONGER") && out.contains("now holds"), "{out}");
+    // A run against itself: no difference. JSON for machines.
+    let one = old.join("run-1");
+    let (code, out, _) = ackcheck(&["diff", "--json", one.to_str().unwrap(), one.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["changes"], serde_json::json!([]), "{out}");
+    assert_eq!(v["pairs"], 1);
+    // Nothing to compare is unusable input.
+    let (code, _, err) = ackcheck(
+        &[
+            "diff",
+            dir.path().join("nothing").to_str().unwrap(),
+            one.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+}

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod check;
 pub mod cluster;
+pub mod diff;
 pub mod generate;
 pub mod report;
 pub mod run;
@@ -29,6 +30,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Install, start, stop and break local broker nodes (no Docker needed).
     Cluster(cluster::ClusterArgs),
+    /// Compare two sets of runs: what got weaker, what got stronger (exit 1 when a guarantee weakened).
+    Diff(diff::DiffArgs),
     /// Make the HTML report (timeline, counts, proofs) of a run directory or a history.
     Report(report::ReportArgs),
     /// Run a campaign: start the brokers, drive them while breaking them, check the history.
@@ -49,6 +52,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
     let unusable = e.chain().any(|cause| {
         cause.is::<crate::campaign::CampaignError>()
             || cause.is::<crate::audit::AuditError>()
+            || cause.is::<crate::diff::DiffError>()
             || cause.is::<crate::plan::PlanError>()
             || cause.is::<crate::plan::UsageError>()
             || cause
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Audit(args) => audit::run(args),
         Command::Check(args) => Ok(check::run(args)),
         Command::Cluster(args) => cluster::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),
