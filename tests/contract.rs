@@ -48,6 +48,7 @@ fn consumer_spec(dest: &str) -> ConsumerSpec {
         group: "contract".into(),
         dests: vec![dest.into()],
         committed_only: false,
+        member: "c0".into(),
     }
 }
 

@@ -92,6 +92,7 @@ async fn lost_pub_ack(broker: &NatsBroker, proxy: &str, mode: Guarantee, stream:
         group: "g".into(),
         dests: vec![stream.into()],
         committed_only: false,
+        member: "c0".into(),
     };
     let mut consumer = broker.consumer(&consumer_spec).await.expect("a consumer");
     let expected = if mode == Guarantee::ExactlyOnce { 2 } else { 3 };

@@ -43,6 +43,7 @@ fn spec(mode: Guarantee, topic: &str) -> ConsumerSpec {
         group: "g".into(),
         dests: vec![topic.into()],
         committed_only: false,
+        member: "c0".into(),
     }
 }
 

@@ -44,6 +44,7 @@ fn spec(mode: Guarantee, queue: &str) -> ConsumerSpec {
         group: "g".into(),
         dests: vec![queue.into()],
         committed_only: false,
+        member: "c0".into(),
     }
 }
 

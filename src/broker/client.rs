@@ -137,6 +137,11 @@ pub struct ConsumerSpec {
     pub dests: Vec<String>,
     /// See only committed transactions (Kafka `isolation.level=read_committed`).
     pub committed_only: bool,
+    /// The consumer's stable place in its group (`c2`, `processor-1`): the replacement of a
+    /// crashed consumer gets the same one, so that a broker with static membership (Kafka's
+    /// `group.instance.id`) hands it the crashed member's partitions at once instead of making
+    /// the whole group rebalance.
+    pub member: String,
 }
 
 /// Opens clients against one broker.

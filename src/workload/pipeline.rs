@@ -48,6 +48,7 @@ pub(super) fn start(w: &mut Workload) {
         group: VERIFIER.into(),
         dests: vec![sink],
         committed_only: true,
+        member: "verifier".into(),
     };
     let role = ConsumerRole {
         group: VERIFIER.into(),
@@ -110,6 +111,7 @@ async fn processor(
             group: PROCESSORS.into(),
             dests: vec![source],
             committed_only: true,
+            member: format!("processor-{slot}"),
         },
         producer: ProducerSpec {
             mode,

@@ -31,6 +31,7 @@ pub(super) fn start(w: &mut Workload) {
             group: GROUP.into(),
             dests: vec![topic.clone()],
             committed_only: mode == Guarantee::ExactlyOnce,
+            member: format!("c{slot}"),
         };
         let role = ConsumerRole {
             group: GROUP.into(),

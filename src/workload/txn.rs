@@ -36,6 +36,7 @@ pub(super) fn start(w: &mut Workload) {
                 group: group.into(),
                 dests: vec![topic.clone()],
                 committed_only,
+                member: format!("c{member}"),
             };
             let role = ConsumerRole {
                 group: group.into(),

@@ -227,7 +227,12 @@ impl KafkaBroker {
             },
         );
         for (key, value) in self.client.consumer.iter() {
-            c.set(key, value);
+            match (key, value) {
+                ("group.instance.id", super::props::STATIC_MEMBER) => {
+                    c.set(key, format!("{}-{}-{}", self.run, spec.group, spec.member))
+                }
+                _ => c.set(key, value),
+            };
         }
         c
     }

@@ -26,7 +26,10 @@ pub const OWNED_KEYS: &[(&str, &str)] = &[
         "group.id",
         "every consumer group is named per run, so every run starts on empty offsets",
     ),
-    ("group.instance.id", "members come and go as the workload crashes them"),
+    (
+        "group.instance.id",
+        "each consumer slot's static member id is made per run (the preset's static membership; `defaults = \"library\"` leaves it out)",
+    ),
     (
         "transactional.id",
         "transactional ids are made per run and per producer",
@@ -84,7 +87,14 @@ fn producer_preset(mode: Guarantee) -> Vec<(&'static str, &'static str)> {
 /// consuming (the default eager protocol stops every member of the group at every rebalance,
 /// and the workload crashes members every few seconds). Offsets are committed by the workload,
 /// explicitly, after (or before) processing, never automatically.
+///
+/// Static membership (KIP-345): each consumer slot keeps its `group.instance.id` across crashes,
+/// so a crashed member's replacement rejoins as the same member and gets its partitions back at
+/// once, without a rebalance of the whole group — as deployments with stable consumer identities
+/// (StatefulSets, fixed hosts) run. A crashed member that is not replaced still holds its
+/// partitions until its session times out.
 const CONSUMER_PRESET: &[(&str, &str)] = &[
+    ("group.instance.id", STATIC_MEMBER),
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
     ("auto.offset.reset", "earliest"),
@@ -94,6 +104,10 @@ const CONSUMER_PRESET: &[(&str, &str)] = &[
     ("max.poll.interval.ms", "60000"),
     ("fetch.wait.max.ms", "100"),
 ];
+
+/// The preset's `group.instance.id`: a template the client fills in per consumer slot
+/// (`<run>-<group>-<member>`), recorded as it is in the history header.
+pub const STATIC_MEMBER: &str = "<run>-<group>-<member>";
 
 /// With `defaults = "library"`: what the workload cannot do without (a group that starts on
 /// empty offsets must read from the start, or it misses what was sent before it joined).
