@@ -90,8 +90,17 @@ impl RunResult {
         self.verdict["evidence"]["grade"].as_str().unwrap_or("none")
     }
 
-    /// Acknowledged sends per second of the run phase.
+    /// Acknowledged sends per second of the run phase (the verdict's `performance`, or from the
+    /// counts of a verdict written before it had one).
+    /// End-to-end latency (send invoked → first delivery), `p50_ms` or `p99_ms`.
+    fn latency(&self, key: &str) -> Option<f64> {
+        self.verdict["performance"]["latency"][key].as_f64()
+    }
+
     fn throughput(&self) -> Option<f64> {
+        if let Some(rate) = self.verdict["performance"]["acknowledged_per_second"].as_f64() {
+            return Some(rate);
+        }
         let acked = self.verdict["counts"]["acknowledged"].as_f64()?;
         let nanos = self.verdict["evidence"]["run_phase"].as_f64()?;
         (nanos > 0.0).then(|| acked / (nanos / 1e9))
@@ -430,6 +439,7 @@ fn compare_seeds(campaign: &str, olds: &[RunResult], news: &[RunResult], changes
             );
         }
     }
+    compare_latency(olds, news, &mut put);
     let ot: Vec<f64> = olds.iter().filter_map(RunResult::throughput).collect();
     let nt: Vec<f64> = news.iter().filter_map(RunResult::throughput).collect();
     if !ot.is_empty() && !nt.is_empty() {
@@ -448,6 +458,42 @@ fn compare_seeds(campaign: &str, olds: &[RunResult], news: &[RunResult], changes
                 direction,
                 format!(
                     "throughput {} → {} acknowledged sends/s ({:.2}×; old seeds {}–{})",
+                    fmt_num(om),
+                    fmt_num(nm),
+                    nm / om,
+                    fmt_num(lo),
+                    fmt_num(hi)
+                ),
+            );
+        }
+    }
+}
+
+/// Latency percentiles over seeds: a new mean beyond the old seeds' spread (or ×1.25 with one
+/// old seed) moved; higher is weaker.
+fn compare_latency(olds: &[RunResult], news: &[RunResult], put: &mut dyn FnMut(Direction, String)) {
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+    for key in ["p50_ms", "p99_ms"] {
+        let ov: Vec<f64> = olds.iter().filter_map(|r| r.latency(key)).collect();
+        let nv: Vec<f64> = news.iter().filter_map(|r| r.latency(key)).collect();
+        if ov.is_empty() || nv.is_empty() {
+            continue;
+        }
+        let (om, nm) = (mean(&ov), mean(&nv));
+        let (lo, hi) = match ov.len() {
+            1 => (om / SINGLE_SEED_RATIO, om * SINGLE_SEED_RATIO),
+            _ => spread(&ov),
+        };
+        if nm > hi || nm < lo {
+            let direction = match nm > hi {
+                true => Direction::Weaker,
+                false => Direction::Stronger,
+            };
+            put(
+                direction,
+                format!(
+                    "latency {} {} → {} ms ({:.2}×; old seeds {}–{} ms)",
+                    key.trim_end_matches("_ms"),
                     fmt_num(om),
                     fmt_num(nm),
                     nm / om,
@@ -597,6 +643,31 @@ mod tests {
         let d = diff(&[run("k", 1, eo)], &[run("k", 1, alo)]);
         assert_eq!(d.exit_code(), 1);
         assert!(d.changes[0].what.contains("no longer at-most-once"), "{:?}", d.changes);
+    }
+
+    #[test]
+    fn latency_beyond_the_old_seeds_is_weaker() {
+        let with_p99 = |seed, p99: f64| {
+            let mut v = held(10, "strong", 6000);
+            v["performance"] = json!({"acknowledged_per_second": 100.0,
+                "latency": {"messages": 6000, "p50_ms": 10.0, "p99_ms": p99, "max_ms": p99}});
+            run("k", seed, v)
+        };
+        let d = diff(
+            &[with_p99(1, 200.0), with_p99(2, 260.0)],
+            &[with_p99(1, 900.0), with_p99(2, 1100.0)],
+        );
+        let what: Vec<&str> = d.changes.iter().map(|c| c.what.as_str()).collect();
+        assert!(
+            what.contains(&"latency p99 230 → 1000 ms (4.35×; old seeds 200–260 ms)"),
+            "{what:?}"
+        );
+        assert!(
+            !what.iter().any(|w| w.starts_with("latency p50")),
+            "p50 did not move: {what:?}"
+        );
+        assert!(!what.iter().any(|w| w.starts_with("throughput")), "{what:?}");
+        assert_eq!(d.exit_code(), 0);
     }
 
     #[test]

@@ -560,3 +560,38 @@ fn a_claim_about_some_groups_judges_only_them_and_still_shows_every_group() {
         v.notes
     );
 }
+
+#[test]
+fn throughput_and_latency_come_from_the_history_alone() {
+    // a: invoked at 0, delivered at 10 ms; b: invoked at 100 ms, first delivered (group h) at
+    // 130 ms, later to g; c: acknowledged, never delivered (not measured, lost).
+    let lines = [
+        r#"{"history":1,"claim":"at-least-once"}"#,
+        r#"{"index":0,"time":0,"process":1,"type":"invoke","f":"send","op":1,"value":{"messages":[{"id":"a"}]}}"#,
+        r#"{"index":1,"time":5000000,"process":1,"type":"ok","f":"send","op":1}"#,
+        r#"{"index":2,"time":10000000,"process":100,"type":"ok","f":"deliver","value":{"group":"g","messages":[{"id":"a"}]}}"#,
+        r#"{"index":3,"time":10000000,"process":100,"type":"ok","f":"deliver","value":{"group":"h","messages":[{"id":"a"}]}}"#,
+        r#"{"index":4,"time":100000000,"process":1,"type":"invoke","f":"send","op":2,"value":{"messages":[{"id":"b"}]}}"#,
+        r#"{"index":5,"time":101000000,"process":1,"type":"ok","f":"send","op":2}"#,
+        r#"{"index":6,"time":130000000,"process":100,"type":"ok","f":"deliver","value":{"group":"h","messages":[{"id":"b"}]}}"#,
+        r#"{"index":7,"time":150000000,"process":100,"type":"ok","f":"deliver","value":{"group":"g","messages":[{"id":"b"}]}}"#,
+        r#"{"index":8,"time":200000000,"process":1,"type":"invoke","f":"send","op":3,"value":{"messages":[{"id":"c"}]}}"#,
+        r#"{"index":9,"time":201000000,"process":1,"type":"ok","f":"send","op":3}"#,
+    ];
+    let text = lines.join("\n") + "\n";
+    let v = checker::check(HistoryReader::new(Box::new(Cursor::new(text.into_bytes()))), None, 5)
+        .expect("a well-formed history");
+    let latency = v.performance.latency.as_ref().expect("two messages were delivered");
+    assert_eq!(latency.messages, 2, "the undelivered message is not measured");
+    assert!((latency.max_ms - 30.0).abs() < 0.1, "b: 100 → 130 ms: {latency:?}");
+    assert!((latency.p50_ms - 10.0).abs() < 0.1, "a: 0 → 10 ms: {latency:?}");
+    let rate = v.performance.acknowledged_per_second.expect("a run phase");
+    let expected = 3.0 / (v.evidence.run_phase as f64 / 1e9);
+    assert!((rate - expected).abs() < 1e-6, "{rate} vs {expected}");
+    // Nothing delivered: no latency, and the JSON says so.
+    let none = [lines[0], lines[1], lines[2]].join("\n") + "\n";
+    let v = checker::check(HistoryReader::new(Box::new(Cursor::new(none.into_bytes()))), None, 5).unwrap();
+    assert!(v.performance.latency.is_none());
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["performance"]["latency"], serde_json::Value::Null);
+}

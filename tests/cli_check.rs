@@ -132,6 +132,19 @@ fn json_verdict_has_the_documented_keys() {
     assert_eq!(v["evidence"]["skipped"], 0);
     assert_eq!(v["claim_groups"], serde_json::Value::Null);
     assert_eq!(v["examples"]["duplicated"].as_array().map(Vec::len), Some(1));
+    assert!(
+        v["performance"]["acknowledged_per_second"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{out}"
+    );
+    assert_eq!(v["performance"]["latency"]["messages"], 3, "{out}");
+    for key in ["p50_ms", "p99_ms", "max_ms"] {
+        assert!(
+            v["performance"]["latency"][key].is_f64(),
+            "performance.latency.{key} missing in {out}"
+        );
+    }
 }
 
 #[test]

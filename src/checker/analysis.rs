@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::log::{at_offset, offset_of, part_of};
-use super::verdict::{Cited, Counts, DuplicateCauses, Example, GroupCounts, LossShape, Verdict};
+use super::verdict::{Cited, Counts, DuplicateCauses, Example, GroupCounts, Latency, LossShape, Performance, Verdict};
 use super::{At, Checker, Idx, MessageState, Seen, ACKED, ATOMIC, NONE, NO_POS, PROVEN};
 use crate::history::Guarantee;
 
@@ -443,6 +443,7 @@ pub(super) fn finish(
             "line {line} was cut off mid-write (a killed recorder) and was ignored"
         ));
     }
+    let performance = performance(c, counts.acknowledged, evidence.run_phase);
     let group_names = groups.into_iter().map(|(g, counts)| {
         let name = if g == NO_GROUP {
             NO_GROUP_NAME.to_string()
@@ -469,6 +470,38 @@ pub(super) fn finish(
         notes,
         loss_shapes,
         min_evidence: None,
+        performance,
+    }
+}
+
+/// Acknowledged messages per second of the run phase, and the latency from a message's first
+/// send invocation to its first delivery (to any group: the first time the system made it
+/// available), over every message delivered at least once. One pass over the messages at the
+/// end; the histogram's size is fixed, whatever the number of messages.
+fn performance(c: &Checker, acknowledged: u64, run_phase: u64) -> Performance {
+    let acknowledged_per_second = (run_phase > 0).then(|| acknowledged as f64 / (run_phase as f64 / 1e9));
+    // Microseconds, up to an hour, 3 significant digits.
+    let mut micros = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("static histogram bounds are valid");
+    for s in &c.messages {
+        if s.first_invoke.index == u64::MAX {
+            continue;
+        }
+        let Some(first) = s.seen.iter().map(|seen| seen.first.time).min() else {
+            continue;
+        };
+        micros.saturating_record((first.saturating_sub(s.first_invoke.time) / 1_000).max(1));
+    }
+    let ms = |us: u64| us as f64 / 1_000.0;
+    let latency = (!micros.is_empty()).then(|| Latency {
+        messages: micros.len(),
+        p50_ms: ms(micros.value_at_quantile(0.50)),
+        p99_ms: ms(micros.value_at_quantile(0.99)),
+        max_ms: ms(micros.max()),
+    });
+    Performance {
+        acknowledged_per_second,
+        latency,
     }
 }
 

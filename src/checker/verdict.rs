@@ -226,6 +226,28 @@ pub struct Verdict {
     pub loss_shapes: Vec<LossShape>,
     /// The evidence grade asked for (`--min-evidence`), if any.
     pub min_evidence: Option<Grade>,
+    /// What the run's clients achieved: throughput and end-to-end latency.
+    pub performance: Performance,
+}
+
+/// Throughput and latency, from the history alone: the cost side of a guarantee.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Performance {
+    /// Acknowledged messages per second of the run phase (`None`: no run phase).
+    pub acknowledged_per_second: Option<f64>,
+    /// Send invoked → first delivery to any group, over the messages delivered at least once
+    /// (`None`: none was).
+    pub latency: Option<Latency>,
+}
+
+/// A latency distribution in milliseconds (HdrHistogram, 3 significant digits).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latency {
+    /// Messages measured.
+    pub messages: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 impl Verdict {

@@ -168,6 +168,15 @@ fn human_time(nanos: u64) -> String {
     }
 }
 
+/// Milliseconds, short: `12.3 ms`, `4.10 s`.
+fn human_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
+    }
+}
+
 /// The terminal report: counts, verdict, claim, evidence and examples.
 pub fn human(v: &Verdict) -> String {
     let c = &v.counts;
@@ -214,6 +223,19 @@ pub fn human(v: &Verdict) -> String {
             span(acked),
             span(delivered)
         );
+    }
+    let perf = &v.performance;
+    if let Some(rate) = perf.acknowledged_per_second {
+        let latency = perf.latency.as_ref().map_or(String::new(), |l| {
+            format!(
+                "; end-to-end latency (send invoked → first delivery) p50 {}, p99 {}, max {} over {} messages",
+                human_ms(l.p50_ms),
+                human_ms(l.p99_ms),
+                human_ms(l.max_ms),
+                l.messages
+            )
+        });
+        let _ = writeln!(out, "  throughput {rate:.0} acknowledged messages/s{latency}");
     }
     if let Some(share) = e.progress_share {
         let outside = e.progress_share_outside_faults.map_or(String::new(), |s| {
