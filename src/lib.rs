@@ -18,6 +18,7 @@
 //! | [`plan`] | campaign + command line → one run's [`plan::Plan`] (overrides applied, seed, run id, placement), recorded in the history header | [`campaign`], [`broker`] |
 //! | [`runner`] | runs a plan: nodes → clients → workload + nemesis → heal → drain → history → verdict | all of the above |
 //! | [`audit`] | `ackcheck audit`: the user's own configuration, one campaign per fault family, one table | [`campaign`], [`broker`] |
+//! | [`matrix`] | `ackcheck matrix`: a matrix file → cells (campaign × variant × seed, overrides merged), results.jsonl, resume | [`campaign`] |
 //! | [`diff`] | `ackcheck diff`: two sets of verdicts paired by campaign and seed, what got weaker or stronger | verdict JSON, history headers |
 //! | [`cli`] | the thin `ackcheck` command line | [`runner`], [`checker`] |
 //!
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod diff;
 pub mod faults;
 pub mod history;
+pub mod matrix;
 pub mod nodes;
 pub mod plan;
 pub mod report;

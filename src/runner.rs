@@ -178,6 +178,29 @@ fn interrupted_code(signal: i32, code: i32) -> i32 {
 /// Ports held by something else (a broker of another home, any other program) are not fought
 /// over: after [`PORT_WAIT`] (a broker that is just stopping) the run fails, saying which port,
 /// who holds it, and how to move ackcheck's port plan.
+/// Whether `broker`'s local cluster (of this ACKCHECK_HOME) has a node running. A suite of runs
+/// (`audit`, `matrix`) that finds none keeps the cluster it starts between its runs and stops it
+/// when it is done ([`stop_local_cluster`]).
+pub fn local_cluster_running(broker: BrokerKind) -> bool {
+    let home = Home::from_env();
+    let Some(nodes) = process::recorded_nodes(&home, broker.name()) else {
+        return false;
+    };
+    broker
+        .open_cluster(Some(nodes), &home)
+        .is_ok_and(|c| (0..c.nodes()).any(|i| c.node_process(i).pid().is_some()))
+}
+
+/// Stop `broker`'s local cluster (what a suite of runs kept between its runs).
+pub async fn stop_local_cluster(broker: BrokerKind) -> Result<()> {
+    let home = Home::from_env();
+    let cluster = broker.open_cluster(None, &home)?;
+    cluster
+        .down()
+        .await
+        .with_context(|| format!("stopping the {broker} cluster kept between the runs"))
+}
+
 async fn bring_up(c: &dyn Cluster, kind: BrokerKind, log: &RunLog, interrupt: &CancellationToken) -> Result<bool> {
     let ours = (0..c.nodes()).any(|i| c.node_process(i).pid().is_some());
     let started = Instant::now();

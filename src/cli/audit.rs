@@ -10,11 +10,9 @@ use clap::Args;
 use crate::audit::{self, AuditRequest, Row};
 use crate::broker::BrokerKind;
 use crate::campaign::parse_duration;
-use crate::checker;
-use crate::history::reader::HistoryReader;
 use crate::history::Guarantee;
 use crate::plan::RunOptions;
-use crate::report::{self, junit, junit::FailedRun, junit::Suite};
+use crate::report::junit;
 use crate::runner;
 
 #[derive(Debug, Args)]
@@ -92,7 +90,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
     );
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let mut rows = Vec::new();
-    let last = campaigns.len().saturating_sub(1);
+    // One cluster for the whole suite, kept between the families; stopped at the end when the
+    // audit started it (a run stops only a cluster it started itself).
+    let started_here = !runner::local_cluster_running(args.broker);
     for (i, (family, campaign)) in campaigns.into_iter().enumerate() {
         eprintln!("\n== {} ({}): {}", family.name, i + 1, family.what);
         let dir = out.join(family.name);
@@ -103,8 +103,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
             duration: None,
             external: false,
             no_faults: false,
-            // One cluster for the whole suite: only the last run stops one the audit started.
-            keep_cluster: i < last,
+            keep_cluster: true,
             examples: 3,
             min_evidence,
             discard_history: false,
@@ -121,6 +120,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
         };
         rows.push(Row::from_verdict(family, verdict.as_ref()));
     }
+    if started_here {
+        if let Err(e) = runtime.block_on(runner::stop_local_cluster(args.broker)) {
+            eprintln!("warning: {e:#}");
+        }
+    }
     runtime.shutdown_timeout(Duration::from_secs(5));
     let summary = audit::summary(args.claim, &rows);
     println!("\n{summary}");
@@ -134,8 +138,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
     Ok(audit::exit_code(&rows, min_evidence))
 }
 
-/// One JUnit test suite per family: its history judged again (the checker is a function of the
-/// history, so this is the run's own verdict), or an errored suite when the run left none.
+/// One JUnit test suite per family (the no-faults baseline needs no evidence grade).
 fn write_junit(
     path: &std::path::Path,
     out: &std::path::Path,
@@ -143,36 +146,16 @@ fn write_junit(
     min_evidence: Option<crate::checker::evidence::Grade>,
     rows: &[Row],
 ) -> anyhow::Result<()> {
-    let mut judged = Vec::new();
-    let mut failed = Vec::new();
-    for row in rows {
-        let name = format!("audit-{}", row.family.name);
-        let history = out.join(row.family.name).join("history.jsonl");
-        let options = checker::CheckOptions {
-            claim: Some(claim),
-            examples: 3,
-            groups: None,
-            min_evidence: min_evidence.filter(|_| row.family.tries_something()),
-        };
-        let verdict = HistoryReader::open(&history)
-            .map_err(|e| e.to_string())
-            .and_then(|reader| checker::check_with(reader, &options).map_err(|e| e.to_string()));
-        match verdict {
-            Ok(v) => judged.push((name, report::read_header(&history), history, v)),
-            Err(e) => failed.push(FailedRun {
-                message: format!(
-                    "the {} run left no verdict ({e}); see {}",
-                    row.family.name,
-                    out.join(row.family.name).join("run.log").display()
-                ),
-                name,
-            }),
-        }
-    }
-    let suites: Vec<Suite> = judged
+    let runs: Vec<_> = rows
         .iter()
-        .map(|(name, header, history, v)| Suite::new(header.as_ref(), name, Some(history), v))
+        .map(|row| {
+            (
+                format!("audit-{}", row.family.name),
+                out.join(row.family.name),
+                min_evidence.filter(|_| row.family.tries_something()),
+            )
+        })
         .collect();
-    junit::write_all(path, &suites, &failed)
+    junit::write_runs(path, &runs, Some(claim))
         .with_context(|| "writing the audit's JUnit XML; check that its folder exists and is writable")
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod cluster;
 pub mod diff;
 pub mod generate;
+pub mod matrix;
 pub mod report;
 pub mod run;
 pub mod validate;
@@ -32,6 +33,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Compare two sets of runs: what got weaker, what got stronger (exit 1 when a guarantee weakened).
     Diff(diff::DiffArgs),
+    /// Run many campaigns × seeds × variants one after another (resumable), one results line per cell.
+    Matrix(matrix::MatrixArgs),
     /// Make the HTML report (timeline, counts, proofs) of a run directory or a history.
     Report(report::ReportArgs),
     /// Run a campaign: start the brokers, drive them while breaking them, check the history.
@@ -53,6 +56,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
         cause.is::<crate::campaign::CampaignError>()
             || cause.is::<crate::audit::AuditError>()
             || cause.is::<crate::diff::DiffError>()
+            || cause
+                .downcast_ref::<crate::matrix::MatrixError>()
+                .is_some_and(|e| e.is_unusable_input())
             || cause.is::<crate::plan::PlanError>()
             || cause.is::<crate::plan::UsageError>()
             || cause
@@ -79,7 +85,10 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
-    if matches!(cli.command, Command::Cluster(_) | Command::Run(_) | Command::Audit(_)) {
+    if matches!(
+        cli.command,
+        Command::Cluster(_) | Command::Run(_) | Command::Audit(_) | Command::Matrix(_)
+    ) {
         // A bad port base must stop a command before it starts anything.
         crate::nodes::port_base_from_env().map_err(crate::plan::UsageError)?;
     }
@@ -88,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(args) => Ok(check::run(args)),
         Command::Cluster(args) => cluster::run(args),
         Command::Diff(args) => diff::run(args),
+        Command::Matrix(args) => matrix::run(args),
         Command::Report(args) => report::run(args),
         Command::Run(args) => run::run(args),
         Command::Validate(args) => validate::run(args),

@@ -396,6 +396,43 @@ fn write_failed_run(w: &mut Writer<Vec<u8>>, run: &FailedRun) -> io::Result<()> 
     w.write_event(Event::End(BytesEnd::new("testsuite")))
 }
 
+/// The JUnit XML of runs left in directories (`runs`: suite name, run directory, the evidence
+/// grade its claim needs): each run's history judged again — the checker is a function of the
+/// history, so this is the run's own verdict — with `claim` over the header's, or an errored
+/// suite when a run left no usable history.
+pub fn write_runs(
+    path: &Path,
+    runs: &[(String, std::path::PathBuf, Option<crate::checker::evidence::Grade>)],
+    claim: Option<Guarantee>,
+) -> Result<(), ReportError> {
+    let mut judged = Vec::new();
+    let mut failed = Vec::new();
+    for (name, dir, min_evidence) in runs {
+        let history = dir.join("history.jsonl");
+        let options = crate::checker::CheckOptions {
+            claim,
+            examples: PROOFS_PER_KIND,
+            groups: None,
+            min_evidence: *min_evidence,
+        };
+        let verdict = crate::history::reader::HistoryReader::open(&history)
+            .map_err(|e| e.to_string())
+            .and_then(|reader| crate::checker::check_with(reader, &options).map_err(|e| e.to_string()));
+        match verdict {
+            Ok(v) => judged.push((name, super::read_header(&history), history, v)),
+            Err(e) => failed.push(FailedRun {
+                name: name.clone(),
+                message: format!("the run left no verdict ({e}); see {}", dir.join("run.log").display()),
+            }),
+        }
+    }
+    let suites: Vec<Suite> = judged
+        .iter()
+        .map(|(name, header, history, v)| Suite::new(header.as_ref(), name, Some(history), v))
+        .collect();
+    write_all(path, &suites, &failed)
+}
+
 /// Write the JUnit XML of `suites` to `path`.
 pub fn write(path: &Path, suites: &[Suite]) -> Result<(), ReportError> {
     write_all(path, suites, &[])
