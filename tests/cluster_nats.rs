@@ -155,6 +155,15 @@ where
 async fn one_node_stream_survives_kill_and_restart() {
     with_cluster(1, |home| async move {
         let cluster = nats_cluster(&home, 1);
+        // A descriptor this process holds without close-on-exec (as a lock held by flock(1) is):
+        // the node must not inherit it.
+        let scratch = tempfile::tempdir().unwrap();
+        let inherited = scratch.path().join("inherited.lock");
+        std::fs::write(&inherited, "").unwrap();
+        let file = std::fs::File::open(&inherited).unwrap();
+        // SAFETY: dup of a valid descriptor; the copy lacks close-on-exec by definition.
+        let copy = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&file)) };
+        assert!(copy > 2, "dup failed");
         let started = Instant::now();
         cluster.up().await.expect("up");
         eprintln!("up (1 node) took {:.1} s", started.elapsed().as_secs_f64());
@@ -168,6 +177,10 @@ async fn one_node_stream_survives_kill_and_restart() {
         drop(client);
 
         let pid = cluster.node_process(0).pid().expect("node 0 runs");
+        assert!(
+            !holds_fd_of(pid, &inherited),
+            "nats-server inherited a descriptor of the process that started it"
+        );
         cluster.kill(0).await.expect("kill");
         assert!(!process::pid_alive(pid), "nats-server survived SIGKILL");
         assert_eq!(cluster.status().await.expect("status")[0].state, NodeState::Down);
@@ -235,4 +248,14 @@ async fn three_nodes_keep_an_r3_stream_while_one_is_killed_and_advertise_no_dire
         assert!(statuses.iter().all(|s| s.state == NodeState::Healthy), "{statuses:?}");
     })
     .await;
+}
+
+/// Whether process `pid` has a descriptor open on `path`.
+fn holds_fd_of(pid: u32, path: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|target| target == path))
 }

@@ -48,6 +48,23 @@ impl NodeProcess {
             .try_clone()
             .map_err(ClusterError::io("duplicating the log file handle"))?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2).process_group(0);
+        // A daemon must not keep what this process inherited beyond stdio: a lock that a wrapper
+        // such as flock(1) holds for the length of one command stayed held for as long as a kept
+        // broker ran. Every descriptor above stderr is marked close-on-exec in the child
+        // (close_range with CLOSE_RANGE_CLOEXEC, Linux 5.11+; on older kernels nothing changes).
+        // SAFETY: the closure makes one raw system call and touches no memory: async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3 as libc::c_uint,
+                    libc::c_uint::MAX,
+                    CLOSE_RANGE_CLOEXEC,
+                );
+                Ok(())
+            });
+        }
         let child = cmd
             .spawn()
             .map_err(ClusterError::io(format!("starting {:?}", cmd.get_program())))?;
