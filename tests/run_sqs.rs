@@ -334,12 +334,13 @@ async fn a_visibility_timeout_shorter_than_processing_redelivers_with_no_fault()
         )
     };
     let (code, v, history) = run("sqs-short-visibility", &campaign(1), 15).await;
-    let header = history.lines().next().unwrap_or_default();
-    assert!(
-        header.contains(r#""VisibilityTimeout":{"value":"1","from":"user"}"#),
-        "the header records the user's attribute: {header}"
+    let recorded = header(&history);
+    assert_eq!(
+        recorded["config"]["dest_settings"]["VisibilityTimeout"],
+        serde_json::json!({"value": "1", "from": "user"}),
+        "the header records the user's attribute: {recorded}"
     );
-    assert!(header.contains(r#""processing":"2000ms""#), "{header}");
+    assert_eq!(recorded["config"]["workload"]["processing"], "2000ms", "{recorded}");
     assert_eq!(n(&v["counts"]["lost"]), 0, "{v}");
     assert!(
         n(&v["duplicate_causes"]["redelivered"]) > 0,
@@ -354,14 +355,18 @@ async fn a_visibility_timeout_shorter_than_processing_redelivers_with_no_fault()
     assert_eq!(code, 1);
 
     let (code, v, history) = run("sqs-long-visibility", &campaign(30), 15).await;
-    assert!(history
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .contains(r#""VisibilityTimeout":{"value":"30","from":"user"}"#));
+    assert_eq!(
+        header(&history)["config"]["dest_settings"]["VisibilityTimeout"]["value"],
+        "30"
+    );
     assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
     assert!(n(&v["counts"]["delivered"]) > 10, "messages moved: {v}");
     assert_eq!(n(&v["counts"]["duplicated"]), 0, "deleted well within 30 s: {v}");
     assert_eq!(v["claim_holds"], true, "{v}");
     assert_eq!(code, 0);
+}
+
+/// The history's header line, as JSON.
+fn header(history: &str) -> serde_json::Value {
+    serde_json::from_str(history.lines().next().unwrap_or_default()).expect("the header is JSON")
 }
