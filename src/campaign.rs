@@ -126,6 +126,116 @@ pub struct WorkloadConfig {
     /// Txn only: the share of transactions aborted on purpose (0 to 1).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "some_fraction")]
     pub abort_ratio: Option<f64>,
+    /// How long a consumer spends on each message after receiving it and before acknowledging
+    /// it (with `ack = "after"`): a fixed time (`"200ms"`) or a range (`"100ms..500ms"`) drawn
+    /// per message from the run's seed. Absent: processing takes no time (recording it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing: Option<ProcessingTime>,
+    /// Whether consumers acknowledge (commit, ack, delete) `before` or `after` processing,
+    /// over what the mode implies (at-most-once: before; the others: after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<AckOrder>,
+}
+
+/// When a consumer acknowledges a message, relative to processing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckOrder {
+    /// Acknowledge, then process: a crash in between loses the message.
+    Before,
+    /// Process, then acknowledge: a crash in between, or an acknowledgement that comes too
+    /// late, brings the message back.
+    After,
+}
+
+impl AckOrder {
+    /// What `mode` implies when the campaign does not say.
+    pub fn of_mode(mode: Guarantee) -> AckOrder {
+        match mode {
+            Guarantee::AtMostOnce => AckOrder::Before,
+            Guarantee::AtLeastOnce | Guarantee::ExactlyOnce => AckOrder::After,
+        }
+    }
+}
+
+/// A per-message processing time: `min` when fixed, else drawn uniformly in `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessingTime {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// The longest processing time of one message: longer would stall a run (and its drain) on
+/// a single message.
+pub const MAX_PROCESSING: Duration = Duration::from_secs(600);
+
+impl ProcessingTime {
+    /// `"200ms"`, `"1.5s"`, `"100ms..500ms"`.
+    pub fn parse(text: &str) -> Result<ProcessingTime, String> {
+        let (min, max) = match text.split_once("..") {
+            Some((a, b)) => (parse_duration(a)?, parse_duration(b)?),
+            None => {
+                let d = parse_duration(text)?;
+                (d, d)
+            }
+        };
+        if min > max {
+            return Err(format!(
+                "the range `{text}` starts after it ends; write the shorter time first"
+            ));
+        }
+        if max > MAX_PROCESSING {
+            return Err(format!(
+                "`{text}` is longer than ackcheck processes one message (at most {} s)",
+                MAX_PROCESSING.as_secs()
+            ));
+        }
+        Ok(ProcessingTime { min, max })
+    }
+
+    /// The processing time of draw `unit` (a number in [0, 1) from the run's seed).
+    pub fn at(&self, unit: f64) -> Duration {
+        self.min + (self.max - self.min).mul_f64(unit.clamp(0.0, 1.0))
+    }
+}
+
+/// A duration as the campaign file would write it: whole milliseconds, else seconds.
+fn duration_text(d: Duration) -> String {
+    match d.subsec_nanos() % 1_000_000 {
+        0 => format!("{}ms", d.as_millis()),
+        _ => format!("{}s", d.as_secs_f64()),
+    }
+}
+
+impl std::fmt::Display for ProcessingTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.min == self.max {
+            true => f.write_str(&duration_text(self.min)),
+            false => write!(f, "{}..{}", duration_text(self.min), duration_text(self.max)),
+        }
+    }
+}
+
+impl Serialize for ProcessingTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProcessingTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ProcessingTime, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ProcessingTime;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a processing time such as \"200ms\" or a range such as \"100ms..500ms\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<ProcessingTime, E> {
+                ProcessingTime::parse(t).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
 }
 
 impl WorkloadKind {
@@ -198,18 +308,22 @@ impl Campaign {
 
     pub fn parse(file: &str, text: &str) -> Result<Campaign, CampaignError> {
         let mut campaign: Campaign = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
-        campaign.dest_settings = campaign.broker.driver().dest_settings(&campaign.dest).map_err(|e| {
-            let key = if campaign.dest.contains_key(&e.key) {
-                e.key.as_str()
-            } else {
-                ""
-            };
-            CampaignError {
-                file: file.to_string(),
-                line: line_of(text, "dest", key),
-                message: format!("{}: {}", qualified("dest", &e.key), e.message),
-            }
-        })?;
+        campaign.dest_settings = campaign
+            .broker
+            .driver()
+            .dest_settings_in_mode(campaign.mode, &campaign.dest)
+            .map_err(|e| {
+                let key = if campaign.dest.contains_key(&e.key) {
+                    e.key.as_str()
+                } else {
+                    ""
+                };
+                CampaignError {
+                    file: file.to_string(),
+                    line: line_of(text, "dest", key),
+                    message: format!("{}: {}", qualified("dest", &e.key), e.message),
+                }
+            })?;
         let (driver, mode) = (campaign.broker.driver(), campaign.mode);
         campaign.client_settings = driver.client_settings(mode, &campaign.client).map_err(|e| {
             // `producer.acks` → the line of `acks` under [client.producer].
@@ -325,6 +439,15 @@ impl Campaign {
         }
         if w.abort_ratio.is_some() && w.kind != WorkloadKind::Txn {
             return Err(("workload", "abort_ratio", "is only used by the txn workload".into()));
+        }
+        if w.kind == WorkloadKind::Pipeline {
+            let why = "applies to the consumers of the queue and txn workloads; the pipeline's processors commit inside their transactions";
+            if w.processing.is_some() {
+                return Err(("workload", "processing", why.into()));
+            }
+            if w.ack.is_some() {
+                return Err(("workload", "ack", why.into()));
+            }
         }
         if w.topic
             .as_deref()
@@ -533,6 +656,56 @@ mod tests {
         .expect("valid");
         Campaign::parse("c.toml", &GOOD.replace("\"30s\"", "604800")).expect("a week is allowed");
         assert!(parse_duration("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn processing_time_and_ack_order_are_read_checked_and_recorded() {
+        let c = Campaign::parse(
+            "c.toml",
+            &format!("{GOOD}processing = \"100ms..500ms\"\nack = \"before\"\n"),
+        )
+        .expect("valid");
+        let p = c.workload.processing.expect("a processing time");
+        assert_eq!((p.min, p.max), (Duration::from_millis(100), Duration::from_millis(500)));
+        assert_eq!(p.at(0.0), Duration::from_millis(100));
+        assert_eq!(p.at(0.5), Duration::from_millis(300));
+        assert_eq!(c.workload.ack, Some(AckOrder::Before));
+        let recorded = serde_json::to_value(&c).unwrap();
+        assert_eq!(recorded["workload"]["processing"], "100ms..500ms");
+        assert_eq!(recorded["workload"]["ack"], "before");
+        let fixed = Campaign::parse("c.toml", &format!("{GOOD}processing = \"1.5s\"\n")).expect("valid");
+        assert_eq!(fixed.workload.processing.unwrap().to_string(), "1500ms");
+        assert_eq!(fixed.workload.processing.unwrap().at(0.9), Duration::from_millis(1500));
+
+        // Absent, nothing is recorded: the header of an existing campaign stays as it was.
+        let plain = serde_json::to_value(Campaign::parse("c.toml", GOOD).unwrap()).unwrap();
+        assert!(plain["workload"].get("processing").is_none() && plain["workload"].get("ack").is_none());
+
+        let refused = |extra: &str, words: &str| {
+            let e = Campaign::parse("c.toml", &format!("{GOOD}{extra}\n")).expect_err(extra);
+            assert_eq!(e.line, Some(8), "{e}");
+            assert!(e.to_string().contains(words), "{extra}: {e}");
+        };
+        refused("processing = \"500ms..100ms\"", "starts after it ends");
+        refused("processing = \"soon\"", "not a duration");
+        refused("processing = \"0ms\"", "positive");
+        refused("processing = \"2h\"", "at most 600 s");
+        refused("processing = 5", "a processing time such as");
+        refused("ack = \"later\"", "`before`");
+        let pipeline =
+            "broker = \"kafka\"\nmode = \"exactly-once\"\n[workload]\nkind = \"pipeline\"\nack = \"after\"\n";
+        let e = Campaign::parse("c.toml", pipeline).unwrap_err();
+        assert!(
+            e.to_string().contains("line 5") && e.to_string().contains("pipeline"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_ack_order_follows_the_mode_unless_the_campaign_says() {
+        assert_eq!(AckOrder::of_mode(Guarantee::AtMostOnce), AckOrder::Before);
+        assert_eq!(AckOrder::of_mode(Guarantee::AtLeastOnce), AckOrder::After);
+        assert_eq!(AckOrder::of_mode(Guarantee::ExactlyOnce), AckOrder::After);
     }
 
     #[test]

@@ -61,12 +61,12 @@ fn bad_properties_are_refused_at_load_naming_key_and_line() {
 fn brokers_without_client_properties_refuse_them_with_a_sentence() {
     let e = Campaign::parse(
         "t.toml",
-        "broker = \"sqs\"\nmode = \"at-least-once\"\n[workload]\nkind = \"queue\"\n[client.producer]\nretries = 3\n",
+        "broker = \"nats\"\nmode = \"at-least-once\"\n[workload]\nkind = \"queue\"\n[client.producer]\nretries = 3\n",
     )
     .unwrap_err()
     .to_string();
     assert!(
-        e.contains("line 6") && e.contains("not a client property ackcheck can set on sqs"),
+        e.contains("line 6") && e.contains("not a client property ackcheck can set on nats"),
         "{e}"
     );
 }
@@ -120,4 +120,165 @@ fn kafka_dest_and_server_tables_are_checked_and_recorded() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("not a server setting ackcheck can set on nats"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQS and Pulsar: queue attributes, SDK and client settings, topic policies, standalone.conf
+// keys, and the broker-neutral workload knobs they meet (`processing`, `ack`). Nothing started.
+// ---------------------------------------------------------------------------------------------
+
+const SQS: &str = "broker = \"sqs\"\nmode = \"at-least-once\"\n[workload]\nkind = \"queue\"\n";
+const PULSAR: &str = "broker = \"pulsar\"\nmode = \"at-least-once\"\n[workload]\nkind = \"queue\"\n";
+
+fn parse_on(base: &str, extra: &str) -> Result<Campaign, String> {
+    Campaign::parse("test.toml", &format!("{base}{extra}")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn sqs_queue_attributes_and_sdk_settings_go_over_the_mode_preset_and_are_recorded() {
+    let c = parse_on(
+        SQS,
+        "processing = \"2s\"\nack = \"after\"\n[dest]\nVisibilityTimeout = 1\nMessageRetentionPeriod = 600\n[client.producer]\nmax_attempts = 3\n[client.consumer]\nwait_time_seconds = 1\n",
+    )
+    .expect("valid SQS settings");
+    let config = serde_json::to_value(&c).expect("serializes");
+    assert_eq!(
+        config["dest_settings"]["VisibilityTimeout"],
+        serde_json::json!({"value": "1", "from": "user"})
+    );
+    assert_eq!(config["dest_settings"]["MessageRetentionPeriod"]["value"], "600");
+    assert_eq!(
+        config["client"]["producer"]["max_attempts"],
+        serde_json::json!({"value": "3", "from": "user"})
+    );
+    assert_eq!(
+        config["client"]["consumer"]["max_attempts"],
+        serde_json::json!({"value": "1", "from": "preset"})
+    );
+    assert_eq!(config["workload"]["processing"], "2000ms");
+    assert_eq!(config["workload"]["ack"], "after");
+    // The mode's preset: 5 s of visibility everywhere, a FIFO queue for exactly-once.
+    let preset = serde_json::to_value(parse_on(SQS, "").unwrap()).unwrap();
+    assert_eq!(
+        preset["dest_settings"]["VisibilityTimeout"],
+        serde_json::json!({"value": "5", "from": "preset"})
+    );
+    let fifo = parse_on(&SQS.replace("at-least-once", "exactly-once"), "").unwrap();
+    assert_eq!(fifo.dest_settings["FifoQueue"]["value"], "true");
+}
+
+#[test]
+fn bad_sqs_settings_are_refused_at_load_naming_key_line_and_range() {
+    let e = parse_on(SQS, "[dest]\nVisibilityTimeout = 43201\n").unwrap_err();
+    assert!(e.contains("line 6") && e.contains("`dest.VisibilityTimeout`"), "{e}");
+    assert!(e.contains("from 0 to 43200"), "{e}");
+    let e = parse_on(SQS, "[dest]\nvisibility_timeout = 30\n").unwrap_err();
+    assert!(
+        e.contains("not an SQS queue attribute") && e.contains("VisibilityTimeout"),
+        "{e}"
+    );
+    let e = parse_on(SQS, "[dest]\nContentBasedDeduplication = true\n").unwrap_err();
+    assert!(e.contains("FIFO queues only"), "{e}");
+    let e = parse_on(
+        &SQS.replace("at-least-once", "exactly-once"),
+        "[dest]\nFifoQueue = false\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("line 6") && e.contains("FifoQueue"), "{e}");
+    let e = parse_on(SQS, "[client.consumer]\nmax_number_of_messages = 20\n").unwrap_err();
+    assert!(
+        e.contains("line 6") && e.contains("max_number_of_messages") && e.contains("from 1 to 10"),
+        "{e}"
+    );
+    let e = parse_on(SQS, "[client.producer]\nretries = 3\n").unwrap_err();
+    assert!(e.contains("takes max_attempts"), "{e}");
+}
+
+#[test]
+fn pulsar_client_settings_topic_policies_and_standalone_keys_are_checked_and_recorded() {
+    let c = parse_on(
+        PULSAR,
+        "[client.producer]\nsend_timeout = \"30s\"\n[client.consumer]\nack_timeout = \"1s\"\n[dest]\ndeduplication = false\n[server]\nbrokerDeduplicationEnabled = false\n",
+    )
+    .expect("valid Pulsar settings");
+    let config = serde_json::to_value(&c).expect("serializes");
+    assert_eq!(
+        config["client"]["consumer"]["ack_timeout"],
+        serde_json::json!({"value": "1000ms", "from": "user"})
+    );
+    assert_eq!(
+        config["client"]["consumer"]["receiver_queue_size"],
+        serde_json::json!({"value": "200", "from": "preset"})
+    );
+    assert_eq!(config["client"]["producer"]["send_timeout"]["value"], "30000ms");
+    assert_eq!(
+        config["dest_settings"]["deduplication"],
+        serde_json::json!({"value": "false", "from": "user"})
+    );
+    assert_eq!(
+        config["server"]["brokerDeduplicationEnabled"],
+        serde_json::json!({"value": "false", "from": "user"})
+    );
+    let preset = serde_json::to_value(parse_on(PULSAR, "").unwrap()).unwrap();
+    assert_eq!(preset["client"]["consumer"]["ack_timeout"]["value"], "none");
+    assert_eq!(preset["dest_settings"]["deduplication"]["value"], "broker");
+}
+
+#[test]
+fn bad_pulsar_settings_are_refused_at_load_with_the_reason() {
+    let e = parse_on(PULSAR, "[client.consumer]\nack_timeout = \"soon\"\n").unwrap_err();
+    assert!(
+        e.contains("line 6") && e.contains("`client.consumer.ack_timeout`"),
+        "{e}"
+    );
+    let e = parse_on(PULSAR, "[client.consumer]\nackTimeoutMillis = 1000\n").unwrap_err();
+    assert!(e.contains("takes ack_timeout and receiver_queue_size"), "{e}");
+    let e = parse_on(PULSAR, "[dest]\ndeduplication = \"yes\"\n").unwrap_err();
+    assert!(e.contains("line 6") && e.contains("true or false"), "{e}");
+    let e = parse_on(PULSAR, "[server]\nwebServicePort = 8080\n").unwrap_err();
+    assert!(
+        e.contains("line 6") && e.contains("set by ackcheck itself") && e.contains("port plan"),
+        "{e}"
+    );
+    let e = parse_on(PULSAR, "[server]\nledgerDirectories = \"/tmp/x\"\n").unwrap_err();
+    assert!(e.contains("data directory"), "{e}");
+}
+
+#[test]
+fn workload_knobs_are_refused_with_one_sentence_and_absent_change_nothing() {
+    let e = parse_on(SQS, "processing = \"1s..500ms\"\n").unwrap_err();
+    assert!(e.contains("line 5") && e.contains("`workload.processing`"), "{e}");
+    assert!(e.contains("starts after it ends"), "{e}");
+    let e = parse_on(PULSAR, "ack = \"never\"\n").unwrap_err();
+    assert!(e.contains("line 5") && e.contains("ack"), "{e}");
+    // Without the knobs, the recorded workload has neither key: a campaign written before them
+    // records (and runs) exactly as before.
+    let config = serde_json::to_value(parse_on(SQS, "").unwrap()).unwrap();
+    let workload = config["workload"].as_object().unwrap();
+    assert!(
+        !workload.contains_key("processing") && !workload.contains_key("ack"),
+        "{workload:?}"
+    );
+}
+
+#[test]
+fn the_audit_campaigns_for_sqs_and_pulsar_load() {
+    for name in [
+        "sqs-short-visibility",
+        "sqs-short-visibility-safe",
+        "pulsar-short-ack-timeout",
+        "pulsar-short-ack-timeout-safe",
+        "pulsar-no-dedup",
+        "pulsar-no-dedup-safe",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("workloads/audit")
+            .join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path).expect("the campaign file");
+        assert!(
+            text.starts_with("# "),
+            "{name} opens with a comment saying what it shows"
+        );
+        Campaign::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }

@@ -316,3 +316,43 @@ async fn exactly_once_broker_deduplication_and_idempotent_consumers_hold_under_l
     assert_eq!(v["claim_holds"], true, "{v}");
     assert_eq!(code, 0);
 }
+
+/// A campaign's own consumer setting reaches the client: with an ack timeout (1 s) shorter than
+/// the processing time (2 s per message), the client asks for messages still in hand again and
+/// other members process them a second time, with no fault at all; the same run with a 30 s ack
+/// timeout processes each once. The header records the setting as the user's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ack_timeout_shorter_than_processing_redelivers_with_no_fault() {
+    let campaign = |ack_timeout: &str| {
+        format!(
+            "broker = \"pulsar\"\nnodes = 1\nmode = \"at-least-once\"\nclaim = \"exactly-once\"\n\n[client.consumer]\nack_timeout = \"{ack_timeout}\"\n\n[workload]\nkind = \"queue\"\npartitions = 1\nproducers = 1\nconsumers = 8\nrate = 2\npoll_batch = 1\nprocessing = \"2s\"\n"
+        )
+    };
+    let (code, v, history) = run("pulsar-short-ack-timeout", &campaign("1s"), 15).await;
+    let header: serde_json::Value =
+        serde_json::from_str(history.lines().next().unwrap_or_default()).expect("the header is JSON");
+    assert_eq!(
+        header["config"]["client"]["consumer"]["ack_timeout"],
+        serde_json::json!({"value": "1000ms", "from": "user"}),
+        "the header records the user's setting: {header}"
+    );
+    assert_eq!(n(&v["counts"]["lost"]), 0, "{v}");
+    assert!(
+        n(&v["duplicate_causes"]["redelivered"]) > 0,
+        "messages came back while their consumer was still processing them: {v}"
+    );
+    assert_eq!(
+        n(&v["duplicate_causes"]["written_twice"]),
+        0,
+        "no fault, no re-send: {v}"
+    );
+    assert_eq!(v["claim_holds"], false, "{v}");
+    assert_eq!(code, 1);
+
+    let (code, v, _) = run("pulsar-long-ack-timeout", &campaign("30s"), 15).await;
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert!(n(&v["counts"]["delivered"]) > 10, "messages moved: {v}");
+    assert_eq!(n(&v["counts"]["duplicated"]), 0, "acknowledged well within 30 s: {v}");
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}

@@ -322,3 +322,52 @@ async fn exactly_once_fifo_deduplication_and_idempotent_consumers_hold_under_los
     assert_eq!(v["claim_holds"], true, "{v}");
     assert_eq!(code, 0);
 }
+
+/// A campaign's own queue attribute reaches the queue: with a visibility timeout (1 s) shorter
+/// than the processing time (2 s per message), SQS hands messages still in hand to other
+/// consumers, and they are processed twice with no fault at all; the same run with 30 s of
+/// visibility processes each once. The header records the setting as the user's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visibility_timeout_shorter_than_processing_redelivers_with_no_fault() {
+    let campaign = |visibility: u32| {
+        format!(
+            "broker = \"sqs\"\nnodes = 1\nmode = \"at-least-once\"\nclaim = \"exactly-once\"\n\n[dest]\nVisibilityTimeout = {visibility}\n\n[workload]\nkind = \"queue\"\nproducers = 1\nconsumers = 8\nrate = 2\npoll_batch = 1\nprocessing = \"2s\"\n"
+        )
+    };
+    let (code, v, history) = run("sqs-short-visibility", &campaign(1), 15).await;
+    let recorded = header(&history);
+    assert_eq!(
+        recorded["config"]["dest_settings"]["VisibilityTimeout"],
+        serde_json::json!({"value": "1", "from": "user"}),
+        "the header records the user's attribute: {recorded}"
+    );
+    assert_eq!(recorded["config"]["workload"]["processing"], "2000ms", "{recorded}");
+    assert_eq!(n(&v["counts"]["lost"]), 0, "{v}");
+    assert!(
+        n(&v["duplicate_causes"]["redelivered"]) > 0,
+        "messages came back while their consumer was still processing them: {v}"
+    );
+    assert_eq!(
+        n(&v["duplicate_causes"]["written_twice"]),
+        0,
+        "no fault, no re-send: {v}"
+    );
+    assert_eq!(v["claim_holds"], false, "{v}");
+    assert_eq!(code, 1);
+
+    let (code, v, history) = run("sqs-long-visibility", &campaign(30), 15).await;
+    assert_eq!(
+        header(&history)["config"]["dest_settings"]["VisibilityTimeout"]["value"],
+        "30"
+    );
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert!(n(&v["counts"]["delivered"]) > 10, "messages moved: {v}");
+    assert_eq!(n(&v["counts"]["duplicated"]), 0, "deleted well within 30 s: {v}");
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
+
+/// The history's header line, as JSON.
+fn header(history: &str) -> serde_json::Value {
+    serde_json::from_str(history.lines().next().unwrap_or_default()).expect("the header is JSON")
+}

@@ -82,6 +82,14 @@ pub trait BrokerDriver: Sync + Send {
         }
     }
 
+    /// [`BrokerDriver::dest_settings`] for a run in `mode`, for brokers whose destinations
+    /// depend on the mode (SQS: a FIFO queue for exactly-once). The campaign calls this one; by
+    /// default the mode changes nothing.
+    fn dest_settings_in_mode(&self, mode: Guarantee, table: &toml::Table) -> Result<serde_json::Value, OptionError> {
+        let _ = mode;
+        self.dest_settings(table)
+    }
+
     /// Checks the campaign's `[client]` tables and returns the effective client properties for
     /// `mode`: the mode's preset (or, with `defaults = "library"`, only what ackcheck needs),
     /// then the user's keys over it, checked against the client library where it can tell. An

@@ -8,6 +8,12 @@
 //! - exactly-once: an idempotent consumer. Its store records each processed message (by id where
 //!   the broker can store a message twice, else by position) before the effect, so a copy seen
 //!   again is skipped (and recorded as skipped), even by the replacement of a crashed member.
+//!
+//! A campaign's `[workload]` may change two things (queue and txn workloads): `ack = "before" |
+//! "after"` puts the acknowledgement before or after processing whatever the mode, and
+//! `processing` makes each message take time (fixed or drawn from the seed) before its effect is
+//! recorded, one message after the other, so that a slow consumer can outlive a visibility or
+//! ack timeout while it holds a batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,35 +21,47 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
-use super::{drop_crashed, open_until, Ctx, Point};
+use super::{drop_crashed, open_until, state, Ctx, Point};
 use crate::broker::{Consumer, ConsumerSpec, Received};
+use crate::campaign::{AckOrder, ProcessingTime};
 use crate::history::Guarantee;
 
 /// How long one receive waits for a batch.
 const RECEIVE_WAIT: Duration = Duration::from_millis(200);
 
+/// How a consumer handles a batch: when it acknowledges (commit, ack, delete) relative to
+/// processing, whether it is idempotent, and how long processing one message takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Policy {
-    CommitFirst,
-    ProcessFirst,
-    Idempotent,
+pub(super) struct Policy {
+    /// Acknowledge, then process (else process, then acknowledge).
+    pub commit_first: bool,
+    /// Skip a message already processed (exactly-once).
+    pub idempotent: bool,
+    /// Time spent on each message before its effect; `None`: none.
+    pub processing: Option<ProcessingTime>,
 }
 
 impl Policy {
-    pub(super) fn of(mode: Guarantee) -> Policy {
-        match mode {
-            Guarantee::AtMostOnce => Policy::CommitFirst,
-            Guarantee::AtLeastOnce => Policy::ProcessFirst,
-            Guarantee::ExactlyOnce => Policy::Idempotent,
+    /// What `mode` prescribes, with the campaign's `ack` order and `processing` time over it.
+    pub(super) fn of(mode: Guarantee, ack: Option<AckOrder>, processing: Option<ProcessingTime>) -> Policy {
+        Policy {
+            commit_first: ack.unwrap_or(AckOrder::of_mode(mode)) == AckOrder::Before,
+            idempotent: mode == Guarantee::ExactlyOnce,
+            processing,
         }
+    }
+
+    /// What the mode alone prescribes (consumers whose campaign knobs do not apply).
+    pub(super) fn of_mode(mode: Guarantee) -> Policy {
+        Policy::of(mode, None, None)
     }
 
     /// What a crash at `point` interrupts, for the history.
     fn crash_point(self, point: Point) -> &'static str {
-        match (self, point) {
-            (_, Point::Early) => "after receiving, before committing or processing",
-            (Policy::CommitFirst, _) => "after committing, before processing",
-            _ => "after processing, before committing",
+        match (point, self.commit_first) {
+            (Point::Early, _) => "after receiving, before committing or processing",
+            (_, true) => "after committing, before processing",
+            (_, false) => "after processing, before committing",
         }
     }
 }
@@ -131,47 +149,112 @@ async fn handle(
     batch: &[Received],
     crash_between: bool,
 ) -> Result<()> {
-    let all: Vec<&Received> = batch.iter().collect();
-    match role.policy {
-        Policy::CommitFirst => {
-            if let Err(e) = consumer.commit(batch).await {
-                ctx.note(&format!(
-                    "process {} ({}): {e}; leaving {} message(s) unprocessed",
-                    role.process,
-                    role.group,
-                    batch.len()
-                ));
-                return Ok(());
-            }
-            if crash_between {
-                return Ok(());
-            }
-            ctx.deliver(role.process, &role.group, &all, &[])?;
+    if role.policy.commit_first {
+        if let Err(e) = consumer.commit(batch).await {
+            ctx.note(&format!(
+                "process {} ({}): {e}; leaving {} message(s) unprocessed",
+                role.process,
+                role.group,
+                batch.len()
+            ));
+            return Ok(());
         }
-        Policy::ProcessFirst | Policy::Idempotent => {
-            if role.policy == Policy::Idempotent {
-                // Where the broker may store a message twice, the same message is the same id;
-                // elsewhere the same stored copy, so a broker's own duplicate is not hidden.
-                let by_id = ctx.broker.duplicates_writes();
-                let keys = batch.iter().map(|m| match by_id {
-                    true => m.id.clone(),
-                    false => format!("{}/{}", m.dest, m.pos),
-                });
-                let fresh = ctx.effects.first_time(&role.group, keys)?;
-                let (new, skipped): (Vec<_>, Vec<_>) = batch.iter().zip(fresh).partition(|(_, fresh)| *fresh);
-                let new: Vec<&Received> = new.into_iter().map(|(m, _)| m).collect();
-                let skipped: Vec<&Received> = skipped.into_iter().map(|(m, _)| m).collect();
-                ctx.deliver(role.process, &role.group, &new, &skipped)?;
-            } else {
-                ctx.deliver(role.process, &role.group, &all, &[])?;
-            }
-            if crash_between {
-                return Ok(());
-            }
-            if let Err(e) = consumer.commit(batch).await {
-                ctx.note(&format!("process {} ({}): {e}", role.process, role.group));
-            }
+        if crash_between {
+            return Ok(());
+        }
+        process(ctx, role, batch).await?;
+    } else {
+        process(ctx, role, batch).await?;
+        if crash_between {
+            return Ok(());
+        }
+        if let Err(e) = consumer.commit(batch).await {
+            ctx.note(&format!("process {} ({}): {e}", role.process, role.group));
         }
     }
     Ok(())
+}
+
+/// Process `batch`: record its effect (`deliver`). An idempotent consumer first skips what it
+/// already processed. With a processing time, each message takes its time before its own
+/// effect is recorded, one after the other, as an application working through a batch does.
+async fn process(ctx: &Ctx, role: &ConsumerRole, batch: &[Received]) -> Result<()> {
+    let (new, skipped): (Vec<&Received>, Vec<&Received>) = if role.policy.idempotent {
+        // Where the broker may store a message twice, the same message is the same id;
+        // elsewhere the same stored copy, so a broker's own duplicate is not hidden.
+        let by_id = ctx.broker.duplicates_writes();
+        let keys = batch.iter().map(|m| match by_id {
+            true => m.id.clone(),
+            false => format!("{}/{}", m.dest, m.pos),
+        });
+        let fresh = ctx.effects.first_time(&role.group, keys)?;
+        let (new, skipped): (Vec<_>, Vec<_>) = batch.iter().zip(fresh).partition(|(_, fresh)| *fresh);
+        (
+            new.into_iter().map(|(m, _)| m).collect(),
+            skipped.into_iter().map(|(m, _)| m).collect(),
+        )
+    } else {
+        (batch.iter().collect(), Vec::new())
+    };
+    let Some(processing) = role.policy.processing else {
+        return ctx.deliver(role.process, &role.group, &new, &skipped);
+    };
+    ctx.deliver(role.process, &role.group, &[], &skipped)?;
+    for message in new {
+        // Drawn from the seed, this consumer process and the message: the same run draws the
+        // same times, whichever order the tasks run in.
+        let unit = state::unit(ctx.settings.seed ^ PROCESSING_STREAM, role.process, fnv1a(&message.id));
+        tokio::time::sleep(processing.at(unit)).await;
+        ctx.deliver(role.process, &role.group, &[message], &[])?;
+    }
+    Ok(())
+}
+
+/// A stable 64-bit hash of a message id (FNV-1a), for the processing-time draw.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Keeps the processing-time draws apart from the seed's other uses (keys, crash plans).
+const PROCESSING_STREAM: u64 = 0x5052_4f43_4553_5349;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ack_order_follows_the_mode_unless_the_campaign_overrides_it() {
+        let at = |mode, ack| Policy::of(mode, ack, None);
+        assert!(Policy::of_mode(Guarantee::AtMostOnce).commit_first);
+        assert!(!Policy::of_mode(Guarantee::AtLeastOnce).commit_first);
+        assert!(!Policy::of_mode(Guarantee::ExactlyOnce).commit_first);
+        assert!(Policy::of_mode(Guarantee::ExactlyOnce).idempotent);
+        assert!(at(Guarantee::AtLeastOnce, Some(AckOrder::Before)).commit_first);
+        assert!(!at(Guarantee::AtMostOnce, Some(AckOrder::After)).commit_first);
+        let eager_idempotent = at(Guarantee::ExactlyOnce, Some(AckOrder::Before));
+        assert!(eager_idempotent.commit_first && eager_idempotent.idempotent);
+        assert_eq!(
+            eager_idempotent.crash_point(Point::Late),
+            "after committing, before processing"
+        );
+        assert_eq!(
+            at(Guarantee::AtMostOnce, Some(AckOrder::After)).crash_point(Point::Late),
+            "after processing, before committing"
+        );
+    }
+
+    #[test]
+    fn processing_draws_depend_on_the_message_not_on_the_order() {
+        assert_eq!(fnv1a("p1-7"), fnv1a("p1-7"));
+        assert_ne!(fnv1a("p1-7"), fnv1a("p1-8"));
+        let range = ProcessingTime::parse("100ms..500ms").unwrap();
+        let draws: Vec<Duration> = (0..200)
+            .map(|i| range.at(state::unit(7 ^ PROCESSING_STREAM, 3, fnv1a(&format!("p0-{i}")))))
+            .collect();
+        assert!(draws.iter().all(|d| (range.min..=range.max).contains(d)));
+        assert!(draws.iter().any(|d| *d < Duration::from_millis(200)));
+        assert!(draws.iter().any(|d| *d > Duration::from_millis(400)));
+    }
 }

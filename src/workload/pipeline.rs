@@ -53,7 +53,7 @@ pub(super) fn start(w: &mut Workload) {
     let role = ConsumerRole {
         group: VERIFIER.into(),
         spec,
-        policy: Policy::of(ctx.settings.mode),
+        policy: Policy::of_mode(ctx.settings.mode),
         process: ctx.new_process(),
         member: 0,
         crash_slot: None,

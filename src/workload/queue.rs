@@ -36,7 +36,7 @@ pub(super) fn start(w: &mut Workload) {
         let role = ConsumerRole {
             group: GROUP.into(),
             spec,
-            policy: Policy::of(mode),
+            policy: Policy::of(mode, c.ack, c.processing),
             process: ctx.new_process(),
             member: slot,
             crash_slot: Some(slot),

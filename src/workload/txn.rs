@@ -41,7 +41,7 @@ pub(super) fn start(w: &mut Workload) {
             let role = ConsumerRole {
                 group: group.into(),
                 spec,
-                policy: Policy::of(ctx.settings.mode),
+                policy: Policy::of(ctx.settings.mode, c.ack, c.processing),
                 process: ctx.new_process(),
                 member,
                 crash_slot: Some(slot),

@@ -24,6 +24,12 @@
 //! of the first two modes get broker-assigned names (unique, so no producer inherits another's
 //! deduplication state).
 //!
+//! A campaign's `[client.*]`, `[dest]` and `[server]` settings ([`super::props`]) change this
+//! key by key: the producer's `send_timeout` (how long a receipt may take), the consumer's
+//! `ack_timeout` (unacknowledged messages are delivered again after it, to any member) and
+//! `receiver_queue_size`, and the `deduplication` topic policy, set through the admin API on
+//! every topic the run creates.
+//!
 //! Positions: `pos` is the Pulsar message id `ledger:entry` (`:batch` for a batched message;
 //! producers here do not batch). A redelivery is the same stored copy and keeps it; a second
 //! copy gets another entry. `redelivered` is always false: the crate reads the broker's
@@ -42,24 +48,28 @@ use pulsar::message::proto::MessageIdData;
 use pulsar::producer::{Message as PulsarMessage, ProducerOptions, SendFuture};
 use pulsar::{ConnectionRetryOptions, ConsumerOptions, OperationRetryOptions, Pulsar, SubType, TokioExecutor};
 
-use crate::broker::BrokerKind;
+use super::props;
 use crate::broker::{
     decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Producer,
     ProducerSpec, Received,
 };
+use crate::broker::{BrokerKind, ClientSettings};
 use crate::history::Guarantee;
 
-/// How long the broker may take to answer one operation (a receipt, a lookup) before the crate
-/// gives up on it and a send's outcome is unknown. Well above the nemesis's latency fault
-/// (500 ms), short enough that a lost receipt ends as unknown within seconds.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the broker may take to answer one operation (a lookup, a subscription) before the
+/// crate gives up on it; a producer's receipts follow its `send_timeout` (the same by default).
+const OPERATION_TIMEOUT: Duration = props::PRESET_SEND_TIMEOUT;
 /// Our own bound on anything the crate might wait for longer (it retries internally).
 const CALL_TIMEOUT: Duration = Duration::from_secs(8);
+/// How much longer than the send timeout a receipt is awaited: the crate fails the send itself
+/// at its deadline, so this only bounds a crate that would not.
+const RECEIPT_GRACE: Duration = Duration::from_secs(3);
+/// The crate's own operation timeout, with `defaults = "library"`.
+const LIBRARY_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a topic policy set through the admin API may take to reach the topic.
+const POLICY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a clean close may take before the client is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Messages the broker may push to one consumer ahead of its receives. A crashed consumer's
-/// prefetched messages go to the others when its connection closes.
-const RECEIVER_QUEUE: u32 = 200;
 /// The tenant and namespace of the standalone node's default namespace.
 const NAMESPACE: &str = "persistent://public/default";
 
@@ -93,23 +103,102 @@ pub fn position(id: &MessageIdData) -> String {
 type Client = Pulsar<TokioExecutor>;
 type TopicProducer = pulsar::Producer<TokioExecutor>;
 
+/// The settings a campaign can change, resolved.
+#[derive(Debug, Clone)]
+struct Settings {
+    /// The producers' operation timeout: how long a message may wait for its receipt.
+    send_timeout: Duration,
+    /// Unacknowledged messages are delivered again after this (`None`: only when their
+    /// consumer leaves).
+    ack_timeout: Option<Duration>,
+    /// Messages the broker pushes ahead of the receives (`None`: the crate's default).
+    receiver_queue: Option<u32>,
+    /// The deduplication topic policy to set on every topic (`None`: the broker's setting).
+    deduplication: Option<bool>,
+}
+
 pub struct PulsarBroker {
     url: String,
+    settings: Settings,
     log: LogSink,
 }
 
 impl PulsarBroker {
     /// `endpoint`: `host:port` of the node's client proxy (or a `pulsar://` URL). How clients
-    /// send and acknowledge follows each producer's and consumer's own mode.
+    /// send and acknowledge follows each producer's and consumer's own mode; everything else is
+    /// ackcheck's preset.
     pub fn new(endpoint: &str, log: LogSink) -> PulsarBroker {
+        let client = props::client_settings(&Default::default()).unwrap_or_default();
+        PulsarBroker::with_settings(endpoint, &client, &serde_json::json!({}), log)
+    }
+
+    /// With a campaign's effective client settings and `[dest]` settings
+    /// ([`props::client_settings`], [`props::dest_settings`]).
+    pub fn with_settings(
+        endpoint: &str,
+        client: &ClientSettings,
+        dest_settings: &serde_json::Value,
+        log: LogSink,
+    ) -> PulsarBroker {
+        let settings = Settings {
+            send_timeout: props::duration(&client.producer, "send_timeout").unwrap_or(LIBRARY_OPERATION_TIMEOUT),
+            ack_timeout: props::duration(&client.consumer, "ack_timeout"),
+            receiver_queue: props::number(&client.consumer, "receiver_queue_size"),
+            deduplication: props::deduplication_policy(dest_settings),
+        };
         PulsarBroker {
             url: service_url(endpoint),
+            settings,
             log,
+        }
+    }
+
+    /// Set the deduplication policy of `topic` through the admin API and wait until the topic
+    /// applies it (topic policies travel through a system topic, asynchronously).
+    async fn set_deduplication(&self, topic: &str, on: bool) -> Result<(), ClientError> {
+        let path = topic.replacen("persistent://", "persistent/", 1);
+        let url = format!("{}/admin/v2/{path}/deduplicationEnabled", super::node::admin_url());
+        let fail = |what: String| ClientError::new(format!("setting deduplication={on} on {topic}: {what}"));
+        let http = super::node::admin_client().map_err(fail)?;
+        let deadline = std::time::Instant::now() + POLICY_TIMEOUT;
+        loop {
+            let set = http.post(&url).json(&on).send().await;
+            match set {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    if std::time::Instant::now() >= deadline {
+                        return Err(fail(format!("POST {url} answered HTTP {status}: {body}")));
+                    }
+                }
+                Err(e) if std::time::Instant::now() >= deadline => return Err(fail(format!("POST {url}: {e}"))),
+                Err(_) => {}
+            }
+            let applied = http.get(format!("{url}?applied=true")).send().await;
+            if let Ok(r) = applied {
+                if r.status().is_success() && r.json::<serde_json::Value>().await.ok() == Some(on.into()) {
+                    return Ok(());
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(fail(format!(
+                    "the topic did not apply it within {} s",
+                    POLICY_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
     /// A client of its own: its own connection, closed with it (as a process's would be).
     async fn client(&self) -> Result<Client, ClientError> {
+        self.client_with_timeout(OPERATION_TIMEOUT).await
+    }
+
+    /// A client whose operations (a producer's receipts among them) time out after
+    /// `operation_timeout`.
+    async fn client_with_timeout(&self, operation_timeout: Duration) -> Result<Client, ClientError> {
         let build = Pulsar::builder(self.url.as_str(), TokioExecutor)
             .with_connection_retry_options(ConnectionRetryOptions {
                 min_backoff: Duration::from_millis(100),
@@ -120,7 +209,7 @@ impl PulsarBroker {
                 ..Default::default()
             })
             .with_operation_retry_options(OperationRetryOptions {
-                operation_timeout: OPERATION_TIMEOUT,
+                operation_timeout,
                 retry_delay: Duration::from_millis(500),
                 max_retries: Some(3),
             })
@@ -183,12 +272,17 @@ impl Broker for PulsarBroker {
         let client = self.client().await?;
         let mut producer = open_producer(&client, name, None).await.map_err(ClientError::new)?;
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, producer.close()).await;
+        if let Some(on) = self.settings.deduplication {
+            self.set_deduplication(&topic(name), on).await?;
+            (self.log)(&format!("pulsar: deduplication={on} applied to {}", topic(name)));
+        }
         Ok(())
     }
 
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
         Ok(Box::new(PulsarProducer {
-            client: self.client().await?,
+            client: self.client_with_timeout(self.settings.send_timeout).await?,
+            receipt_timeout: self.settings.send_timeout + RECEIPT_GRACE,
             mode: spec.mode,
             name: spec.identity.clone(),
             log: self.log.clone(),
@@ -204,22 +298,24 @@ impl Broker for PulsarBroker {
             )));
         };
         let client = self.client().await?;
-        let subscribe = client
+        let options = ConsumerOptions::default()
+            .durable(true)
+            .with_initial_position(InitialPosition::Earliest);
+        let mut subscribe = client
             .consumer()
             .with_topic(topic(dest))
             .with_subscription(&spec.group)
             // Shared: the group's members split the topic message by message, and the messages
             // a member held unacknowledged go to the others when it leaves.
             .with_subscription_type(SubType::Shared)
-            .with_batch_size(RECEIVER_QUEUE)
             // From the start of the topic: a group that subscribes after the first sends still
             // sees them.
-            .with_options(
-                ConsumerOptions::default()
-                    .durable(true)
-                    .with_initial_position(InitialPosition::Earliest),
-            )
-            .build::<Vec<u8>>();
+            .with_options(options)
+            .with_unacked_message_resend_delay(self.settings.ack_timeout);
+        if let Some(queue) = self.settings.receiver_queue {
+            subscribe = subscribe.with_batch_size(queue);
+        }
+        let subscribe = subscribe.build::<Vec<u8>>();
         let consumer = match tokio::time::timeout(CALL_TIMEOUT, subscribe).await {
             Ok(Ok(consumer)) => consumer,
             Ok(Err(e)) => return Err(ClientError::new(format!("subscribing {} to {dest}: {e}", spec.group))),
@@ -245,6 +341,8 @@ impl Broker for PulsarBroker {
 /// long-lived Pulsar producer per topic; in exactly-once, one Pulsar producer per message.
 pub struct PulsarProducer {
     client: Client,
+    /// How long a receipt is awaited (the send timeout and a grace).
+    receipt_timeout: Duration,
     mode: Guarantee,
     name: String,
     log: LogSink,
@@ -306,7 +404,7 @@ impl PulsarProducer {
         if self.mode == Guarantee::AtMostOnce {
             return Outcome::ok();
         }
-        match tokio::time::timeout(CALL_TIMEOUT, receipt).await {
+        match tokio::time::timeout(self.receipt_timeout, receipt).await {
             // The receipt's message id, as a consumer reports it (producers here do not batch).
             // A deduplicated resend is answered with the id -1:-1 (the copy is elsewhere).
             Ok(Ok(receipt)) => match receipt.message_id {
@@ -314,7 +412,7 @@ impl PulsarProducer {
                 _ => Outcome::ok(),
             },
             Ok(Err(e)) => Outcome::Info(format!("no receipt, the broker may have stored it: {e}")),
-            Err(_) => Outcome::Info(format!("no receipt within {} s", CALL_TIMEOUT.as_secs())),
+            Err(_) => Outcome::Info(format!("no receipt within {} s", self.receipt_timeout.as_secs())),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod node;
+pub mod props;
 
 use std::sync::Arc;
 
@@ -44,8 +45,24 @@ impl BrokerDriver for PulsarDriver {
         }
     }
 
-    fn recipe(&self, home: &Home, _nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
-        Box::new(node::PulsarNodes::new(home.clone()))
+    fn dest_settings(&self, table: &toml::Table) -> Result<serde_json::Value, crate::broker::OptionError> {
+        props::dest_settings(table)
+    }
+
+    fn client_settings(
+        &self,
+        _mode: crate::history::Guarantee,
+        tables: &crate::broker::ClientTables,
+    ) -> Result<crate::broker::ClientSettings, crate::broker::OptionError> {
+        props::client_settings(tables)
+    }
+
+    fn server_settings(&self, table: &toml::Table) -> Result<crate::broker::Props, crate::broker::OptionError> {
+        props::server_settings(table)
+    }
+
+    fn recipe(&self, home: &Home, _nodes: usize, server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
+        Box::new(node::PulsarNodes::with_server_settings(home.clone(), server.clone()))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {
@@ -53,6 +70,11 @@ impl BrokerDriver for PulsarDriver {
             .endpoints
             .first()
             .context("a pulsar campaign needs one endpoint, got none")?;
-        Ok(Arc::new(client::PulsarBroker::new(endpoint, ctx.log.clone())))
+        Ok(Arc::new(client::PulsarBroker::with_settings(
+            endpoint,
+            ctx.client,
+            ctx.dest_settings,
+            ctx.log.clone(),
+        )))
     }
 }

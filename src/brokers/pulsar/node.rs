@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use pulsar::{ConnectionRetryOptions, OperationRetryOptions, Pulsar, TokioExecutor};
 
 use super::KIND;
+use crate::broker::Props;
 use crate::nodes::maven;
 use crate::nodes::{Home, NodePort, NodeRecipe, PortRole, Result, CLIENT_PROXY_SLOT};
 
@@ -76,11 +77,18 @@ const LOG4J2_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 /// Pulsar's one standalone node, as the one local lifecycle (`crate::nodes::LocalCluster`) runs it.
 pub struct PulsarNodes {
     home: Home,
+    /// The campaign's `[server]` keys, written after ackcheck's own.
+    server: Props,
 }
 
 impl PulsarNodes {
     pub fn new(home: Home) -> PulsarNodes {
-        PulsarNodes { home }
+        PulsarNodes::with_server_settings(home, Props::default())
+    }
+
+    /// With a campaign's `standalone.conf` keys ([`super::props::server_settings`]).
+    pub fn with_server_settings(home: Home, server: Props) -> PulsarNodes {
+        PulsarNodes { home, server }
     }
 
     fn install_dir(&self) -> PathBuf {
@@ -97,7 +105,7 @@ impl PulsarNodes {
 
     fn standalone_conf(&self) -> String {
         let p = |slot| KIND.port(0, slot);
-        format!(
+        let mut conf = format!(
             "# Written by ackcheck. Broker and bookie both read this file.
 clusterName=standalone
 bindAddress=127.0.0.1
@@ -146,7 +154,15 @@ diskUsageWarnThreshold=0.99
             bookie = p(BOOKIE_SLOT),
             proxy = p(CLIENT_PROXY_SLOT),
             tmp = self.node_dir().join("tmp").display(),
-        )
+        );
+        if !self.server.is_empty() {
+            // A properties file keeps the last value of a key: the campaign's win.
+            conf.push_str("# The campaign's [server] settings.\n");
+            for (key, value) in self.server.iter() {
+                conf.push_str(&format!("{key}={value}\n"));
+            }
+        }
+        conf
     }
 }
 
@@ -327,6 +343,20 @@ async fn probe() -> std::result::Result<String, String> {
         .unwrap_or_else(|_| Err(format!("no answer through {url} within {} s", PROBE_TIMEOUT.as_secs())))
 }
 
+/// The node's admin (web service) URL, direct.
+pub fn admin_url() -> String {
+    format!("http://127.0.0.1:{}", KIND.port(0, WEB_SLOT))
+}
+
+/// An HTTP client for the admin API (no proxy from the environment).
+pub fn admin_client() -> std::result::Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("creating an HTTP client failed: {e}"))
+}
+
 /// How many transaction coordinators the broker has assigned (its admin API, direct).
 async fn transaction_coordinators() -> std::result::Result<usize, String> {
     let url = format!(
@@ -380,4 +410,28 @@ fn pom() -> String {
         managed("log4j-core"),
         managed("log4j-slf4j2-impl"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_campaigns_standalone_keys_come_after_ackchecks_own() {
+        let home = Home::at("/nonexistent/ackcheck-home");
+        let plain = PulsarNodes::new(home.clone()).standalone_conf();
+        assert!(plain.contains("brokerDeduplicationEnabled=true\n"));
+        assert!(!plain.contains("[server]"));
+        let mut server = Props::default();
+        server.set_user("brokerDeduplicationEnabled", "false");
+        let conf = PulsarNodes::with_server_settings(home, server).standalone_conf();
+        let ours = conf.find("brokerDeduplicationEnabled=true").expect("ackcheck's key");
+        let theirs = conf
+            .find("brokerDeduplicationEnabled=false")
+            .expect("the campaign's key");
+        assert!(
+            theirs > ours,
+            "the last value of a key wins in a properties file:\n{conf}"
+        );
+    }
 }

@@ -17,6 +17,12 @@
 //!   store a message twice, the two copies would have two positions and show up as written
 //!   twice instead of being hidden by a deduplication by id.
 //!
+//! A campaign's `[dest]` queue attributes and `[client.*]` SDK settings
+//! ([`super::props`]) replace these presets key by key: the queue is created with the effective
+//! attributes, a FIFO queue is whatever `FifoQueue` says (with `ContentBasedDeduplication` the
+//! producer sends no deduplication id and SQS hashes the body, which carries the id), and the
+//! SDK makes `max_attempts` attempts per request.
+//!
 //! Positions: `pos` is the SQS MessageId. A redelivery is the same stored copy and keeps it; a
 //! second copy (a re-send to a standard queue) gets another one. `redelivered` is
 //! ApproximateReceiveCount > 1. The key travels in a message attribute, the id and `from` in
@@ -38,12 +44,13 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
 };
 
-use super::node::sqs_client;
-use crate::broker::BrokerKind;
+use super::node::sqs_client_with_attempts;
+use super::props;
 use crate::broker::{
     decode_body, encode_body, Broker, ClientError, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Producer,
     ProducerSpec, Received,
 };
+use crate::broker::{BrokerKind, ClientSettings};
 use crate::history::Guarantee;
 
 /// The message attribute that carries the message's key.
@@ -51,9 +58,9 @@ pub const KEY_ATTRIBUTE: &str = "ackcheck-key";
 /// How long one request may take before its outcome is unknown: well above the nemesis's
 /// latency fault (500 ms), short enough that a lost reply ends as unknown within seconds.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a received message stays hidden from other consumers: a crashed consumer's
-/// messages come back after this; a healthy consumer deletes well within it.
-pub const VISIBILITY_TIMEOUT_SECONDS: u32 = 5;
+/// How long a received message stays hidden from other consumers in every preset: a crashed
+/// consumer's messages come back after this; a healthy consumer deletes well within it.
+pub const VISIBILITY_TIMEOUT_SECONDS: u32 = props::PRESET_VISIBILITY_TIMEOUT;
 /// SQS returns at most 10 messages per ReceiveMessage and deletes at most 10 per batch.
 const MAX_BATCH: usize = 10;
 /// SQS's longest long poll.
@@ -73,8 +80,22 @@ pub fn endpoint_url(endpoint: &str) -> String {
 /// What every client of one broker shares.
 struct Shared {
     endpoint_url: String,
-    /// FIFO queues with deduplication (exactly-once) rather than standard queues.
+    /// The attributes every queue is created with (the effective `[dest]` settings).
+    attributes: Vec<(String, String)>,
+    /// FIFO queues (exactly-once's preset) rather than standard queues.
     fifo: bool,
+    /// SQS deduplicates a FIFO queue's messages by a hash of the body, so the producer sends
+    /// no deduplication id.
+    content_based_deduplication: bool,
+    /// Attempts per request the SDK makes (1: its retries off).
+    producer_attempts: u32,
+    consumer_attempts: u32,
+    /// The consumer's WaitTimeSeconds when the campaign sets it.
+    wait_time_seconds: Option<u32>,
+    /// The queue's own ReceiveMessageWaitTimeSeconds, which applies when a receive names none.
+    queue_wait_seconds: Option<u32>,
+    /// The consumer's MaxNumberOfMessages when the campaign sets it.
+    max_number_of_messages: Option<u32>,
     log: LogSink,
     /// Queue URLs by destination, from CreateQueue or GetQueueUrl.
     queue_urls: std::sync::Mutex<HashMap<String, String>>,
@@ -83,7 +104,11 @@ struct Shared {
 impl Shared {
     /// A client of its own: its own connection pool, dropped with it (as a process's would be).
     fn client(&self) -> aws_sdk_sqs::Client {
-        sqs_client(&self.endpoint_url, OPERATION_TIMEOUT)
+        self.client_with_attempts(1)
+    }
+
+    fn client_with_attempts(&self, attempts: u32) -> aws_sdk_sqs::Client {
+        sqs_client_with_attempts(&self.endpoint_url, OPERATION_TIMEOUT, attempts)
     }
 
     /// The SQS queue name of a destination (FIFO queue names must end in `.fifo`).
@@ -136,11 +161,34 @@ pub struct SqsBroker {
 
 impl SqsBroker {
     /// `endpoint`: `host:port` of the node's client proxy (or a URL); `mode`: the campaign's
-    /// delivery mode, which decides the queue type (FIFO for exactly-once).
+    /// delivery mode, whose preset decides the queue type (FIFO for exactly-once).
     pub fn new(endpoint: &str, mode: Guarantee, log: LogSink) -> SqsBroker {
+        let client = props::client_settings(&Default::default()).unwrap_or_default();
+        SqsBroker::with_settings(endpoint, mode, &serde_json::json!({}), &client, log)
+    }
+
+    /// With a campaign's effective `[dest]` queue attributes (as [`props::dest_settings`]
+    /// records them; missing ones from `mode`'s preset) and client settings.
+    pub fn with_settings(
+        endpoint: &str,
+        mode: Guarantee,
+        dest_settings: &serde_json::Value,
+        client: &ClientSettings,
+        log: LogSink,
+    ) -> SqsBroker {
+        let attributes = props::queue_attributes(mode, dest_settings);
+        let attribute = |name: &str| attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let attempts = |p| props::number(p, "max_attempts").unwrap_or(props::SDK_DEFAULT_ATTEMPTS);
         let shared = Shared {
             endpoint_url: endpoint_url(endpoint),
-            fifo: mode == Guarantee::ExactlyOnce,
+            fifo: attribute("FifoQueue") == Some("true"),
+            content_based_deduplication: attribute("ContentBasedDeduplication") == Some("true"),
+            queue_wait_seconds: attribute("ReceiveMessageWaitTimeSeconds").and_then(|v| v.parse().ok()),
+            producer_attempts: attempts(&client.producer),
+            consumer_attempts: attempts(&client.consumer),
+            wait_time_seconds: props::number(&client.consumer, "wait_time_seconds"),
+            max_number_of_messages: props::number(&client.consumer, "max_number_of_messages"),
+            attributes,
             log,
             queue_urls: std::sync::Mutex::new(HashMap::new()),
         };
@@ -156,8 +204,9 @@ impl Broker for SqsBroker {
         super::KIND
     }
 
-    /// One queue (FIFO in exactly-once); SQS queues have no partitions, so `partitions` is noted
-    /// and ignored. CreateQueue is idempotent for the same attributes.
+    /// One queue with the effective attributes (FIFO in exactly-once); SQS queues have no
+    /// partitions, so `partitions` is noted and ignored. CreateQueue is idempotent for the same
+    /// attributes.
     async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError> {
         let queue = self.shared.queue_name(name);
         if partitions > 1 {
@@ -165,15 +214,14 @@ impl Broker for SqsBroker {
                 "sqs: {queue} is one queue; the {partitions} partitions asked for do not apply"
             ));
         }
-        let mut request = self.shared.client().create_queue().queue_name(&queue).attributes(
-            QueueAttributeName::VisibilityTimeout,
-            VISIBILITY_TIMEOUT_SECONDS.to_string(),
-        );
-        if self.shared.fifo {
-            request = request
-                .attributes(QueueAttributeName::FifoQueue, "true")
-                // Deduplication by the id the producer gives, not by a hash of the body.
-                .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
+        let mut request = self.shared.client().create_queue().queue_name(&queue);
+        for (name, value) in &self.shared.attributes {
+            // SQS refuses FifoQueue=false, even on a standard queue: a standard queue is one
+            // created without it.
+            if name == "FifoQueue" && value == "false" {
+                continue;
+            }
+            request = request.attributes(QueueAttributeName::from(name.as_str()), value);
         }
         let reply = request
             .send()
@@ -189,7 +237,7 @@ impl Broker for SqsBroker {
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
         Ok(Box::new(SqsProducer {
             shared: self.shared.clone(),
-            client: self.shared.client(),
+            client: self.shared.client_with_attempts(self.shared.producer_attempts),
             name: spec.identity.clone(),
         }))
     }
@@ -201,12 +249,13 @@ impl Broker for SqsBroker {
                 spec.dests
             )));
         };
-        let client = self.shared.client();
+        let client = self.shared.client_with_attempts(self.shared.consumer_attempts);
         let queue_url = self.shared.queue_url(&client, dest).await.map_err(ClientError::new)?;
         Ok(Box::new(SqsConsumer {
             client,
             queue_url,
             dest: dest.clone(),
+            shared: self.shared.clone(),
         }))
     }
 }
@@ -238,10 +287,11 @@ impl SqsProducer {
             }
         }
         if self.shared.fifo {
-            // The same logical message is the same deduplication id, whoever sends it again.
-            request = request
-                .message_group_id(m.key.as_deref().unwrap_or(DEFAULT_GROUP))
-                .message_deduplication_id(&m.id);
+            request = request.message_group_id(m.key.as_deref().unwrap_or(DEFAULT_GROUP));
+            if !self.shared.content_based_deduplication {
+                // The same logical message is the same deduplication id, whoever sends it again.
+                request = request.message_deduplication_id(&m.id);
+            }
         }
         match request.send().await {
             // A standard queue's MessageId is the stored copy's, as a consumer sees it. A FIFO
@@ -322,6 +372,7 @@ pub struct SqsConsumer {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     dest: String,
+    shared: std::sync::Arc<Shared>,
 }
 
 impl SqsConsumer {
@@ -356,22 +407,38 @@ impl SqsConsumer {
 
 #[async_trait]
 impl Consumer for SqsConsumer {
-    /// One ReceiveMessage of up to 10 messages, long polling for whole seconds of `wait`. A
-    /// wait under a second is a short poll followed, when nothing came, by sleeping out the
-    /// rest of `wait`, so that an idle consumer does not hammer the broker; a failed request
-    /// also takes at least `wait`, for the same reason.
+    /// One ReceiveMessage of up to 10 messages (`max_number_of_messages` when the campaign
+    /// sets it), long polling for whole seconds of `wait` (`wait_time_seconds` when the campaign
+    /// sets it; none named when the queue has its own ReceiveMessageWaitTimeSeconds, which then
+    /// applies). A wait under a second is a short poll followed, when nothing came, by sleeping
+    /// out the rest of `wait`, so that an idle consumer does not hammer the broker; a failed
+    /// request also takes at least `wait`, for the same reason.
     async fn receive(&mut self, max: usize, wait: Duration) -> Result<Vec<Received>, ClientError> {
         let started = Instant::now();
-        let wait_seconds = wait.as_secs().min(MAX_WAIT_SECONDS);
+        let shared = &self.shared;
+        let wait_seconds = match (shared.wait_time_seconds, shared.queue_wait_seconds) {
+            (Some(seconds), _) => Some(u64::from(seconds)),
+            (None, Some(_)) => None,
+            (None, None) => Some(wait.as_secs().min(MAX_WAIT_SECONDS)),
+        };
+        let longest_wait = wait_seconds.or(shared.queue_wait_seconds.map(u64::from)).unwrap_or(0);
+        let attempts = shared.consumer_attempts.max(1);
         let timeouts = TimeoutConfig::builder()
-            .operation_timeout(OPERATION_TIMEOUT + Duration::from_secs(wait_seconds))
+            .operation_attempt_timeout(OPERATION_TIMEOUT + Duration::from_secs(longest_wait))
+            .operation_timeout(
+                (OPERATION_TIMEOUT + Duration::from_secs(longest_wait)) * attempts + Duration::from_secs(20),
+            )
             .build();
+        let max = match shared.max_number_of_messages {
+            Some(n) => n as usize,
+            None => max.clamp(1, MAX_BATCH),
+        };
         let reply = self
             .client
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(max.clamp(1, MAX_BATCH) as i32)
-            .wait_time_seconds(wait_seconds as i32)
+            .max_number_of_messages(max as i32)
+            .set_wait_time_seconds(wait_seconds.map(|s| s as i32))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_attribute_names(KEY_ATTRIBUTE)
             .customize()

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod node;
+pub mod props;
 
 use std::sync::Arc;
 
@@ -46,6 +47,28 @@ impl BrokerDriver for SqsDriver {
         }
     }
 
+    /// Queue attributes at the at-least-once preset (a standard queue); a campaign's are checked
+    /// in its mode ([`BrokerDriver::dest_settings_in_mode`]).
+    fn dest_settings(&self, table: &toml::Table) -> Result<serde_json::Value, crate::broker::OptionError> {
+        props::dest_settings(crate::history::Guarantee::AtLeastOnce, table)
+    }
+
+    fn dest_settings_in_mode(
+        &self,
+        mode: crate::history::Guarantee,
+        table: &toml::Table,
+    ) -> Result<serde_json::Value, crate::broker::OptionError> {
+        props::dest_settings(mode, table)
+    }
+
+    fn client_settings(
+        &self,
+        _mode: crate::history::Guarantee,
+        tables: &crate::broker::ClientTables,
+    ) -> Result<crate::broker::ClientSettings, crate::broker::OptionError> {
+        props::client_settings(tables)
+    }
+
     fn recipe(&self, home: &Home, _nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
         Box::new(node::SqsNodes::new(home.clone()))
     }
@@ -55,6 +78,12 @@ impl BrokerDriver for SqsDriver {
             .endpoints
             .first()
             .context("an sqs campaign needs one endpoint, got none")?;
-        Ok(Arc::new(client::SqsBroker::new(endpoint, ctx.mode, ctx.log.clone())))
+        Ok(Arc::new(client::SqsBroker::with_settings(
+            endpoint,
+            ctx.mode,
+            ctx.dest_settings,
+            ctx.client,
+            ctx.log.clone(),
+        )))
     }
 }

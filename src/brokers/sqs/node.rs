@@ -84,6 +84,30 @@ impl GatewayServer {
 /// static credentials `test`/`test`, each operation bounded by `operation_timeout`, no retries
 /// (callers decide what a timeout means; a retry would hide a lost acknowledgement).
 pub fn sqs_client(endpoint_url: &str, operation_timeout: Duration) -> aws_sdk_sqs::Client {
+    sqs_client_with_attempts(endpoint_url, operation_timeout, 1)
+}
+
+/// [`sqs_client`] whose SDK makes up to `max_attempts` attempts per request (its standard
+/// retry mode; 1 = retries off), each within `attempt_timeout`.
+pub fn sqs_client_with_attempts(
+    endpoint_url: &str,
+    attempt_timeout: Duration,
+    max_attempts: u32,
+) -> aws_sdk_sqs::Client {
+    let (retry, timeouts) = match max_attempts {
+        0 | 1 => (
+            RetryConfig::disabled(),
+            TimeoutConfig::builder().operation_timeout(attempt_timeout).build(),
+        ),
+        n => (
+            RetryConfig::standard().with_max_attempts(n),
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(attempt_timeout)
+                // Room for every attempt and the SDK's backoff between them (at most 20 s).
+                .operation_timeout(attempt_timeout * n + Duration::from_secs(20))
+                .build(),
+        ),
+    };
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
@@ -91,8 +115,8 @@ pub fn sqs_client(endpoint_url: &str, operation_timeout: Duration) -> aws_sdk_sq
         .endpoint_url(endpoint_url)
         // Plain HTTP: LocalStack listens on loopback, so no TLS stack is compiled in.
         .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().operation_timeout(operation_timeout).build())
+        .retry_config(retry)
+        .timeout_config(timeouts)
         .build();
     aws_sdk_sqs::Client::from_conf(config)
 }
