@@ -48,7 +48,7 @@ pub struct Campaign {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalConfig>,
     /// `[dest]`: settings of the topics or queues the run creates, in the broker's own
-    /// vocabulary (RabbitMQ `queue_type`); its driver checks them.
+    /// vocabulary (RabbitMQ `queue_type` and `x-` arguments); its driver checks them.
     #[serde(default, skip_serializing)]
     pub dest: toml::Table,
     /// The effective `[dest]` settings (the driver's defaults filled in), as recorded in the
@@ -609,7 +609,10 @@ mod tests {
             ),
         )
         .expect("valid");
-        assert_eq!(c.dest_settings, serde_json::json!({"queue_type": "classic"}));
+        assert_eq!(
+            c.dest_settings,
+            serde_json::json!({"queue_type": "classic", "durable": true, "arguments": {}})
+        );
     }
 
     /// Values a timer or a broker cannot take are refused at load, naming the key and its line

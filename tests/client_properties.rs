@@ -282,3 +282,196 @@ fn the_audit_campaigns_for_sqs_and_pulsar_load() {
         Campaign::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// RabbitMQ: `[client.producer]` (`confirms`, `persistent`, `mandatory`, `confirm_timeout_ms`),
+// `[client.consumer]` (`auto_ack`, `prefetch`), both with `username` / `password`; `[dest]`
+// (queue type, `durable`, `x-` arguments); `[server]` (`rabbitmq.conf` keys).
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq {
+    use super::*;
+    use ackcheck::brokers::rabbitmq::props::{ConsumerConfig, ProducerConfig};
+
+    const RABBITMQ: &str = "broker = \"rabbitmq\"\nmode = \"at-least-once\"\n[workload]\nkind = \"queue\"\n";
+
+    fn parse_rabbitmq(extra: &str) -> Result<Campaign, String> {
+        Campaign::parse("test.toml", &format!("{RABBITMQ}{extra}")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_rabbitmq_campaign_takes_its_settings_over_the_preset_each_marked() {
+        let c = parse_rabbitmq("[client.producer]\nconfirms = false\n[client.consumer]\nprefetch = 0\n")
+            .expect("valid settings");
+        let config = serde_json::to_value(&c).expect("serializes");
+        let client = &config["client"];
+        assert_eq!(
+            client["producer"]["confirms"],
+            serde_json::json!({"value": "false", "from": "user"})
+        );
+        assert_eq!(
+            client["producer"]["persistent"],
+            serde_json::json!({"value": "true", "from": "preset"})
+        );
+        assert_eq!(
+            client["producer"]["mandatory"],
+            serde_json::json!({"value": "true", "from": "preset"})
+        );
+        assert_eq!(client["producer"]["confirm_timeout_ms"]["value"], "5000");
+        assert_eq!(
+            client["consumer"]["prefetch"],
+            serde_json::json!({"value": "0", "from": "user"})
+        );
+        assert_eq!(
+            client["consumer"]["auto_ack"],
+            serde_json::json!({"value": "false", "from": "preset"})
+        );
+        // What the clients do with it.
+        let p = ProducerConfig::of(c.mode, &c.client_settings).expect("reads");
+        assert!(!p.confirms && p.persistent && p.mandatory);
+        let k = ConsumerConfig::of(c.mode, &c.client_settings).expect("reads");
+        assert_eq!((k.auto_ack, k.prefetch), (false, 0));
+    }
+
+    #[test]
+    fn rabbitmq_presets_follow_the_mode_and_library_defaults_are_amqps() {
+        let amo = Campaign::parse("t.toml", &RABBITMQ.replace("at-least-once", "at-most-once")).expect("valid");
+        let s = &amo.client_settings;
+        assert_eq!(s.producer.get("confirms"), Some("false"));
+        assert_eq!(s.producer.get("persistent"), Some("false"));
+        assert_eq!(s.consumer.get("auto_ack"), Some("true"));
+        assert_eq!(s.consumer.get("prefetch"), Some("0"));
+        let alo = parse_rabbitmq("").expect("valid");
+        assert_eq!(alo.client_settings.producer.get("confirms"), Some("true"));
+        assert_eq!(alo.client_settings.consumer.get("prefetch"), Some("200"));
+        assert_eq!(alo.client_settings.consumer.get("auto_ack"), Some("false"));
+        let lib =
+            parse_rabbitmq("[client]\ndefaults = \"library\"\n[client.consumer]\nauto_ack = true\n").expect("valid");
+        let s = &lib.client_settings;
+        assert_eq!(s.producer.get("confirms"), Some("false"), "no confirm.select");
+        assert_eq!(
+            s.producer.get("persistent"),
+            Some("false"),
+            "no delivery mode: transient"
+        );
+        assert_eq!(s.producer.get("mandatory"), Some("false"));
+        assert_eq!(s.consumer.get("prefetch"), Some("0"), "no basic.qos: unlimited");
+        assert_eq!(s.consumer.get("auto_ack"), Some("true"));
+        assert_eq!(s.consumer.user_keys().collect::<Vec<_>>(), ["auto_ack"]);
+        let config = serde_json::to_value(&lib).expect("serializes");
+        assert_eq!(config["client"]["defaults"], "library");
+    }
+
+    #[test]
+    fn bad_rabbitmq_settings_are_refused_at_load_naming_key_line_and_what_is_allowed() {
+        let e = parse_rabbitmq("[client.producer]\nconfirms = true\nconfirm = false\n").unwrap_err();
+        assert!(e.contains("line 7") && e.contains("`client.producer.confirm`"), "{e}");
+        assert!(e.contains("`confirms`, `persistent`, `mandatory`"), "{e}");
+        let e = parse_rabbitmq("[client.producer]\npersistent = \"sometimes\"\n").unwrap_err();
+        assert!(e.contains("line 6") && e.contains("must be true or false"), "{e}");
+        let e = parse_rabbitmq("[client.consumer]\nprefetch = -1\n").unwrap_err();
+        assert!(e.contains("line 6") && e.contains("from 0 to 65535"), "{e}");
+        let e = parse_rabbitmq("[client.producer]\nauto_ack = true\n").unwrap_err();
+        assert!(e.contains("put it under [client.consumer]"), "{e}");
+        let e = parse_rabbitmq("[client.producer]\nconfirm_timeout_ms = 10\n").unwrap_err();
+        assert!(e.contains("from 100 to 600000"), "{e}");
+        let e = parse_rabbitmq("[client.consumer]\nvhost = \"/orders\"\n").unwrap_err();
+        assert!(e.contains("set by ackcheck itself"), "{e}");
+        // The Kafka vocabulary is not RabbitMQ's.
+        let e = parse_rabbitmq("[client.producer]\nacks = \"all\"\n").unwrap_err();
+        assert!(e.contains("not a RabbitMQ producer setting"), "{e}");
+    }
+
+    #[test]
+    fn a_rabbitmq_password_reaches_the_client_and_never_the_recorded_configuration() {
+        let c = parse_rabbitmq("[client.producer]\nusername = \"orders\"\npassword = \"hunter2\"\n[client.consumer]\npassword = \"hunter3\"\n")
+            .expect("valid credentials");
+        let text = serde_json::to_string(&c).expect("serializes");
+        assert!(!text.contains("hunter2") && !text.contains("hunter3"), "{text}");
+        assert_eq!(text.matches("<redacted>").count(), 2, "{text}");
+        assert!(text.contains("\"orders\""), "a user name is no secret: {text}");
+        let p = ProducerConfig::of(c.mode, &c.client_settings).expect("reads");
+        assert_eq!(
+            (p.credentials.username.as_str(), p.credentials.password.as_str()),
+            ("orders", "hunter2")
+        );
+        let k = ConsumerConfig::of(c.mode, &c.client_settings).expect("reads");
+        assert_eq!(
+            (k.credentials.username.as_str(), k.credentials.password.as_str()),
+            ("guest", "hunter3")
+        );
+    }
+
+    #[test]
+    fn rabbitmq_dest_takes_the_queue_type_durability_and_x_arguments_checked() {
+        let c = parse_rabbitmq("[dest]\nqueue_type = \"classic\"\ndurable = true\n\"x-max-length\" = 1000\n\"x-overflow\" = \"reject-publish\"\n\"x-queue-mode\" = \"lazy\"\n")
+            .expect("valid [dest]");
+        assert_eq!(
+            c.dest_settings,
+            serde_json::json!({
+                "queue_type": "classic",
+                "durable": true,
+                "arguments": {"x-max-length": 1000, "x-overflow": "reject-publish", "x-queue-mode": "lazy"}
+            })
+        );
+        let q = parse_rabbitmq("[dest]\n\"x-queue-type\" = \"quorum\"\n\"x-delivery-limit\" = 3\n").expect("valid");
+        assert_eq!(q.dest_settings["queue_type"], "quorum");
+        assert_eq!(q.dest_settings["arguments"]["x-delivery-limit"], 3);
+        let e = parse_rabbitmq("[dest]\nqueue_type = \"classic\"\n\"x-delivery-limit\" = 3\n").unwrap_err();
+        assert!(e.contains("line 7") && e.contains("quorum queues only"), "{e}");
+        let e = parse_rabbitmq("[dest]\n\"x-max-length\" = \"many\"\n").unwrap_err();
+        assert!(e.contains("line 6") && e.contains("whole number"), "{e}");
+        let e = parse_rabbitmq("[dest]\n\"x-overflow\" = \"drop-tail\"\n").unwrap_err();
+        assert!(e.contains("\"drop-head\", \"reject-publish\""), "{e}");
+        let e = parse_rabbitmq("[dest]\ndurable = false\n").unwrap_err();
+        assert!(e.contains("line 6") && e.contains("quorum queue"), "{e}");
+        let e = parse_rabbitmq("[dest]\n\"x-max-lenght\" = 10\n").unwrap_err();
+        assert!(
+            e.contains("not a RabbitMQ destination setting") && e.contains("x-max-length,"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rabbitmq_server_takes_rabbitmq_conf_keys_and_refuses_ackchecks_own() {
+        let c =
+            parse_rabbitmq("[server]\ncluster_partition_handling = \"pause_minority\"\nconsumer_timeout = 900000\n")
+                .expect("valid [server]");
+        let config = serde_json::to_value(&c).expect("serializes");
+        assert_eq!(
+            config["server"]["cluster_partition_handling"],
+            serde_json::json!({"value": "pause_minority", "from": "user"})
+        );
+        assert_eq!(config["server"]["consumer_timeout"]["value"], "900000");
+        let e = parse_rabbitmq("[server]\n\"listeners.tcp.default\" = 5672\n").unwrap_err();
+        assert!(
+            e.contains("line 6") && e.contains("set by ackcheck itself") && e.contains("port plan"),
+            "{e}"
+        );
+        let e = parse_rabbitmq("[server]\n\"distribution.listener.port_range.min\" = 25672\n").unwrap_err();
+        assert!(e.contains("set by ackcheck itself"), "{e}");
+        let e = parse_rabbitmq("[server]\ndefault_pass = \"hunter2\"\n").unwrap_err();
+        assert!(e.contains("connect as guest") && !e.contains("hunter2"), "{e}");
+        let e = parse_rabbitmq("[server]\n\"Cluster Partition Handling\" = \"ignore\"\n").unwrap_err();
+        assert!(e.contains("not a rabbitmq.conf key"), "{e}");
+    }
+
+    #[test]
+    fn validate_exits_2_on_a_bad_rabbitmq_setting_and_names_it() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, format!("{RABBITMQ}[client.consumer]\nprefetch_count = 10\n")).expect("written");
+        let out = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+            .arg("validate")
+            .arg(&file)
+            .output()
+            .expect("ackcheck runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("prefetch_count") && stderr.contains("line 6") && stderr.contains("`prefetch`"),
+            "{stderr}"
+        );
+    }
+}

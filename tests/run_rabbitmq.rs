@@ -348,3 +348,59 @@ async fn classic_queues_redeliver_after_crashes_and_lose_nothing() {
     }
     assert_eq!(code, 0, "{v}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The user's own settings (issue 11): a campaign's `[client.*]`, `[dest]` and `[server]` tables
+// take effect in a real run and are recorded in the history header.
+// ---------------------------------------------------------------------------------------------
+
+/// With `confirms = false` no publish waits for a confirm: under lost acknowledgements, which
+/// make every confirmed publish end unknown ("no publisher confirm within 5.0 s", see
+/// `at_least_once_under_lost_confirms_and_crashes_duplicates_and_loses_nothing`), none does.
+/// The header records the user's key as `user` and the rest of the preset as `preset`; the
+/// `[dest]` arguments reach the queue declaration (a declaration RabbitMQ refused would fail the
+/// run), and the node boots with the `[server]` key in its rabbitmq.conf.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_confirms_false_is_recorded_and_no_publish_waits_for_a_confirm() {
+    let campaign = QUEUE.replace("MODE", "at-least-once")
+        + "[client.producer]\nconfirms = false\n[client.consumer]\nprefetch = 10\n\
+           [dest]\n\"x-max-length\" = 1000000\n\"x-delivery-limit\" = 1000\n\
+           [server]\ncluster_partition_handling = \"pause_minority\"\n\
+           [nemesis]\nfaults = [\"lose-acks\"]\ninterval = 2.0\nduration = 4.0\n";
+    let (code, v, history) = run("rabbitmq-user-confirms-off", &campaign, 15).await;
+    let header: serde_json::Value =
+        serde_json::from_str(history.lines().next().expect("a header")).expect("the header is JSON");
+    let config = &header["config"];
+    assert_eq!(
+        config["client"]["producer"]["confirms"],
+        serde_json::json!({"value": "false", "from": "user"}),
+        "{config}"
+    );
+    assert_eq!(
+        config["client"]["producer"]["persistent"],
+        serde_json::json!({"value": "true", "from": "preset"})
+    );
+    assert_eq!(
+        config["client"]["consumer"]["prefetch"],
+        serde_json::json!({"value": "10", "from": "user"})
+    );
+    assert_eq!(config["dest_settings"]["arguments"]["x-delivery-limit"], 1000);
+    assert_eq!(
+        config["server"]["cluster_partition_handling"]["value"],
+        "pause_minority"
+    );
+    assert!(n(&v["evidence"]["faults"]["lose-acks"]) >= 1, "acks were cut: {v}");
+    assert!(n(&v["counts"]["delivered"]) > 1000, "messages moved: {v}");
+    for waited in [
+        "publisher confirm within",
+        "before the confirm",
+        "no publisher confirms",
+    ] {
+        assert!(
+            !history.contains(waited),
+            "a publish waited for a confirm ({waited:?}) although confirms = false"
+        );
+    }
+    assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
+    assert_eq!(code, 0, "nothing was lost without a node fault: {v}");
+}

@@ -8,6 +8,11 @@
 //! - at-least-once: a durable quorum queue (classic as an option), persistent messages,
 //!   publisher confirms (ack → ok; nack or returned as unroutable → fail; no confirm in time or
 //!   the connection lost → info), manual acks after processing, bounded prefetch.
+//!
+//! These are the presets; a campaign's `[client.producer]` / `[client.consumer]` change them key
+//! by key (`confirms`, `persistent`, `mandatory`, `confirm_timeout_ms`; `auto_ack`, `prefetch`;
+//! see `super::props`), and its `[dest]` the queue declaration (type, durability, `x-`
+//! arguments). The clients do what the effective properties say, whatever the mode.
 //! - exactly-once: RabbitMQ has none. The broker side is the at-least-once setup; the
 //!   application turns it into an exactly-once *effect* with an idempotent consumer that
 //!   deduplicates by message id (the workload's effect store). This adapter only makes the
@@ -32,9 +37,11 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+pub use super::props::{ConsumerConfig, Credentials, ProducerConfig, QueueDeclaration, QueueType};
 
 use crate::broker::BrokerKind;
 use crate::broker::{
@@ -49,42 +56,21 @@ pub const COPY_HEADER: &str = "x-ackcheck-copy";
 pub const KEY_HEADER: &str = "x-ackcheck-key";
 /// How long connecting to one node may take before the next node is tried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a publish waits for its confirm before its outcome is unknown. Well above the
-/// nemesis's latency fault (500 ms), well below its lost-ack faults (seconds).
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long writing a publish to the socket may take before its outcome is unknown (its
+/// confirm, if any, then has `confirm_timeout_ms` more).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a failed connect, sends fail at once for this long instead of queueing up behind
 /// more connect attempts (16 sends in flight would otherwise wait 16 connect timeouts).
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
-/// Unacknowledged deliveries a consumer may hold (manual acks only).
-const PREFETCH: u16 = 200;
 /// How long a clean close may take before the connection is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// AMQP heartbeat: a connection to a node that stopped answering is declared dead after two.
 const HEARTBEAT_SECONDS: u16 = 10;
 
-/// The kind of queue the workload's destinations are.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum QueueType {
-    /// Raft-replicated over every node of the cluster (the default).
-    #[default]
-    Quorum,
-    /// One node's queue (not replicated); durable with persistent messages.
-    Classic,
-}
-
-impl QueueType {
-    pub fn name(self) -> &'static str {
-        match self {
-            QueueType::Quorum => "quorum",
-            QueueType::Classic => "classic",
-        }
-    }
-}
-
 /// What producers and consumers of one broker share.
 struct Shared {
-    urls: Vec<String>,
+    /// `host:port` of every node's client proxy.
+    endpoints: Vec<String>,
     log: LogSink,
     /// Numbers publishes, so that every stored copy has its own id.
     publishes: AtomicU64,
@@ -93,13 +79,20 @@ struct Shared {
 }
 
 impl Shared {
-    /// Connect to the first node that answers, starting at `first`; returns the node too.
-    async fn connect(&self, first: usize, purpose: &str) -> Result<(Connection, usize), String> {
+    /// Connect to the first node that answers, starting at `first`, as `credentials`; returns
+    /// the node too.
+    async fn connect(
+        &self,
+        first: usize,
+        purpose: &str,
+        credentials: &Credentials,
+    ) -> Result<(Connection, usize), String> {
         let mut errors = Vec::new();
-        for i in 0..self.urls.len() {
-            let node = (first + i) % self.urls.len();
+        for i in 0..self.endpoints.len() {
+            let node = (first + i) % self.endpoints.len();
+            let uri = uri(&self.endpoints[node], credentials)?;
             let properties = ConnectionProperties::default().with_connection_name(format!("ackcheck {purpose}").into());
-            match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&self.urls[node], properties)).await {
+            match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties)).await {
                 Ok(Ok(conn)) => return Ok((conn, node)),
                 Ok(Err(e)) => errors.push(format!("node {node}: {e}")),
                 Err(_) => errors.push(format!("node {node}: no answer within {} s", CONNECT_TIMEOUT.as_secs())),
@@ -127,46 +120,96 @@ fn close_in_background(conn: Arc<Connection>, why: &'static str) {
     }
 }
 
-/// The AMQP URL of a client endpoint (`host:port` of a node's proxy).
+/// The AMQP URL of a client endpoint (`host:port` of a node's proxy), as guest.
 pub fn url(endpoint: &str) -> String {
     format!("amqp://guest:guest@{endpoint}/%2f?heartbeat={HEARTBEAT_SECONDS}")
 }
 
+/// The AMQP URI of a client endpoint with `credentials` (set as they are, so that a password
+/// needs no escaping).
+fn uri(endpoint: &str, credentials: &Credentials) -> Result<AMQPUri, String> {
+    let mut uri: AMQPUri = url(endpoint)
+        .parse()
+        .map_err(|e| format!("{endpoint} is not a host:port for an AMQP URL: {e}"))?;
+    uri.authority.userinfo.username = credentials.username.clone();
+    uri.authority.userinfo.password = credentials.password.clone();
+    Ok(uri)
+}
+
 pub struct RabbitBroker {
     shared: Arc<Shared>,
-    queue_type: QueueType,
+    queue: QueueDeclaration,
+    /// The clients' effective properties; `None`: each client takes the preset of its spec's
+    /// mode.
+    clients: Option<(ProducerConfig, ConsumerConfig)>,
 }
 
 impl RabbitBroker {
+    /// Clients with the preset of each spec's mode, on durable queues of `queue_type`.
     /// `endpoints`: `host:port` of every node's client proxy.
     pub fn new(endpoints: &[String], queue_type: QueueType, log: LogSink) -> RabbitBroker {
+        RabbitBroker::build(endpoints, QueueDeclaration::of_type(queue_type), None, log)
+    }
+
+    /// Clients with these properties whatever the spec's mode, on queues declared as `queue`
+    /// (a campaign's effective `[client]` and `[dest]` settings).
+    pub fn configured(
+        endpoints: &[String],
+        queue: QueueDeclaration,
+        producer: ProducerConfig,
+        consumer: ConsumerConfig,
+        log: LogSink,
+    ) -> RabbitBroker {
+        RabbitBroker::build(endpoints, queue, Some((producer, consumer)), log)
+    }
+
+    fn build(
+        endpoints: &[String],
+        queue: QueueDeclaration,
+        clients: Option<(ProducerConfig, ConsumerConfig)>,
+        log: LogSink,
+    ) -> RabbitBroker {
         let shared = Shared {
-            urls: endpoints.iter().map(|e| url(e)).collect(),
+            endpoints: endpoints.to_vec(),
             log,
             publishes: AtomicU64::new(0),
             next_node: AtomicUsize::new(0),
         };
         RabbitBroker {
             shared: Arc::new(shared),
-            queue_type,
+            queue,
+            clients,
         }
     }
 
     fn next_node(&self) -> usize {
-        self.shared.next_node.fetch_add(1, Ordering::Relaxed) % self.shared.urls.len().max(1)
+        self.shared.next_node.fetch_add(1, Ordering::Relaxed) % self.shared.endpoints.len().max(1)
+    }
+
+    fn producer_config(&self, mode: Guarantee) -> ProducerConfig {
+        match &self.clients {
+            Some((producer, _)) => producer.clone(),
+            None => ProducerConfig::preset(mode),
+        }
+    }
+
+    fn consumer_config(&self, mode: Guarantee) -> ConsumerConfig {
+        match &self.clients {
+            Some((_, consumer)) => consumer.clone(),
+            None => ConsumerConfig::preset(mode),
+        }
     }
 }
 
-/// Declare `queue` durable, of `queue_type` (idempotent when it exists with the same type).
-pub async fn declare(channel: &Channel, queue: &str, queue_type: QueueType) -> lapin::Result<()> {
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-queue-type".into(), AMQPValue::LongString(queue_type.name().into()));
+/// Declare `queue` as `declaration` says (idempotent when it exists with the same type,
+/// durability and arguments).
+pub async fn declare(channel: &Channel, queue: &str, declaration: &QueueDeclaration) -> lapin::Result<()> {
     let options = QueueDeclareOptions {
-        durable: true,
+        durable: declaration.durable,
         ..QueueDeclareOptions::default()
     };
     channel
-        .queue_declare(queue.into(), options, arguments)
+        .queue_declare(queue.into(), options, declaration.field_table())
         .await
         .map(|_| ())
 }
@@ -188,24 +231,35 @@ impl Broker for RabbitBroker {
         if partitions > 1 {
             self.shared.note(&format!(
                 "rabbitmq: {name} is one {} queue; the {partitions} partitions asked for do not apply",
-                self.queue_type.name()
+                self.queue.queue_type.name()
             ));
         }
-        let (conn, _) = self.shared.connect(0, "admin").await.map_err(ClientError::new)?;
+        // As the producers' user: the one that publishes to it declares it.
+        let credentials = self.producer_config(Guarantee::AtLeastOnce).credentials;
+        let (conn, _) = self
+            .shared
+            .connect(0, "admin", &credentials)
+            .await
+            .map_err(ClientError::new)?;
         let declared = async {
             let channel = conn.create_channel().await?;
-            declare(&channel, name, self.queue_type).await?;
+            declare(&channel, name, &self.queue).await?;
             channel.close(200, "declared".into()).await
         };
         let result = declared.await;
         let _ = conn.close(200, "declared".into()).await;
-        result.map_err(|e| ClientError::new(format!("declaring the {} queue {name}: {e}", self.queue_type.name())))
+        result.map_err(|e| {
+            ClientError::new(format!(
+                "declaring the {} queue {name}: {e}",
+                self.queue.queue_type.name()
+            ))
+        })
     }
 
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
         let producer = RabbitProducer {
             shared: self.shared.clone(),
-            confirms: spec.mode != Guarantee::AtMostOnce,
+            config: self.producer_config(spec.mode),
             name: spec.identity.clone(),
             node: AtomicUsize::new(self.next_node()),
             link: tokio::sync::Mutex::new(LinkState::default()),
@@ -222,8 +276,8 @@ impl Broker for RabbitBroker {
                 spec.dests
             )));
         };
-        let auto_ack = spec.mode == Guarantee::AtMostOnce;
-        RabbitConsumer::open(&self.shared, self.next_node(), queue, &spec.group, auto_ack)
+        let config = self.consumer_config(spec.mode);
+        RabbitConsumer::open(&self.shared, self.next_node(), queue, &spec.group, &config)
             .await
             .map(|c| Box::new(c) as Box<dyn Consumer>)
     }
@@ -249,7 +303,7 @@ struct LinkState {
 /// a failure (on the next node, so that a dead or cut-off node is left behind).
 pub struct RabbitProducer {
     shared: Arc<Shared>,
-    confirms: bool,
+    config: ProducerConfig,
     name: String,
     /// The node to connect to next.
     node: AtomicUsize,
@@ -275,12 +329,12 @@ impl RabbitProducer {
         }
         let first = self.node.load(Ordering::Relaxed);
         let opened = async {
-            let (conn, node) = self.shared.connect(first, &self.name).await?;
+            let (conn, node) = self.shared.connect(first, &self.name, &self.config.credentials).await?;
             let channel = conn
                 .create_channel()
                 .await
                 .map_err(|e| format!("opening a channel: {e}"))?;
-            if self.confirms {
+            if self.config.confirms {
                 channel
                     .confirm_select(ConfirmSelectOptions::default())
                     .await
@@ -340,19 +394,20 @@ impl RabbitProducer {
         }
         let properties = BasicProperties::default()
             .with_message_id(m.id.as_str().into())
-            .with_delivery_mode(if self.confirms { 2 } else { 1 })
+            .with_delivery_mode(if self.config.persistent { 2 } else { 1 })
             .with_headers(headers);
         let body = encode_body(&m.id, m.from.as_deref(), m.size);
-        // Mandatory: a message no queue takes is returned with its confirm, not silently dropped.
+        // Mandatory: a message no queue takes is returned (with its confirm, if any: a failed
+        // publish), not silently dropped.
         let options = BasicPublishOptions {
-            mandatory: self.confirms,
+            mandatory: self.config.mandatory,
             ..BasicPublishOptions::default()
         };
         let publish = link
             .channel
             .basic_publish("".into(), m.dest.as_str().into(), options, &body, properties);
         // From here on the frames may have reached the broker: every failure is unknown.
-        let confirm = match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+        let confirm = match tokio::time::timeout(WRITE_TIMEOUT, publish).await {
             Ok(Ok(confirm)) => confirm,
             Ok(Err(e)) => {
                 self.discard(&link, &format!("publishing failed: {e}")).await;
@@ -360,13 +415,14 @@ impl RabbitProducer {
             }
             Err(_) => {
                 self.discard(&link, "writing a publish timed out").await;
-                return Outcome::Info(format!("writing the publish took over {} s", CONFIRM_TIMEOUT.as_secs()));
+                return Outcome::Info(format!("writing the publish took over {} s", WRITE_TIMEOUT.as_secs()));
             }
         };
-        if !self.confirms {
+        // Without confirms the application learns nothing more: written is all it knows.
+        if !self.config.confirms {
             return Outcome::ok();
         }
-        match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+        match tokio::time::timeout(self.config.confirm_timeout, confirm).await {
             Ok(Ok(Confirmation::Ack(None))) => Outcome::ok(),
             Ok(Ok(Confirmation::Ack(Some(_)))) => {
                 Outcome::Fail(format!("returned as unroutable: no queue {} took it", m.dest))
@@ -381,8 +437,8 @@ impl RabbitProducer {
             Err(_) => {
                 self.discard(&link, "no confirm in time").await;
                 Outcome::Info(format!(
-                    "no publisher confirm within {} s (the broker may have stored it)",
-                    CONFIRM_TIMEOUT.as_secs()
+                    "no publisher confirm within {:.1} s (the broker may have stored it)",
+                    self.config.confirm_timeout.as_secs_f64()
                 ))
             }
         }
@@ -433,16 +489,19 @@ impl RabbitConsumer {
         node: usize,
         queue: &str,
         group: &str,
-        auto_ack: bool,
+        config: &ConsumerConfig,
     ) -> Result<RabbitConsumer, ClientError> {
+        let auto_ack = config.auto_ack;
         let (conn, node) = shared
-            .connect(node, &format!("consumer of {queue}"))
+            .connect(node, &format!("consumer of {queue}"), &config.credentials)
             .await
             .map_err(ClientError::new)?;
         let subscribed = async {
             let channel = conn.create_channel().await?;
-            if !auto_ack {
-                channel.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+            // 0 = unlimited: no basic.qos, as an application that never calls it. RabbitMQ
+            // applies a prefetch to manual-ack consumers only, and ignores it with auto-ack.
+            if config.prefetch > 0 {
+                channel.basic_qos(config.prefetch, BasicQosOptions::default()).await?;
             }
             let options = BasicConsumeOptions {
                 no_ack: auto_ack,
@@ -653,14 +712,16 @@ mod tests {
     }
 
     #[test]
-    fn queue_types_read_kebab_case() {
-        #[derive(Deserialize)]
-        struct T {
-            queue_type: QueueType,
-        }
-        let t: T = toml::from_str("queue_type = \"classic\"").expect("parses");
-        assert_eq!(t.queue_type, QueueType::Classic);
-        assert!(toml::from_str::<T>("queue_type = \"stream\"").is_err());
-        assert_eq!(QueueType::default().name(), "quorum");
+    fn credentials_go_into_the_uri_as_they_are() {
+        let credentials = Credentials {
+            username: "orders".into(),
+            password: "p@ss:w/rd%".into(),
+        };
+        let uri = uri("127.0.0.1:19100", &credentials).expect("a URI");
+        assert_eq!(uri.authority.userinfo.username, "orders");
+        assert_eq!(uri.authority.userinfo.password, "p@ss:w/rd%");
+        assert_eq!(uri.authority.port, 19100);
+        assert_eq!(uri.vhost, "/");
+        assert_eq!(uri.query.heartbeat, Some(HEARTBEAT_SECONDS));
     }
 }

@@ -1,17 +1,22 @@
 //! RabbitMQ: driver, client adapter (lapin) and local nodes of Debian's `rabbitmq-server`
 //! (1 or 3, each with its own epmd and cookie).
 //!
-//! `[dest]` settings: `queue_type` = `"quorum"` (the default: Raft-replicated over
-//! every node) or `"classic"` (one node's queue).
+//! A campaign sets, in RabbitMQ's own vocabulary (`props`): `[client.producer]` (`confirms`,
+//! `persistent`, `mandatory`, `confirm_timeout_ms`) and `[client.consumer]` (`auto_ack`,
+//! `prefetch`) over the mode's preset; `[dest]`: `queue_type` (or `x-queue-type`) = `"quorum"`
+//! (the default: Raft-replicated over every node) or `"classic"` (one node's queue), `durable`
+//! and `x-` queue arguments; `[server]`: `rabbitmq.conf` keys for the nodes ackcheck starts.
 
 pub mod client;
 pub mod node;
+pub mod props;
 
 use std::sync::Arc;
 
-use crate::broker::{BrokerDriver, Capabilities, ClientContext, OptionError};
+use crate::broker::{BrokerDriver, Capabilities, ClientContext, ClientSettings, ClientTables, OptionError, Props};
+use crate::history::Guarantee;
 use crate::nodes::{Home, NodeRecipe};
-use client::QueueType;
+use props::{ConsumerConfig, ProducerConfig, QueueDeclaration};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct RabbitDriver;
@@ -47,40 +52,29 @@ impl BrokerDriver for RabbitDriver {
     }
 
     fn dest_settings(&self, table: &toml::Table) -> Result<serde_json::Value, OptionError> {
-        let mut queue_type = QueueType::default();
-        for (key, value) in table {
-            match (key.as_str(), value.as_str()) {
-                ("queue_type", Some("quorum")) => queue_type = QueueType::Quorum,
-                ("queue_type", Some("classic")) => queue_type = QueueType::Classic,
-                ("queue_type", _) => {
-                    return Err(OptionError {
-                        key: key.clone(),
-                        message: format!("must be \"quorum\" or \"classic\", not {value}"),
-                    })
-                }
-                _ => {
-                    return Err(OptionError {
-                        key: key.clone(),
-                        message: "is not a RabbitMQ destination setting; [dest] has `queue_type`".into(),
-                    })
-                }
-            }
-        }
-        Ok(serde_json::json!({ "queue_type": queue_type.name() }))
+        props::dest_settings(table)
     }
 
-    fn recipe(&self, home: &Home, nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
-        Box::new(node::RabbitNodes::new(home.clone(), nodes))
+    fn client_settings(&self, mode: Guarantee, tables: &ClientTables) -> Result<ClientSettings, OptionError> {
+        props::client_settings(mode, tables)
+    }
+
+    fn server_settings(&self, table: &toml::Table) -> Result<Props, OptionError> {
+        props::server_settings(table)
+    }
+
+    fn recipe(&self, home: &Home, nodes: usize, server: &Props) -> Box<dyn NodeRecipe> {
+        Box::new(node::RabbitNodes::new(home.clone(), nodes, server.clone()))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {
-        let queue_type = match ctx.dest_settings.get("queue_type").and_then(|v| v.as_str()) {
-            Some("classic") => QueueType::Classic,
-            _ => QueueType::Quorum,
-        };
-        Ok(Arc::new(client::RabbitBroker::new(
+        let producer = ProducerConfig::of(ctx.mode, ctx.client)?;
+        let consumer = ConsumerConfig::of(ctx.mode, ctx.client)?;
+        Ok(Arc::new(client::RabbitBroker::configured(
             ctx.endpoints,
-            queue_type,
+            QueueDeclaration::of(ctx.dest_settings),
+            producer,
+            consumer,
             ctx.log.clone(),
         )))
     }

@@ -19,6 +19,7 @@ use lapin::{Connection, ConnectionProperties};
 use rand::Rng;
 
 use super::KIND;
+use crate::broker::Props;
 use crate::nodes::process::{self, NodeProcess};
 use crate::nodes::{ClusterError, Home, NodePort, NodeRecipe, PortRole, Result};
 
@@ -50,11 +51,45 @@ pub fn epmd_process(home: &Home) -> NodeProcess {
 pub struct RabbitNodes {
     home: Home,
     nodes: usize,
+    /// The campaign's `[server]` settings (`rabbitmq.conf` keys), written after ackcheck's own.
+    server: Props,
 }
 
 impl RabbitNodes {
-    pub fn new(home: Home, nodes: usize) -> RabbitNodes {
-        RabbitNodes { home, nodes }
+    pub fn new(home: Home, nodes: usize, server: Props) -> RabbitNodes {
+        RabbitNodes { home, nodes, server }
+    }
+
+    /// Node `node`'s `rabbitmq.conf`: its listener, ackcheck's resource limits (unless the
+    /// campaign sets its own), then the campaign's `[server]` keys.
+    fn rabbitmq_conf(&self, node: usize) -> String {
+        let mut conf = format!(
+            "# Written by ackcheck for node {node} of {}.\nlisteners.tcp.1 = 127.0.0.1:{}\n",
+            self.nodes,
+            KIND.port(node, AMQP_SLOT)
+        );
+        // A small memory watermark keeps the footprint honest; a low disk limit keeps
+        // publishers unblocked on small test disks. A campaign's own limit of either kind
+        // replaces ours (two kinds of one limit in one file are refused by the node).
+        for (own, value, family) in [
+            ("vm_memory_high_watermark.absolute", "512MB", "vm_memory_high_watermark"),
+            ("disk_free_limit.absolute", "50MB", "disk_free_limit"),
+        ] {
+            let theirs = self
+                .server
+                .iter()
+                .any(|(k, _)| k == family || k.starts_with(&format!("{family}.")));
+            if !theirs {
+                conf.push_str(&format!("{own} = {value}\n"));
+            }
+        }
+        if !self.server.is_empty() {
+            conf.push_str("# The campaign's [server] settings.\n");
+            for (key, value) in self.server.iter() {
+                conf.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        conf
     }
 
     /// The `HOME` of every node and CLI call: holds the cluster's Erlang cookie.
@@ -226,15 +261,9 @@ impl NodeRecipe for RabbitNodes {
 
     fn files(&self, node: usize) -> Vec<(PathBuf, String)> {
         let dir = self.node_dir(node);
-        // A small memory watermark keeps the footprint honest; a low disk limit keeps publishers
-        // unblocked on small test disks.
-        let conf = format!(
-            "listeners.tcp.1 = 127.0.0.1:{}\nvm_memory_high_watermark.absolute = 512MB\ndisk_free_limit.absolute = 50MB\n",
-            KIND.port(node, AMQP_SLOT)
-        );
         vec![
             (dir.join("enabled_plugins"), "[].\n".to_string()),
-            (dir.join("rabbitmq.conf"), conf),
+            (dir.join("rabbitmq.conf"), self.rabbitmq_conf(node)),
         ]
     }
 
@@ -413,5 +442,27 @@ mod tests {
         assert_eq!(leader_in(out, "c1", 3), None, "classic queues have no leader");
         assert_eq!(leader_in(out, "other", 3), None);
         assert_eq!(leader_in("Error: not JSON", "q1", 3), None);
+    }
+
+    #[test]
+    fn server_settings_follow_ackchecks_own_and_replace_its_limits() {
+        let home = Home::at(std::path::PathBuf::from("/nonexistent"));
+        let plain = RabbitNodes::new(home.clone(), 1, Props::default()).rabbitmq_conf(0);
+        assert!(plain.contains("vm_memory_high_watermark.absolute = 512MB"), "{plain}");
+        assert!(!plain.contains("[server]"), "{plain}");
+        let mut server = Props::default();
+        server.set_user("cluster_partition_handling", "pause_minority");
+        server.set_user("vm_memory_high_watermark.relative", "0.4");
+        let conf = RabbitNodes::new(home, 3, server).rabbitmq_conf(2);
+        assert!(
+            conf.contains(&format!("listeners.tcp.1 = 127.0.0.1:{}", KIND.port(2, AMQP_SLOT))),
+            "{conf}"
+        );
+        assert!(
+            conf.ends_with("cluster_partition_handling = pause_minority\nvm_memory_high_watermark.relative = 0.4\n"),
+            "{conf}"
+        );
+        assert!(!conf.contains("vm_memory_high_watermark.absolute"), "{conf}");
+        assert!(conf.contains("disk_free_limit.absolute = 50MB"), "{conf}");
     }
 }
