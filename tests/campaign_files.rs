@@ -52,3 +52,12 @@ fn every_shipped_campaign_file_loads() {
         assert_eq!(c.nemesis.target, ackcheck::faults::Target::Leader, "{three_nodes}");
     }
 }
+
+/// The matrix behind analysis/ names only campaigns that exist and overrides they take.
+#[test]
+fn the_analysis_matrix_expands_to_valid_cells() {
+    let cells =
+        ackcheck::matrix::cells(std::path::Path::new("analysis/matrix.toml")).expect("analysis/matrix.toml is valid");
+    assert_eq!(cells.len(), 78, "22 campaigns and 4 commit variants, 3 seeds each");
+    assert!(cells.iter().any(|c| c.name == "kafka-at-least-once-auto-commit-seed3"));
+}
