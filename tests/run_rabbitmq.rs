@@ -359,7 +359,8 @@ async fn classic_queues_redeliver_after_crashes_and_lose_nothing() {
 /// `at_least_once_under_lost_confirms_and_crashes_duplicates_and_loses_nothing`), none does.
 /// The header records the user's key as `user` and the rest of the preset as `preset`; the
 /// `[dest]` arguments reach the queue declaration (a declaration RabbitMQ refused would fail the
-/// run), and the node boots with the `[server]` key in its rabbitmq.conf.
+/// run), and the node boots with the `[server]` key in its rabbitmq.conf (a key it refused would
+/// keep it from booting).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_users_confirms_false_is_recorded_and_no_publish_waits_for_a_confirm() {
     let campaign = QUEUE.replace("MODE", "at-least-once")
@@ -402,5 +403,8 @@ async fn a_users_confirms_false_is_recorded_and_no_publish_waits_for_a_confirm()
         );
     }
     assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
-    assert_eq!(code, 0, "nothing was lost without a node fault: {v}");
+    // Not asserted either way: without confirms a publish written into a connection that dies
+    // as a fault ends is ok for the producer and may be lost (seen once: 1 of 4,494, the claim
+    // violated, exit 1), which is what confirms are for.
+    assert!(matches!(code, 0 | 1), "the run completed: exit {code}");
 }
