@@ -31,7 +31,9 @@ fn timeout_value(value: &toml::Value) -> Result<Duration, String> {
         toml::Value::String(t) => parse_duration(t),
         toml::Value::Integer(i) if *i > 0 => Ok(Duration::from_secs(*i as u64)),
         // try_: a float too large for a Duration (1e300) is an error, not a panic.
-        toml::Value::Float(f) if *f > 0.0 => Duration::try_from_secs_f64(*f).map_err(|_| format!("must be at most an hour, not {f} s")),
+        toml::Value::Float(f) if *f > 0.0 => {
+            Duration::try_from_secs_f64(*f).map_err(|_| format!("must be at most an hour, not {f} s"))
+        }
         other => Err(format!("must be a duration such as \"30s\" or \"500ms\", not {other}")),
     }?;
     match d <= MAX_TIMEOUT {
