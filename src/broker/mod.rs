@@ -18,4 +18,4 @@ pub mod props;
 
 pub use client::*;
 pub use driver::{BrokerDriver, BrokerKind, Capabilities, ClientContext, OptionError};
-pub use props::{ClientDefaults, ClientRole, ClientSettings, ClientTables, Props};
+pub use props::{ClientDefaults, ClientRole, ClientSettings, ClientTables, Props, ServerFile};

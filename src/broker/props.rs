@@ -12,6 +12,8 @@
 use std::collections::BTreeMap;
 
 use serde::ser::SerializeMap;
+
+use super::driver::OptionError;
 use serde::{Deserialize, Serialize};
 
 /// Where an effective property came from.
@@ -189,6 +191,56 @@ pub fn property_value(value: &toml::Value) -> Option<String> {
         toml::Value::Float(f) => Some(f.to_string()),
         toml::Value::Boolean(b) => Some(b.to_string()),
         toml::Value::Datetime(_) | toml::Value::Array(_) | toml::Value::Table(_) => None,
+    }
+}
+
+/// How one broker's server config file takes a campaign's `[server]` keys (Kafka's
+/// `server.properties`, RabbitMQ's `rabbitmq.conf`, Pulsar's `standalone.conf`): written after
+/// ackcheck's own lines, each key of the file's shape with a one-line value.
+pub struct ServerFile {
+    /// What a value is called in errors: `property`, `rabbitmq.conf`.
+    pub value_kind: &'static str,
+    /// A dotted key in quotes with a value, shown when TOML read a dotted key as a table.
+    pub dotted_example: Option<&'static str>,
+    /// The error for a key ackcheck sets itself (why it owns it), or `None`.
+    pub owned: fn(&str) -> Option<String>,
+    /// Whether a key has the file's shape.
+    pub key_ok: fn(&str) -> bool,
+    /// The error for a key of the wrong shape or a value the file cannot hold.
+    pub shape_error: &'static str,
+    /// An empty (or blank) value is one the file can hold.
+    pub empty_ok: bool,
+}
+
+impl ServerFile {
+    /// The `[server]` table as the user's properties, each key checked.
+    pub fn settings(&self, table: &toml::Table) -> Result<Props, OptionError> {
+        let mut props = Props::default();
+        for (key, value) in table {
+            let bad = |message: String| OptionError {
+                key: key.clone(),
+                message,
+            };
+            if let Some(why) = (self.owned)(key) {
+                return Err(bad(why));
+            }
+            let Some(value) = property_value(value) else {
+                let hint = match (value.is_table(), self.dotted_example) {
+                    (true, Some(example)) => format!("; write dotted names in quotes, e.g. {example}"),
+                    _ => String::new(),
+                };
+                return Err(bad(format!(
+                    "is not a {} value (a string, a number or true/false){hint}",
+                    self.value_kind
+                )));
+            };
+            let blank = !self.empty_ok && value.trim().is_empty();
+            if !(self.key_ok)(key) || value.contains('\n') || blank {
+                return Err(bad(self.shape_error.into()));
+            }
+            props.set_user(key, &value);
+        }
+        Ok(props)
     }
 }
 

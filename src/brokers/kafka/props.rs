@@ -13,6 +13,7 @@ use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 
 use crate::broker::props::property_value;
+use crate::broker::ServerFile;
 use crate::broker::{ClientDefaults, ClientRole, ClientSettings, ClientTables, OptionError, Props};
 use crate::history::Guarantee;
 
@@ -312,37 +313,24 @@ const OWNED_SERVER_KEYS: &[&str] = &[
 /// the broker when it starts (a node that refuses them does not become ready, and its log says
 /// why).
 pub fn server_settings(table: &toml::Table) -> Result<Props, OptionError> {
-    let mut props = Props::default();
-    for (key, value) in table {
-        let bad = |message: String| OptionError {
-            key: key.clone(),
-            message,
-        };
-        if OWNED_SERVER_KEYS.contains(&key.as_str()) {
-            return Err(bad("is set by ackcheck itself for every node (ids, quorum, listeners behind the proxies, storage); remove it".into()));
-        }
-        let Some(value) = property_value(value) else {
-            let hint = if value.is_table() {
-                "; write dotted names in quotes, e.g. \"min.insync.replicas\" = 2"
-            } else {
-                ""
-            };
-            return Err(bad(format!(
-                "is not a property value (a string, a number or true/false){hint}"
-            )));
-        };
-        let shaped = !key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-        if !shaped || value.contains('\n') {
-            return Err(bad(
-                "is not a server.properties key (lowercase words joined by dots) with a one-line value".into(),
-            ));
-        }
-        props.set_user(key, &value);
+    ServerFile {
+        value_kind: "property",
+        dotted_example: Some("\"min.insync.replicas\" = 2"),
+        owned: |key| {
+            OWNED_SERVER_KEYS.contains(&key).then(|| {
+                "is set by ackcheck itself for every node (ids, quorum, listeners behind the proxies, storage); remove it".into()
+            })
+        },
+        key_ok: |key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        },
+        shape_error: "is not a server.properties key (lowercase words joined by dots) with a one-line value",
+        empty_ok: true,
     }
-    Ok(props)
+    .settings(table)
 }
 
 #[cfg(test)]

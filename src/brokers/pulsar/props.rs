@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::broker::props::property_value;
+use crate::broker::ServerFile;
 use crate::broker::{ClientDefaults, ClientRole, ClientSettings, ClientTables, OptionError, Props};
 use crate::campaign::parse_duration;
 
@@ -241,28 +242,23 @@ const OWNED_SERVER_KEYS: &[(&str, &str)] = &[
 /// here and values by the broker when it starts (a node that refuses one does not become
 /// ready, and its log says why).
 pub fn server_settings(table: &toml::Table) -> Result<Props, OptionError> {
-    let mut props = Props::default();
-    for (key, value) in table {
-        let bad = |message: String| OptionError {
-            key: key.clone(),
-            message,
-        };
-        if let Some((_, why)) = OWNED_SERVER_KEYS.iter().find(|(k, _)| k == key) {
-            return Err(bad(format!("is set by ackcheck itself: {why}; remove it")));
-        }
-        let Some(value) = property_value(value) else {
-            return Err(bad("is not a property value (a string, a number or true/false)".into()));
-        };
-        let shaped = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'));
-        if !shaped || value.contains('\n') {
-            return Err(bad(
-                "is not a standalone.conf key (a name such as brokerDeduplicationEnabled) with a one-line value".into(),
-            ));
-        }
-        props.set_user(key, &value);
+    ServerFile {
+        value_kind: "property",
+        dotted_example: None,
+        owned: |key| {
+            OWNED_SERVER_KEYS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, why)| format!("is set by ackcheck itself: {why}; remove it"))
+        },
+        key_ok: |key| {
+            key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))
+        },
+        shape_error: "is not a standalone.conf key (a name such as brokerDeduplicationEnabled) with a one-line value",
+        empty_ok: true,
     }
-    Ok(props)
+    .settings(table)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::time::Duration;
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::Value;
 
-use crate::broker::props::property_value;
+use crate::broker::ServerFile;
 use crate::broker::{ClientDefaults, ClientRole, ClientSettings, ClientTables, OptionError, Props};
 use crate::history::Guarantee;
 
@@ -648,42 +648,25 @@ const OWNED_SERVER_KEYS: &[(&str, &str)] = &[
 /// user sets them). RabbitMQ checks names and values when the node boots (a node that refuses
 /// them does not become ready, and its log says why); here only their shape.
 pub fn server_settings(table: &toml::Table) -> Result<Props, OptionError> {
-    let mut props = Props::default();
-    for (key, value) in table {
-        let bad = |message: String| OptionError {
-            key: key.clone(),
-            message,
-        };
-        if let Some((_, why)) = OWNED_SERVER_KEYS
-            .iter()
-            .find(|(owned, _)| key == owned || (owned.ends_with('.') && key.starts_with(owned)))
-        {
-            return Err(bad(format!(
-                "is set by ackcheck itself for every node: {why}; remove it"
-            )));
-        }
-        let Some(value) = property_value(value) else {
-            let hint = if value.is_table() {
-                "; write dotted names in quotes, e.g. \"vm_memory_high_watermark.relative\" = 0.4"
-            } else {
-                ""
-            };
-            return Err(bad(format!(
-                "is not a rabbitmq.conf value (a string, a number or true/false){hint}"
-            )));
-        };
-        let shaped = !key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '$'));
-        if !shaped || value.contains('\n') || value.trim().is_empty() {
-            return Err(bad(
-                "is not a rabbitmq.conf key (lowercase words joined by dots, e.g. cluster_partition_handling) with a one-line value".into(),
-            ));
-        }
-        props.set_user(key, &value);
+    ServerFile {
+        value_kind: "rabbitmq.conf",
+        dotted_example: Some("\"vm_memory_high_watermark.relative\" = 0.4"),
+        owned: |key| {
+            OWNED_SERVER_KEYS
+                .iter()
+                .find(|(owned, _)| key == *owned || (owned.ends_with('.') && key.starts_with(owned)))
+                .map(|(_, why)| format!("is set by ackcheck itself for every node: {why}; remove it"))
+        },
+        key_ok: |key| {
+            !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-' | '$'))
+        },
+        shape_error: "is not a rabbitmq.conf key (lowercase words joined by dots, e.g. cluster_partition_handling) with a one-line value",
+        empty_ok: false,
     }
-    Ok(props)
+    .settings(table)
 }
 
 #[cfg(test)]
