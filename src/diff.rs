@@ -440,68 +440,74 @@ fn compare_seeds(campaign: &str, olds: &[RunResult], news: &[RunResult], changes
         }
     }
     compare_latency(olds, news, &mut put);
-    let ot: Vec<f64> = olds.iter().filter_map(RunResult::throughput).collect();
-    let nt: Vec<f64> = news.iter().filter_map(RunResult::throughput).collect();
-    if !ot.is_empty() && !nt.is_empty() {
-        let (lo, hi) = spread(&ot);
-        let (om, nm) = (mean(&ot), mean(&nt));
-        let (lo, hi) = match ot.len() {
-            1 => (om / SINGLE_SEED_RATIO, om * SINGLE_SEED_RATIO),
-            _ => (lo, hi),
+    if let Some(m) = Moved::of(olds, news, RunResult::throughput) {
+        let direction = match m.new < m.old {
+            true => Direction::Weaker,
+            false => Direction::Stronger,
         };
-        if nm < lo || nm > hi {
-            let direction = match nm < lo {
-                true => Direction::Weaker,
-                false => Direction::Stronger,
-            };
-            put(
-                direction,
-                format!(
-                    "throughput {} → {} acknowledged sends/s ({:.2}×; old seeds {}–{})",
-                    fmt_num(om),
-                    fmt_num(nm),
-                    nm / om,
-                    fmt_num(lo),
-                    fmt_num(hi)
-                ),
-            );
-        }
+        put(
+            direction,
+            format!(
+                "throughput {} → {} acknowledged sends/s ({:.2}×; old seeds {}–{})",
+                fmt_num(m.old),
+                fmt_num(m.new),
+                m.new / m.old,
+                fmt_num(m.lo),
+                fmt_num(m.hi)
+            ),
+        );
     }
 }
 
 /// Latency percentiles over seeds: a new mean beyond the old seeds' spread (or ×1.25 with one
 /// old seed) moved; higher is weaker.
 fn compare_latency(olds: &[RunResult], news: &[RunResult], put: &mut dyn FnMut(Direction, String)) {
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
     for key in ["p50_ms", "p99_ms"] {
-        let ov: Vec<f64> = olds.iter().filter_map(|r| r.latency(key)).collect();
-        let nv: Vec<f64> = news.iter().filter_map(|r| r.latency(key)).collect();
-        if ov.is_empty() || nv.is_empty() {
+        let Some(m) = Moved::of(olds, news, |r| r.latency(key)) else {
             continue;
+        };
+        let direction = match m.new > m.old {
+            true => Direction::Weaker,
+            false => Direction::Stronger,
+        };
+        put(
+            direction,
+            format!(
+                "latency {} {} → {} ms ({:.2}×; old seeds {}–{} ms)",
+                key.trim_end_matches("_ms"),
+                fmt_num(m.old),
+                fmt_num(m.new),
+                m.new / m.old,
+                fmt_num(m.lo),
+                fmt_num(m.hi)
+            ),
+        );
+    }
+}
+
+/// A measure whose mean over the new runs left the old runs' spread (with one old run: beyond
+/// ×[`SINGLE_SEED_RATIO`] either way).
+struct Moved {
+    old: f64,
+    new: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl Moved {
+    fn of(olds: &[RunResult], news: &[RunResult], measure: impl Fn(&RunResult) -> Option<f64>) -> Option<Moved> {
+        let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+        let ov: Vec<f64> = olds.iter().filter_map(&measure).collect();
+        let nv: Vec<f64> = news.iter().filter_map(&measure).collect();
+        if ov.is_empty() || nv.is_empty() {
+            return None;
         }
-        let (om, nm) = (mean(&ov), mean(&nv));
+        let (old, new) = (mean(&ov), mean(&nv));
         let (lo, hi) = match ov.len() {
-            1 => (om / SINGLE_SEED_RATIO, om * SINGLE_SEED_RATIO),
+            1 => (old / SINGLE_SEED_RATIO, old * SINGLE_SEED_RATIO),
             _ => spread(&ov),
         };
-        if nm > hi || nm < lo {
-            let direction = match nm > hi {
-                true => Direction::Weaker,
-                false => Direction::Stronger,
-            };
-            put(
-                direction,
-                format!(
-                    "latency {} {} → {} ms ({:.2}×; old seeds {}–{} ms)",
-                    key.trim_end_matches("_ms"),
-                    fmt_num(om),
-                    fmt_num(nm),
-                    nm / om,
-                    fmt_num(lo),
-                    fmt_num(hi)
-                ),
-            );
-        }
+        (new < lo || new > hi).then_some(Moved { old, new, lo, hi })
     }
 }
 
