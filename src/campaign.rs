@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{BrokerKind, ClientSettings, ClientTables, Props};
-use crate::faults::{NemesisConfig, StepTarget, Target};
+use crate::faults::{FaultKind, NemesisConfig, StepTarget, Target};
 use crate::history::Guarantee;
 pub use errors::{line_of, CampaignError};
 use errors::{qualified, toml_error};
@@ -354,6 +354,26 @@ impl Campaign {
         Ok(campaign)
     }
 
+    /// The partition faults the nemesis may make (schedule and scripted steps).
+    pub fn partition_faults(&self) -> impl Iterator<Item = FaultKind> + '_ {
+        let steps = self.nemesis.steps.iter().map(|s| s.fault);
+        self.nemesis
+            .faults
+            .iter()
+            .copied()
+            .chain(steps)
+            .filter(|f| f.is_partition())
+    }
+
+    /// Where the campaign's nodes must run: in network namespaces when it partitions them.
+    pub fn node_network(&self) -> crate::nodes::NodeNetwork {
+        if self.partition_faults().next().is_some() {
+            crate::nodes::NodeNetwork::Namespaces
+        } else {
+            crate::nodes::NodeNetwork::Loopback
+        }
+    }
+
     /// The guarantee the run is judged against.
     pub fn claim(&self) -> Guarantee {
         self.claim.unwrap_or(self.mode)
@@ -380,6 +400,30 @@ impl Campaign {
                     "nemesis",
                     "faults",
                     format!("{broker} cannot take the fault \"{fault}\": {why}"),
+                ));
+            }
+        }
+        if let Some(fault) = self.partition_faults().next() {
+            if let Some(why) = capabilities.partitions {
+                return Err((
+                    "nemesis",
+                    "faults",
+                    format!("{broker} cannot take the fault \"{fault}\": {why}"),
+                ));
+            }
+            let least = if self.partition_faults().any(|f| f == FaultKind::PartitionBridge) {
+                3
+            } else {
+                2
+            };
+            if self.nodes < least {
+                return Err((
+                    "",
+                    "nodes",
+                    format!(
+                        "partitions cut traffic between nodes, so \"{fault}\" needs nodes = {least} or more, not {}",
+                        self.nodes
+                    ),
                 ));
             }
         }

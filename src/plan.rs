@@ -120,6 +120,12 @@ impl Plan {
             }
             (_, false) => Placement::Local { nodes: campaign.nodes },
         };
+        if matches!(placement, Placement::Local { .. })
+            && campaign.node_network() == crate::nodes::NodeNetwork::Namespaces
+        {
+            // Said before anything starts: a cluster must not be half built in namespaces.
+            crate::nodes::netns::capability().map_err(UsageError)?;
+        }
         Ok(Plan {
             campaign,
             campaign_file: opts.campaign.clone(),

@@ -68,10 +68,11 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
         Placement::External { endpoints } => (None, endpoints.clone(), false),
         Placement::Local { nodes } => {
             let home = Home::from_env();
-            let c: Arc<dyn Cluster> = Arc::from(plan.broker().open_cluster_with(
+            let c: Arc<dyn Cluster> = Arc::from(plan.broker().open_cluster_on(
                 Some(*nodes),
                 &home,
                 &plan.campaign.server_settings,
+                Some(plan.campaign.node_network()),
             )?);
             // A run killed with -9 in the middle of a fault left it in force: heal it first.
             if let Some(healed) = crate::faults::heal_leftovers(c.as_ref(), &home).await? {

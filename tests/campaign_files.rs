@@ -20,12 +20,28 @@ fn every_shipped_campaign_file_loads() {
     }
     // The audit campaigns (known-bad configurations and their safe twins) load too, and each
     // says in its opening comment what it shows.
-    let audit = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/audit");
+    // So do the partition campaigns (workloads/partitions/), which all partition their nodes.
     let mut audits = 0;
-    for entry in std::fs::read_dir(audit).expect("workloads/audit is readable") {
+    let mut partitions = 0;
+    let folders = ["/workloads/audit", "/workloads/partitions"].map(|f| format!("{}{f}", env!("CARGO_MANIFEST_DIR")));
+    for entry in folders
+        .iter()
+        .flat_map(|f| std::fs::read_dir(f).unwrap_or_else(|e| panic!("{f}: {e}")))
+    {
         let file = entry.expect("a directory entry").path();
         if file.extension().is_some_and(|e| e == "toml") {
-            audits += 1;
+            if file.parent().is_some_and(|d| d.ends_with("partitions")) {
+                partitions += 1;
+                let campaign =
+                    Campaign::load(&file).unwrap_or_else(|e| panic!("{} does not load: {e}", file.display()));
+                assert!(
+                    campaign.partition_faults().next().is_some(),
+                    "{} makes no partition",
+                    file.display()
+                );
+            } else {
+                audits += 1;
+            }
             let text = std::fs::read_to_string(&file).expect("readable");
             assert!(text.starts_with("# "), "{} opens with no comment", file.display());
             if let Err(e) = Campaign::load(&file) {
@@ -34,6 +50,7 @@ fn every_shipped_campaign_file_loads() {
         }
     }
     assert!(audits >= 5, "{audits} audit campaigns");
+    assert!(partitions >= 3, "{partitions} partition campaigns");
     let names: Vec<String> = files
         .iter()
         .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))

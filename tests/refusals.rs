@@ -85,6 +85,33 @@ fn faults_a_broker_cannot_take_are_refused() {
 }
 
 #[test]
+fn partitions_are_refused_on_one_node_and_where_nodes_cannot_be_cut_apart() {
+    let one_node = campaign("nats", &format!("{QUEUE}\n[nemesis]\nfaults = [\"partition-one\"]\n"));
+    refused(
+        "nats-1node-partition",
+        &one_node,
+        &["nodes", "needs nodes = 2 or more, not 1"],
+    );
+    let bridge = campaign(
+        "kafka",
+        &format!("nodes = 1\n{QUEUE}\n[nemesis]\nfaults = [\"partition-bridge\"]\n"),
+    );
+    refused("kafka-1node-bridge", &bridge, &["line 2", "needs nodes = 3 or more"]);
+    let rabbit = campaign(
+        "rabbitmq",
+        &format!("nodes = 3\n{QUEUE}\n[nemesis]\nfaults = [\"partition-halves\"]\n"),
+    );
+    refused(
+        "rabbitmq-partition",
+        &rabbit,
+        &[
+            "rabbitmq cannot take the fault \"partition-halves\"",
+            "network namespaces",
+        ],
+    );
+}
+
+#[test]
 fn leader_targeting_is_refused_where_nodes_lead_nothing() {
     for broker in ["sqs", "pulsar"] {
         let c = campaign(

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use super::client::{Broker, LogSink};
 use super::props::{ClientDefaults, ClientRole, ClientSettings, ClientTables, Props};
 use crate::history::Guarantee;
-use crate::nodes::{process, Cluster, ClusterError, ClusterShape, Home, LocalCluster, NodeRecipe, PortBlock};
+use crate::nodes::{
+    process, Cluster, ClusterError, ClusterShape, Home, LocalCluster, NodeHosts, NodeNetwork, NodeRecipe, PortBlock,
+};
 
 /// What one broker can be asked to do. A campaign asking for anything else is refused when it
 /// loads, with the reason the driver gives, before anything starts.
@@ -24,6 +26,9 @@ pub struct Capabilities {
     pub refused_faults: &'static [(&'static str, &'static str)],
     /// Nodes lead destinations, so `target = "leader"` means something.
     pub leaders: bool,
+    /// Partitions between nodes (its nodes run in network namespaces and listen where
+    /// [`crate::nodes::NodeHosts`] says). `None` = can; `Some(why)` = cannot, and why.
+    pub partitions: Option<&'static str>,
 }
 
 /// The client side of a run, as the driver needs it to make a [`Broker`].
@@ -141,8 +146,9 @@ pub trait BrokerDriver: Sync + Send {
     }
 
     /// What its local nodes are, for a cluster of `nodes` nodes under `home` (node count already
-    /// checked) with the campaign's `[server]` settings; `crate::nodes::LocalCluster` runs them.
-    fn recipe(&self, home: &Home, nodes: usize, server: &Props) -> Box<dyn NodeRecipe>;
+    /// checked) with the campaign's `[server]` settings, listening where `hosts` says;
+    /// `crate::nodes::LocalCluster` runs them.
+    fn recipe(&self, home: &Home, nodes: usize, server: &Props, hosts: NodeHosts) -> Box<dyn NodeRecipe>;
 
     /// Clients against running nodes.
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn Broker>>;
@@ -206,7 +212,20 @@ impl BrokerKind {
         home: &Home,
         server: &Props,
     ) -> Result<Box<dyn Cluster>, ClusterError> {
+        self.open_cluster_on(nodes, home, server, None)
+    }
+
+    /// [`Self::open_cluster_with`], on `network` (`None`: the network the cluster was started
+    /// on, else loopback).
+    pub fn open_cluster_on(
+        self,
+        nodes: Option<usize>,
+        home: &Home,
+        server: &Props,
+        network: Option<NodeNetwork>,
+    ) -> Result<Box<dyn Cluster>, ClusterError> {
         let nodes = nodes.or(process::recorded_nodes(home, self.name())).unwrap_or(1);
+        let network = network.unwrap_or_else(|| crate::nodes::local::recorded_network(home, self.name()));
         if !self.allowed_nodes().contains(&nodes) {
             let allowed: Vec<String> = self.allowed_nodes().iter().map(|n| n.to_string()).collect();
             return Err(ClusterError::NodeCount {
@@ -221,11 +240,16 @@ impl BrokerKind {
             max_nodes: self.max_nodes(),
             ports: self.port_block(),
             server_settings: serde_json::to_string(server).unwrap_or_default(),
+            network,
+        };
+        let hosts = NodeHosts {
+            network,
+            ports: self.port_block(),
         };
         Ok(Box::new(LocalCluster::new(
             home.clone(),
             shape,
-            self.0.recipe(home, nodes, server),
+            self.0.recipe(home, nodes, server, hosts),
         )))
     }
 

@@ -1,9 +1,10 @@
-//! `ackcheck cluster up|down|status|kill|pause|resume|restart|endpoints BROKER`.
+//! `ackcheck cluster up|down|status|kill|pause|resume|restart|partition|heal|endpoints BROKER`.
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::broker::BrokerKind;
+use crate::faults::FaultKind;
 use crate::nodes::{self, Home, NodeState};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -22,8 +23,36 @@ pub enum Action {
     Resume,
     /// Start a stopped or killed node on its data and wait until ready.
     Restart,
+    /// Cut traffic between nodes (`--shape`, around `--node`); needs `up --network namespaces`.
+    Partition,
+    /// Lift every partition between nodes.
+    Heal,
     /// Print where clients connect (JSON).
     Endpoints,
+}
+
+/// Where `up` runs the nodes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NetworkArg {
+    /// Every node on 127.0.0.1.
+    Loopback,
+    /// Each node in a network namespace of its own (partitions possible; needs root).
+    Namespaces,
+}
+
+/// A partition's shape (see `ackcheck cluster partition`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ShapeArg {
+    /// --node cut from every other node, both ways.
+    One,
+    /// A minority starting at --node against the rest.
+    Halves,
+    /// --node sees both halves of the others, which do not see each other.
+    Bridge,
+    /// Majorities ring: every node sees a majority, no two the same.
+    Ring,
+    /// --node hears no other node; they still hear it.
+    OneWay,
 }
 
 #[derive(Debug, Args)]
@@ -33,9 +62,15 @@ pub struct ClusterArgs {
     /// Number of nodes (each broker above says which it runs with). Default: the running cluster's, else 1.
     #[arg(long)]
     pub nodes: Option<usize>,
-    /// The node to act on (kill, pause, resume, restart), from 0.
+    /// The node to act on (kill, pause, resume, restart, partition), from 0.
     #[arg(long, default_value_t = 0)]
     pub node: usize,
+    /// Where `up` runs the nodes. Default: where the recorded cluster runs, else loopback.
+    #[arg(long, value_enum)]
+    pub network: Option<NetworkArg>,
+    /// The partition's shape.
+    #[arg(long, value_enum, default_value = "one")]
+    pub shape: ShapeArg,
 }
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<i32> {
@@ -45,7 +80,16 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<i32> {
 
 async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
     let home = Home::from_env();
-    let c = args.broker.open_cluster(args.nodes, &home)?;
+    let network = args.network.map(|n| match n {
+        NetworkArg::Loopback => nodes::NodeNetwork::Loopback,
+        NetworkArg::Namespaces => nodes::NodeNetwork::Namespaces,
+    });
+    if network == Some(nodes::NodeNetwork::Namespaces) {
+        nodes::netns::capability().map_err(anyhow::Error::msg)?;
+    }
+    let c = args
+        .broker
+        .open_cluster_on(args.nodes, &home, &Default::default(), network)?;
     // A run killed with -9 in the middle of a fault left it in force: heal it first.
     if matches!(args.action, Action::Up | Action::Status | Action::Endpoints) {
         if let Some(healed) = crate::faults::heal_leftovers(c.as_ref(), &home).await? {
@@ -91,6 +135,23 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
         Action::Pause => c.pause(args.node).await?,
         Action::Resume => c.resume(args.node).await?,
         Action::Restart => c.restart(args.node).await?,
+        Action::Partition => {
+            let kind = match args.shape {
+                ShapeArg::One => FaultKind::PartitionOne,
+                ShapeArg::Halves => FaultKind::PartitionHalves,
+                ShapeArg::Bridge => FaultKind::PartitionBridge,
+                ShapeArg::Ring => FaultKind::PartitionRing,
+                ShapeArg::OneWay => FaultKind::PartitionOneWay,
+            };
+            c.check_node(args.node)?;
+            let grudge = crate::faults::partition::grudge(kind, args.node, c.nodes())?;
+            c.partition(&grudge).await?;
+            eprintln!("{} partitioned: {}", c.broker(), grudge.describe());
+        }
+        Action::Heal => {
+            c.heal_partitions().await?;
+            eprintln!("{}: every partition healed", c.broker());
+        }
         Action::Endpoints => print_endpoints(c.as_ref())?,
     }
     Ok(0)

@@ -23,6 +23,7 @@ use crate::nodes::toxiproxy::Toxiproxy;
 use crate::nodes::Cluster;
 
 pub mod nemesis;
+pub mod partition;
 pub mod process;
 pub mod proxy;
 pub mod schedule;
@@ -187,6 +188,16 @@ pub enum FaultKind {
     Reset,
     /// Replies from the node are delayed.
     Latency,
+    /// The node is cut from every other node, both ways ([`partition`] has the shapes).
+    PartitionOne,
+    /// A minority starting at the node is cut from the majority.
+    PartitionHalves,
+    /// The node bridges two halves that cannot reach each other.
+    PartitionBridge,
+    /// Majorities ring: every node sees a majority, no two the same.
+    PartitionRing,
+    /// The node hears no other node; they still hear it.
+    PartitionOneWay,
 }
 
 impl FaultKind {
@@ -198,6 +209,26 @@ impl FaultKind {
             FaultKind::LoseAcks => "lose-acks",
             FaultKind::Reset => "reset",
             FaultKind::Latency => "latency",
+            FaultKind::PartitionOne => "partition-one",
+            FaultKind::PartitionHalves => "partition-halves",
+            FaultKind::PartitionBridge => "partition-bridge",
+            FaultKind::PartitionRing => "partition-ring",
+            FaultKind::PartitionOneWay => "partition-one-way",
+        }
+    }
+
+    /// A partition between nodes (of any shape).
+    pub fn is_partition(self) -> bool {
+        partition::KINDS.contains(&self)
+    }
+
+    /// Its name in history events (`start-<event>`): every partition shape is `partition`, with
+    /// its shape and grudge in the event's value.
+    pub fn event_name(self) -> &'static str {
+        if self.is_partition() {
+            "partition"
+        } else {
+            self.name()
         }
     }
 }
@@ -232,6 +263,13 @@ pub trait Fault: Send + Sync {
     /// Heal whatever of this family could be in force on `cluster` (idempotent; a fault of a
     /// crashed earlier run included). Every step is tried; the errors are returned.
     async fn heal_all(&self, cluster: &dyn Cluster) -> Vec<anyhow::Error>;
+
+    /// What the history records about `kind` on `node` beyond the node (a partition's shape and
+    /// grudge), in a cluster of `nodes` nodes.
+    fn details(&self, kind: FaultKind, node: usize, nodes: usize) -> serde_json::Map<String, serde_json::Value> {
+        let _ = (kind, node, nodes);
+        serde_json::Map::new()
+    }
 }
 
 /// The fault packages of a run, in healing order.
@@ -240,14 +278,23 @@ pub struct FaultSet {
 }
 
 impl FaultSet {
-    /// The packages for nodes ackcheck runs on this machine: proxy toxics, then processes.
+    /// The packages for nodes ackcheck runs on this machine: proxy toxics and partitions
+    /// (network faults heal first), then processes.
     pub fn local(proxy: Toxiproxy) -> FaultSet {
         FaultSet {
             packages: vec![
                 Box::new(proxy::ProxyFaults::new(proxy)),
+                Box::new(partition::PartitionFaults),
                 Box::new(process::ProcessFaults),
             ],
         }
+    }
+
+    /// What the history records about `kind` on `node` beyond the node.
+    pub fn details(&self, kind: FaultKind, node: usize, nodes: usize) -> serde_json::Map<String, serde_json::Value> {
+        self.package(kind)
+            .map(|p| p.details(kind, node, nodes))
+            .unwrap_or_default()
     }
 
     fn package(&self, kind: FaultKind) -> Result<&dyn Fault> {

@@ -411,12 +411,22 @@ impl Nemesis {
         }
     }
 
+    /// The value of a nemesis event about `kind` on `node`: the node, and what the fault's
+    /// package adds (a partition's shape and grudge).
+    fn fault_value(&self, kind: FaultKind, node: usize) -> OpValue {
+        let mut value = node_value(node);
+        value
+            .extra
+            .extend(self.faults.details(kind, node, self.cluster.nodes()));
+        value
+    }
+
     /// Record that `fault` was not carried out, and why.
     fn skipped(&self, fault: &ScheduledFault, cause: SkipCause, reason: &str) {
-        let mut value = node_value(fault.node);
+        let mut value = self.fault_value(fault.kind, fault.node);
         value.extra.insert("scheduled_at".into(), fault.at.as_secs_f64().into());
         value.extra.insert("cause".into(), cause.name().into());
-        let f = format!("start-{}", fault.kind);
+        let f = format!("start-{}", fault.kind.event_name());
         let recorded = self.recorder.event(
             Process::Nemesis,
             EventType::Fail,
@@ -492,8 +502,8 @@ impl Nemesis {
         };
         self.write_record(kind, node)?;
         self.active.lock().unwrap_or_else(|p| p.into_inner()).push(active);
-        let f = format!("start-{kind}");
-        self.recorded(&f, node, self.apply(kind, node, true))
+        let f = format!("start-{}", kind.event_name());
+        self.recorded(&f, self.fault_value(kind, node), self.apply(kind, node, true))
             .await
             .with_context(|| format!("starting the fault {label}"))
     }
@@ -524,8 +534,8 @@ impl Nemesis {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|a| (a.kind, a.node) != (kind, node));
-        let f = format!("stop-{kind}");
-        self.recorded(&f, node, self.apply(kind, node, false))
+        let f = format!("stop-{}", kind.event_name());
+        self.recorded(&f, self.fault_value(kind, node), self.apply(kind, node, false))
             .await
             .with_context(|| format!("healing the fault {}", active.label))?;
         if self.active.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
@@ -549,15 +559,15 @@ impl Nemesis {
     async fn recorded(
         &self,
         f: &str,
-        node: usize,
+        value: OpValue,
         action: impl std::future::Future<Output = Result<()>>,
     ) -> Result<()> {
-        let op = self.recorder.invoke(Process::Nemesis, f, Some(node_value(node)));
+        let op = self.recorder.invoke(Process::Nemesis, f, Some(value.clone()));
         let result = action.await;
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
         let completed = op.and_then(|op| {
             self.recorder
-                .complete(Process::Nemesis, op, EventType::Info, f, Some(node_value(node)), error)
+                .complete(Process::Nemesis, op, EventType::Info, f, Some(value), error)
         });
         result?;
         completed.with_context(|| format!("recording {f}"))

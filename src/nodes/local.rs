@@ -45,6 +45,7 @@ use async_trait::async_trait;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use super::netns::{self, Grudge, NodeHosts, NodeNetwork};
 use super::process::{self, NodeProcess};
 use super::recipe::{NodePort, NodeRecipe, PortRole};
 use super::toxiproxy::{self, Toxiproxy};
@@ -73,6 +74,9 @@ pub struct ClusterShape {
     /// The broker's server settings from the campaign (`[server]`), as recorded text: a cluster
     /// up with other settings is not reused.
     pub server_settings: String,
+    /// Where the nodes run (recorded like the settings: a cluster on loopback is not reused for
+    /// a campaign that partitions it, nor the other way round).
+    pub network: NodeNetwork,
 }
 
 /// One broker's local cluster, run by the one lifecycle.
@@ -130,8 +134,41 @@ impl LocalCluster {
             })
     }
 
+    /// The node's own ports that a port check can test from here: on loopback. A node in a
+    /// namespace of its own listens where nothing else can, and its namespace is made afresh.
     fn own_addresses(&self, node: usize) -> Vec<NodePort> {
-        self.recipe.ports(node)
+        self.recipe
+            .ports(node)
+            .into_iter()
+            .filter(|p| p.address.ip().is_loopback())
+            .collect()
+    }
+
+    /// Where the nodes listen.
+    pub fn hosts(&self) -> NodeHosts {
+        NodeHosts {
+            network: self.shape.network,
+            ports: self.shape.ports,
+        }
+    }
+
+    /// Where the network the running cluster started on is recorded.
+    fn network_file(&self) -> std::path::PathBuf {
+        self.home.run_dir(self.name()).join("network.json")
+    }
+
+    /// The network the cluster was started on (none recorded: loopback).
+    fn recorded_network(&self) -> NodeNetwork {
+        recorded_network(&self.home, self.name())
+    }
+
+    /// Remove the namespaces of every node up to the largest size, then the bridge if no
+    /// cluster uses it any more.
+    fn remove_namespaces(&self) -> Result<()> {
+        for node in 0..self.max_nodes() {
+            netns::remove(self.proxy_port(node))?;
+        }
+        netns::remove_bridge_if_unused()
     }
 
     /// Every address of nodes `0..nodes`: proxies, the nodes' own ports, the shared ones.
@@ -206,7 +243,12 @@ impl LocalCluster {
             fs::write(&path, contents).map_err(ClusterError::io(format!("writing {}", path.display())))?;
         }
         self.recipe.prepare_start(node).await?;
-        self.node_process(node).spawn(self.recipe.command(node))?;
+        let namespace = self.hosts().netns(node);
+        if namespace.is_some() {
+            netns::ensure(self.proxy_port(node))?;
+        }
+        self.node_process(node)
+            .spawn_in(self.recipe.command(node), namespace.as_deref())?;
         Ok(())
     }
 
@@ -306,6 +348,7 @@ impl LocalCluster {
         let every: Vec<usize> = (0..self.max_nodes()).collect();
         self.stop_nodes(&every).await?;
         self.recipe.after_down().await?;
+        self.remove_namespaces()?;
         for node in every {
             let dir = self.home.node_dir(self.name(), node);
             if dir.exists() {
@@ -338,6 +381,15 @@ impl LocalCluster {
         let settings = self.settings_file();
         fs::write(&settings, &self.shape.server_settings)
             .map_err(ClusterError::io(format!("writing {}", settings.display())))?;
+        let network = self.network_file();
+        let recorded = serde_json::to_string(&self.shape.network).unwrap_or_default();
+        fs::write(&network, recorded).map_err(ClusterError::io(format!("writing {}", network.display())))?;
+        if self.shape.network == NodeNetwork::Namespaces {
+            netns::capability().map_err(ClusterError::Other)?;
+            for node in self.all_nodes() {
+                netns::create(self.proxy_port(node))?;
+            }
+        }
         let started = async {
             self.recipe.prepare_cluster().await?;
             for node in self.all_nodes() {
@@ -367,6 +419,14 @@ impl LocalCluster {
     }
 }
 
+/// The network `broker`'s cluster in `home` was started on (none recorded: loopback).
+pub fn recorded_network(home: &Home, broker: &str) -> NodeNetwork {
+    fs::read_to_string(home.run_dir(broker).join("network.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
 /// [`ClusterError::PortTaken`] for the first address something holds.
 fn ensure_free(addresses: &[(SocketAddr, String)]) -> Result<()> {
     match addresses.iter().find(|(a, _)| process::address_taken(*a)) {
@@ -388,6 +448,49 @@ impl Cluster for LocalCluster {
         self.node_count()
     }
 
+    fn network(&self) -> NodeNetwork {
+        self.shape.network
+    }
+
+    async fn partition(&self, grudge: &Grudge) -> Result<()> {
+        if self.shape.network != NodeNetwork::Namespaces {
+            return Err(ClusterError::Other(format!(
+                "{} runs its nodes on loopback, where traffic between nodes cannot be cut; a campaign with partition faults starts it in network namespaces (`ackcheck cluster down {}` first if it is up)",
+                self.name(),
+                self.name()
+            )));
+        }
+        let hosts = self.hosts();
+        for node in self.all_nodes() {
+            self.check_node(node)?;
+            let from: Vec<std::net::Ipv4Addr> = grudge
+                .0
+                .get(&node)
+                .map(|peers| {
+                    peers
+                        .iter()
+                        .filter(|&&p| p < self.node_count())
+                        .map(|&p| hosts.ip(p))
+                        .collect()
+                })
+                .unwrap_or_default();
+            netns::drop_from(self.proxy_port(node), &from)?;
+        }
+        Ok(())
+    }
+
+    /// Every node's namespace that exists is healed, whatever network this handle was opened
+    /// for: a dead partitioned run's cluster must heal from any later command.
+    async fn heal_partitions(&self) -> Result<()> {
+        let mut first_error = None;
+        for node in self.all_nodes() {
+            if let Err(e) = netns::drop_from(self.proxy_port(node), &[]) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     async fn up(&self) -> Result<()> {
         self.recipe.install()?;
         let nodes = self.node_count();
@@ -401,7 +504,8 @@ impl Cluster for LocalCluster {
                 nodes: recorded.unwrap_or(running.len()),
             });
         }
-        let same_settings = self.recorded_settings() == self.shape.server_settings;
+        let same_settings =
+            self.recorded_settings() == self.shape.server_settings && self.recorded_network() == self.shape.network;
         if !running.is_empty() && !same_settings {
             return Err(ClusterError::OtherSettings { broker: self.name() });
         }
@@ -422,6 +526,8 @@ impl Cluster for LocalCluster {
             }
         }
         self.recipe.after_down().await?;
+        self.remove_namespaces()?;
+        let _ = fs::remove_file(self.network_file());
         toxiproxy::stop_if_unused(&self.home).await?;
         let addresses: Vec<SocketAddr> = self.addresses(self.max_nodes()).into_iter().map(|(a, _)| a).collect();
         if let Some(&taken) = process::wait_addresses_free(&addresses, DOWN_PORTS_WAIT).await.first() {

@@ -17,11 +17,13 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use local::{ClusterShape, LocalCluster};
+pub use netns::{Grudge, NodeHosts, NodeNetwork};
 pub use process::NodeProcess;
 pub use recipe::{NodePort, NodeRecipe, PortRole};
 
 pub mod local;
 pub mod maven;
+pub mod netns;
 pub mod process;
 pub mod recipe;
 pub mod toxiproxy;
@@ -263,6 +265,27 @@ pub trait Cluster: Send + Sync {
     async fn leader(&self, dest: &str) -> Option<usize> {
         let _ = dest;
         None
+    }
+
+    /// Where the nodes run: on loopback, or each in its own network namespace.
+    fn network(&self) -> NodeNetwork {
+        NodeNetwork::Loopback
+    }
+
+    /// Cut traffic between nodes as `grudge` says (replacing any partition in force). Only a
+    /// cluster whose nodes run in network namespaces can.
+    async fn partition(&self, grudge: &Grudge) -> Result<()> {
+        let _ = grudge;
+        Err(ClusterError::Other(format!(
+            "{} runs its nodes on one network (loopback), where traffic between nodes cannot be cut; a campaign with partition faults starts it in network namespaces (`ackcheck cluster down {}` first if it is up)",
+            self.broker(),
+            self.broker()
+        )))
+    }
+
+    /// Heal every partition (idempotent; nothing to do on loopback).
+    async fn heal_partitions(&self) -> Result<()> {
+        Ok(())
     }
 
     /// SIGKILL the node.

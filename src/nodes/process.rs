@@ -37,7 +37,37 @@ impl NodeProcess {
 
     /// Spawn `cmd` detached (own process group, stdin closed, stdout and stderr appended to the
     /// log) and record its pid.
-    pub fn spawn(&self, mut cmd: Command) -> Result<u32> {
+    pub fn spawn(&self, cmd: Command) -> Result<u32> {
+        self.spawn_in(cmd, None)
+    }
+
+    /// [`Self::spawn`], inside the network namespace `netns` when given (`/run/netns/<netns>`,
+    /// entered with setns(2) between fork and exec, so the pid recorded is the broker's own).
+    pub fn spawn_in(&self, mut cmd: Command, netns: Option<&str>) -> Result<u32> {
+        let namespace = match netns {
+            Some(name) => {
+                let path = super::netns::netns_path(name);
+                let file = fs::File::open(&path).map_err(ClusterError::io(format!(
+                    "opening the network namespace {} (run `ackcheck cluster down` and start again)",
+                    path.display()
+                )))?;
+                Some(file)
+            }
+            None => None,
+        };
+        if let Some(file) = &namespace {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+            // SAFETY: one raw system call on a descriptor that outlives the spawn (`namespace`
+            // is dropped after it): async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         fs::create_dir_all(&self.dir).map_err(ClusterError::io(format!("creating {}", self.dir.display())))?;
         let log = OpenOptions::new()
             .create(true)
@@ -75,6 +105,7 @@ impl NodeProcess {
             let mut child = child;
             let _ = child.wait();
         });
+        drop(namespace);
         fs::write(&self.pid_file, pid.to_string())
             .map_err(ClusterError::io(format!("writing {}", self.pid_file.display())))?;
         Ok(pid)

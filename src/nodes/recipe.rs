@@ -49,6 +49,15 @@ pub struct NodePort {
 }
 
 impl NodePort {
+    /// A port on `ip` (a node's address from [`super::NodeHosts::ip`]).
+    pub fn at(role: PortRole, name: &'static str, ip: std::net::Ipv4Addr, port: u16) -> NodePort {
+        NodePort {
+            role,
+            name,
+            address: SocketAddr::from((ip, port)),
+        }
+    }
+
     /// A port on 127.0.0.1.
     pub fn local(role: PortRole, name: &'static str, port: u16) -> NodePort {
         NodePort {

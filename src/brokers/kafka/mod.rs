@@ -8,7 +8,7 @@ pub mod props;
 use std::sync::Arc;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext};
-use crate::nodes::{Home, NodeRecipe};
+use crate::nodes::{Home, NodeHosts, NodeRecipe};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct KafkaDriver;
@@ -43,6 +43,7 @@ impl BrokerDriver for KafkaDriver {
             transactions: None,
             refused_faults: &[],
             leaders: true,
+            partitions: None,
         }
     }
 
@@ -62,8 +63,14 @@ impl BrokerDriver for KafkaDriver {
         props::server_settings(table)
     }
 
-    fn recipe(&self, home: &Home, nodes: usize, server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
-        Box::new(node::KafkaNodes::new(home.clone(), nodes, server.clone()))
+    fn recipe(
+        &self,
+        home: &Home,
+        nodes: usize,
+        server: &crate::broker::Props,
+        hosts: NodeHosts,
+    ) -> Box<dyn NodeRecipe> {
+        Box::new(node::KafkaNodes::new(home.clone(), nodes, server.clone(), hosts))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

@@ -26,7 +26,7 @@ use super::KIND;
 use crate::broker::Props;
 use crate::nodes::maven;
 use crate::nodes::process;
-use crate::nodes::{ClusterError, Home, NodePort, NodeRecipe, PortRole, Result, CLIENT_PROXY_SLOT};
+use crate::nodes::{ClusterError, Home, NodeHosts, NodePort, NodeRecipe, PortRole, Result, CLIENT_PROXY_SLOT};
 
 /// The pinned Kafka release (the jars `org.apache.kafka:kafka_2.13` and `kafka-tools`).
 pub const VERSION: &str = "4.1.1";
@@ -70,11 +70,18 @@ pub struct KafkaNodes {
     nodes: usize,
     /// The campaign's `[server]` settings, written after ackcheck's own.
     server: Props,
+    /// Where each node listens (loopback, or its own network namespace).
+    hosts: NodeHosts,
 }
 
 impl KafkaNodes {
-    pub fn new(home: Home, nodes: usize, server: Props) -> KafkaNodes {
-        KafkaNodes { home, nodes, server }
+    pub fn new(home: Home, nodes: usize, server: Props, hosts: NodeHosts) -> KafkaNodes {
+        KafkaNodes {
+            home,
+            nodes,
+            server,
+            hosts,
+        }
     }
 
     /// `host:port,...` of every node's proxy, for `bootstrap.servers`.
@@ -129,7 +136,7 @@ impl KafkaNodes {
 
     fn own_server_properties(&self, node: usize) -> String {
         let voters = (0..self.nodes)
-            .map(|i| format!("{i}@127.0.0.1:{}", KIND.port(i, CONTROLLER_SLOT)))
+            .map(|i| format!("{i}@{}:{}", self.hosts.ip(i), KIND.port(i, CONTROLLER_SLOT)))
             .collect::<Vec<_>>()
             .join(",");
         // One node cannot replicate: the internal topics must then accept a single replica, or
@@ -141,8 +148,8 @@ impl KafkaNodes {
 process.roles=broker,controller
 node.id={node}
 controller.quorum.voters={voters}
-listeners=CLIENT://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=CLIENT://127.0.0.1:{proxy},INTERNAL://127.0.0.1:{internal}
+listeners=CLIENT://{ip}:{client},INTERNAL://{ip}:{internal},CONTROLLER://{ip}:{controller}
+advertised.listeners=CLIENT://127.0.0.1:{proxy},INTERNAL://{ip}:{internal}
 listener.security.protocol.map=CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=INTERNAL
 controller.listener.names=CONTROLLER
@@ -168,6 +175,7 @@ broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=500
 ",
             nodes = self.nodes,
+            ip = self.hosts.ip(node),
             client = p(CLIENT_SLOT),
             internal = p(INTERNAL_SLOT),
             controller = p(CONTROLLER_SLOT),
@@ -185,12 +193,14 @@ impl NodeRecipe for KafkaNodes {
     }
 
     fn ports(&self, node: usize) -> Vec<NodePort> {
+        let ip = self.hosts.ip(node);
         vec![
-            NodePort::local(PortRole::Client, "CLIENT listener", KIND.port(node, CLIENT_SLOT)),
-            NodePort::local(PortRole::Peer, "INTERNAL listener", KIND.port(node, INTERNAL_SLOT)),
-            NodePort::local(
+            NodePort::at(PortRole::Client, "CLIENT listener", ip, KIND.port(node, CLIENT_SLOT)),
+            NodePort::at(PortRole::Peer, "INTERNAL listener", ip, KIND.port(node, INTERNAL_SLOT)),
+            NodePort::at(
                 PortRole::Controller,
                 "CONTROLLER listener",
+                ip,
                 KIND.port(node, CONTROLLER_SLOT),
             ),
         ]

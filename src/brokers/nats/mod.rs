@@ -8,7 +8,7 @@ pub mod node;
 use std::sync::Arc;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext};
-use crate::nodes::{Home, NodeRecipe};
+use crate::nodes::{Home, NodeHosts, NodeRecipe};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct NatsDriver;
@@ -40,11 +40,18 @@ impl BrokerDriver for NatsDriver {
             ),
             refused_faults: &[],
             leaders: true,
+            partitions: None,
         }
     }
 
-    fn recipe(&self, home: &Home, nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
-        Box::new(node::NatsNodes::new(home.clone(), nodes))
+    fn recipe(
+        &self,
+        home: &Home,
+        nodes: usize,
+        _server: &crate::broker::Props,
+        hosts: NodeHosts,
+    ) -> Box<dyn NodeRecipe> {
+        Box::new(node::NatsNodes::new(home.clone(), nodes, hosts))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

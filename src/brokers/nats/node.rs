@@ -22,7 +22,7 @@ use async_trait::async_trait;
 
 use super::KIND;
 use crate::nodes::process;
-use crate::nodes::{ClusterError, Home, NodePort, NodeRecipe, PortRole, Result};
+use crate::nodes::{ClusterError, Home, NodeHosts, NodePort, NodeRecipe, PortRole, Result};
 
 /// The pinned nats-server release (a Go module version).
 pub const VERSION: &str = "v2.12.15";
@@ -47,11 +47,13 @@ pub fn server_name(node: usize) -> String {
 pub struct NatsNodes {
     home: Home,
     nodes: usize,
+    /// Where each node listens (loopback, or its own network namespace).
+    hosts: NodeHosts,
     http: reqwest::Client,
 }
 
 impl NatsNodes {
-    pub fn new(home: Home, nodes: usize) -> NatsNodes {
+    pub fn new(home: Home, nodes: usize, hosts: NodeHosts) -> NatsNodes {
         // Falling back to the default client only loses the timeout: probes are still bounded
         // by PROBE_TIMEOUT around them.
         let http = reqwest::Client::builder()
@@ -59,7 +61,12 @@ impl NatsNodes {
             .no_proxy()
             .build()
             .unwrap_or_default();
-        NatsNodes { home, nodes, http }
+        NatsNodes {
+            home,
+            nodes,
+            hosts,
+            http,
+        }
     }
 
     fn binary(&self) -> PathBuf {
@@ -77,12 +84,13 @@ impl NatsNodes {
         let store = self.node_dir(node).join("jetstream");
         let mut conf = format!(
             "server_name: \"{name}\"\n\
-             listen: \"127.0.0.1:{client}\"\n\
+             listen: \"{ip}:{client}\"\n\
              # Clients must reach this node only through its proxy.\n\
              client_advertise: \"127.0.0.1:{proxy}\"\n\
-             http: \"127.0.0.1:{http}\"\n\
+             http: \"{ip}:{http}\"\n\
              jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 256MB\n  max_file_store: 4GB\n}}\n",
             name = server_name(node),
+            ip = self.hosts.ip(node),
             client = KIND.port(node, CLIENT_SLOT),
             proxy = KIND.port(node, 0),
             http = KIND.port(node, HTTP_SLOT),
@@ -91,12 +99,13 @@ impl NatsNodes {
         if self.nodes > 1 {
             let routes: Vec<String> = (0..self.nodes)
                 .filter(|&i| i != node)
-                .map(|i| format!("\"nats-route://127.0.0.1:{}\"", KIND.port(i, ROUTE_SLOT)))
+                .map(|i| format!("\"nats-route://{}:{}\"", self.hosts.ip(i), KIND.port(i, ROUTE_SLOT)))
                 .collect();
             conf.push_str(&format!(
-                "cluster {{\n  name: \"ackcheck\"\n  listen: \"127.0.0.1:{route}\"\n  \
+                "cluster {{\n  name: \"ackcheck\"\n  listen: \"{ip}:{route}\"\n  \
                  # No peer client addresses in INFO: they would lead clients past the proxies.\n  \
                  no_advertise: true\n  routes: [{routes}]\n}}\n",
+                ip = self.hosts.ip(node),
                 route = KIND.port(node, ROUTE_SLOT),
                 routes = routes.join(", "),
             ));
@@ -107,7 +116,7 @@ impl NatsNodes {
     /// `/healthz` of the node's monitoring port: 200 once JetStream is up and, in a cluster,
     /// in contact with a meta leader and current on its streams.
     async fn healthz(&self, node: usize) -> Result<(), String> {
-        let url = format!("http://127.0.0.1:{}/healthz", KIND.port(node, HTTP_SLOT));
+        let url = format!("http://{}:{}/healthz", self.hosts.ip(node), KIND.port(node, HTTP_SLOT));
         let resp = self
             .http
             .get(&url)
@@ -150,10 +159,11 @@ impl NodeRecipe for NatsNodes {
     }
 
     fn ports(&self, node: usize) -> Vec<NodePort> {
+        let ip = self.hosts.ip(node);
         vec![
-            NodePort::local(PortRole::Client, "client port", KIND.port(node, CLIENT_SLOT)),
-            NodePort::local(PortRole::Peer, "cluster routes", KIND.port(node, ROUTE_SLOT)),
-            NodePort::local(PortRole::Admin, "monitoring port", KIND.port(node, HTTP_SLOT)),
+            NodePort::at(PortRole::Client, "client port", ip, KIND.port(node, CLIENT_SLOT)),
+            NodePort::at(PortRole::Peer, "cluster routes", ip, KIND.port(node, ROUTE_SLOT)),
+            NodePort::at(PortRole::Admin, "monitoring port", ip, KIND.port(node, HTTP_SLOT)),
         ]
     }
 
@@ -206,7 +216,7 @@ impl NodeRecipe for NatsNodes {
     async fn leader(&self, dest: &str, live: &[usize]) -> Option<usize> {
         let stream = super::client::stream_name(dest);
         for &node in live {
-            let address = format!("127.0.0.1:{}", KIND.port(node, CLIENT_SLOT));
+            let address = format!("{}:{}", self.hosts.ip(node), KIND.port(node, CLIENT_SLOT));
             let asked = tokio::time::timeout(PROBE_TIMEOUT, stream_leader(&address, &stream)).await;
             let Ok(Ok(leader)) = asked else { continue };
             return leader.and_then(|name| (0..self.nodes).find(|&i| server_name(i) == name));
@@ -264,7 +274,8 @@ mod tests {
 
     #[test]
     fn three_node_configs_route_to_the_peers_and_advertise_only_the_proxy() {
-        let nodes = NatsNodes::new(Home::at("/tmp/ackcheck-test-home"), 3);
+        let hosts = NodeHosts::loopback(KIND.port_block());
+        let nodes = NatsNodes::new(Home::at("/tmp/ackcheck-test-home"), 3, hosts);
         let conf = nodes.config_text(1);
         assert!(conf.contains("server_name: \"ackcheck-nats1\""), "{conf}");
         assert!(conf.contains("listen: \"127.0.0.1:19411\""), "{conf}");
@@ -275,7 +286,14 @@ mod tests {
             conf.contains("routes: [\"nats-route://127.0.0.1:19402\", \"nats-route://127.0.0.1:19422\"]"),
             "{conf}"
         );
-        let single = NatsNodes::new(Home::at("/tmp/ackcheck-test-home"), 1).config_text(0);
+        let single = NatsNodes::new(Home::at("/tmp/ackcheck-test-home"), 1, hosts).config_text(0);
+        let spaced = NodeHosts {
+            network: crate::nodes::NodeNetwork::Namespaces,
+            ..hosts
+        };
+        let apart = NatsNodes::new(Home::at("/tmp/ackcheck-test-home"), 3, spaced).config_text(1);
+        assert!(apart.contains("listen: \"198.18.7.151:19411\""), "{apart}");
+        assert!(apart.contains("client_advertise: \"127.0.0.1:19410\""), "{apart}");
         assert!(!single.contains("cluster {"), "{single}");
         assert!(single.contains("store_dir: \"/tmp/ackcheck-test-home/run/nats/node0/jetstream\""));
     }

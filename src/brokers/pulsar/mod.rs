@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext};
-use crate::nodes::{Home, NodeRecipe};
+use crate::nodes::{Home, NodeHosts, NodeRecipe};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct PulsarDriver;
@@ -42,6 +42,7 @@ impl BrokerDriver for PulsarDriver {
             ),
             refused_faults: &[],
             leaders: false,
+            partitions: Some("it runs one standalone node here, so there is nothing between nodes to cut"),
         }
     }
 
@@ -61,7 +62,13 @@ impl BrokerDriver for PulsarDriver {
         props::server_settings(table)
     }
 
-    fn recipe(&self, home: &Home, _nodes: usize, server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
+    fn recipe(
+        &self,
+        home: &Home,
+        _nodes: usize,
+        server: &crate::broker::Props,
+        _hosts: NodeHosts,
+    ) -> Box<dyn NodeRecipe> {
         Box::new(node::PulsarNodes::with_server_settings(home.clone(), server.clone()))
     }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext, ClientSettings, ClientTables, OptionError, Props};
 use crate::history::Guarantee;
-use crate::nodes::{Home, NodeRecipe};
+use crate::nodes::{Home, NodeHosts, NodeRecipe};
 use props::{ConsumerConfig, ProducerConfig, QueueDeclaration};
 
 /// The driver, registered in `crate::brokers::ALL`.
@@ -48,6 +48,9 @@ impl BrokerDriver for RabbitDriver {
             ),
             refused_faults: &[],
             leaders: true,
+            partitions: Some(
+                "its nodes do not run in network namespaces yet (their Erlang node names and epmd assume one host)",
+            ),
         }
     }
 
@@ -63,7 +66,7 @@ impl BrokerDriver for RabbitDriver {
         props::server_settings(table)
     }
 
-    fn recipe(&self, home: &Home, nodes: usize, server: &Props) -> Box<dyn NodeRecipe> {
+    fn recipe(&self, home: &Home, nodes: usize, server: &Props, _hosts: NodeHosts) -> Box<dyn NodeRecipe> {
         Box::new(node::RabbitNodes::new(home.clone(), nodes, server.clone()))
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::broker::{BrokerDriver, Capabilities, ClientContext};
-use crate::nodes::{Home, NodeRecipe};
+use crate::nodes::{Home, NodeHosts, NodeRecipe};
 
 /// The driver, registered in `crate::brokers::ALL`.
 pub struct SqsDriver;
@@ -44,6 +44,7 @@ impl BrokerDriver for SqsDriver {
                  measure that; use pause, lose-acks, reset or latency",
             )],
             leaders: false,
+            partitions: None,
         }
     }
 
@@ -69,7 +70,13 @@ impl BrokerDriver for SqsDriver {
         props::client_settings(tables)
     }
 
-    fn recipe(&self, home: &Home, _nodes: usize, _server: &crate::broker::Props) -> Box<dyn NodeRecipe> {
+    fn recipe(
+        &self,
+        home: &Home,
+        _nodes: usize,
+        _server: &crate::broker::Props,
+        _hosts: NodeHosts,
+    ) -> Box<dyn NodeRecipe> {
         Box::new(node::SqsNodes::new(home.clone()))
     }
 
