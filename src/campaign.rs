@@ -427,6 +427,24 @@ impl Campaign {
                 ));
             }
         }
+        let coordinator_step = self.nemesis.steps.iter().any(|s| s.target == StepTarget::Coordinator);
+        if coordinator_step || (self.nemesis.target == Target::Coordinator && !self.nemesis.faults.is_empty()) {
+            let key = if coordinator_step { "steps" } else { "target" };
+            if broker.driver().coordinator_key("run", "producer-0").is_none() {
+                return Err((
+                    "nemesis",
+                    key,
+                    format!("{broker} has no node that coordinates transactions here, so there is no coordinator to target; use leader, random or node:<i>"),
+                ));
+            }
+            if !matches!(self.workload.kind, WorkloadKind::Txn | WorkloadKind::Pipeline) {
+                return Err((
+                    "nemesis",
+                    key,
+                    "the coordinator is that of the first transactional producer or processor, which only the txn and pipeline workloads have; use leader, random or node:<i>".into(),
+                ));
+            }
+        }
         if self.nemesis.target == Target::Leader && !capabilities.leaders && !self.nemesis.faults.is_empty() {
             return Err((
                 "nemesis",

@@ -289,7 +289,11 @@ async fn run_phases(
             .with_progress(Arc::new(move || {
                 (Stats::get(&probe.acked), Stats::get(&probe.deliveries))
             }))
-            .with_fault_record(crate::faults::record_path(&Home::from_env(), campaign.broker.name())),
+            .with_fault_record(crate::faults::record_path(&Home::from_env(), campaign.broker.name()))
+            .with_coordinator_key(
+                crate::workload::first_transactional_identity(&campaign.workload)
+                    .and_then(|identity| campaign.broker.driver().coordinator_key(&plan.run_id, &identity)),
+            ),
         )
     });
     if let Some(n) = &nemesis {

@@ -37,13 +37,16 @@ async fn leftovers(broker: &str, process_pattern: &str) -> Vec<String> {
             );
         }
     }
-    let pgrep = Command::new("pgrep")
-        .args(["-f", process_pattern])
+    // Live processes only: a killed broker is a zombie until init reaps it.
+    let ps = Command::new("ps")
+        .args(["-eo", "pid=,stat=,args="])
         .output()
-        .expect("pgrep runs");
-    let pids = String::from_utf8_lossy(&pgrep.stdout).trim().to_string();
-    if !pids.is_empty() {
-        left.push(format!("{broker} processes {pids}"));
+        .expect("ps runs");
+    for line in String::from_utf8_lossy(&ps.stdout).lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() > 2 && !fields[1].starts_with('Z') && line.contains(process_pattern) {
+            left.push(format!("{broker} process: {}", line.trim()));
+        }
     }
     left
 }

@@ -150,6 +150,14 @@ pub trait BrokerDriver: Sync + Send {
     /// `crate::nodes::LocalCluster` runs them.
     fn recipe(&self, home: &Home, nodes: usize, server: &Props, hosts: NodeHosts) -> Box<dyn NodeRecipe>;
 
+    /// The key a node coordinates for the producer or processor named `identity` in run `run`
+    /// (Kafka: its `transactional.id`), for `target = "coordinator"`; `None` where nodes
+    /// coordinate nothing.
+    fn coordinator_key(&self, run: &str, identity: &str) -> Option<String> {
+        let _ = (run, identity);
+        None
+    }
+
     /// Clients against running nodes.
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn Broker>>;
 }

@@ -75,11 +75,13 @@ impl fmt::Display for Step {
 }
 
 /// Whom a step hits, decided when it starts: `leader` (of the workload's first destination),
-/// `followers` (every other node), `all`, or `node:<i>`.
+/// `followers` (every other node), `coordinator` (the node coordinating the first transactional
+/// producer or processor: Kafka's transaction coordinator), `all`, or `node:<i>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepTarget {
     Leader,
     Followers,
+    Coordinator,
     All,
     Node(usize),
 }
@@ -89,6 +91,7 @@ impl fmt::Display for StepTarget {
         match self {
             StepTarget::Leader => f.write_str("leader"),
             StepTarget::Followers => f.write_str("followers"),
+            StepTarget::Coordinator => f.write_str("coordinator"),
             StepTarget::All => f.write_str("all"),
             StepTarget::Node(n) => write!(f, "node:{n}"),
         }
@@ -102,12 +105,15 @@ impl std::str::FromStr for StepTarget {
         match text {
             "leader" => Ok(StepTarget::Leader),
             "followers" => Ok(StepTarget::Followers),
+            "coordinator" => Ok(StepTarget::Coordinator),
             "all" => Ok(StepTarget::All),
             other => other
                 .strip_prefix("node:")
                 .and_then(|n| n.parse().ok())
                 .map(StepTarget::Node)
-                .ok_or_else(|| format!("`{other}` is not a step target: leader, followers, all or node:<i>")),
+                .ok_or_else(|| {
+                    format!("`{other}` is not a step target: leader, followers, coordinator, all or node:<i>")
+                }),
         }
     }
 }
@@ -245,6 +251,9 @@ pub enum Target {
     #[default]
     Random,
     Leader,
+    /// The node coordinating the first transactional producer or processor (Kafka's
+    /// transaction coordinator of its `transactional.id`).
+    Coordinator,
 }
 
 /// One package of fault kinds (Jepsen's nemesis packages): how to make each kind on a node and

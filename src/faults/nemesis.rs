@@ -87,6 +87,8 @@ pub struct Nemesis {
     acting: tokio::sync::Mutex<()>,
     /// Where the fault in force is written down before it is made (see [`FaultRecord`]).
     record: Option<PathBuf>,
+    /// The key whose coordinator `target = "coordinator"` hits (a Kafka transactional id).
+    coordinator_key: Option<String>,
 }
 
 /// The fault in force, written to `run/<broker>/fault-in-force.json` before the fault is made and
@@ -168,7 +170,20 @@ impl Nemesis {
             active: Mutex::new(Vec::new()),
             acting: tokio::sync::Mutex::new(()),
             record: None,
+            coordinator_key: None,
         }
+    }
+
+    /// The key whose coordinator `target = "coordinator"` hits (a Kafka transactional id).
+    pub fn with_coordinator_key(mut self, key: Option<String>) -> Nemesis {
+        self.coordinator_key = key;
+        self
+    }
+
+    /// The node coordinating [`Self::with_coordinator_key`]'s key now, if known.
+    async fn coordinator(&self) -> Option<usize> {
+        let key = self.coordinator_key.as_deref()?;
+        self.cluster.coordinator(key).await
     }
 
     /// Write each fault down in `path` before making it (see [`FaultRecord`]).
@@ -282,6 +297,7 @@ impl Nemesis {
             }
             let node = match (fault.leader, &self.leader_dest) {
                 (true, Some(dest)) => self.cluster.leader(dest).await.unwrap_or(fault.node),
+                _ if self.config.target == super::Target::Coordinator => self.coordinator().await.unwrap_or(fault.node),
                 _ => fault.node,
             };
             started += 1;
@@ -368,6 +384,8 @@ impl Nemesis {
             _ => None,
         };
         match target {
+            // No coordinator known: node 0 stands in for it, as for the leader.
+            StepTarget::Coordinator => vec![self.coordinator().await.unwrap_or(0)],
             StepTarget::Node(n) => vec![n.min(nodes.saturating_sub(1))],
             StepTarget::All => (0..nodes).collect(),
             // No leader known: node 0 stands in for it (recorded as the node of the event).

@@ -589,6 +589,10 @@ impl Cluster for LocalCluster {
         self.recipe.leader(dest, &self.live_nodes()).await
     }
 
+    async fn coordinator(&self, key: &str) -> Option<usize> {
+        self.recipe.coordinator(key, &self.live_nodes()).await
+    }
+
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
         if process::recorded_nodes(&self.home, self.name()).is_none() {

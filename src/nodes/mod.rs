@@ -267,6 +267,13 @@ pub trait Cluster: Send + Sync {
         None
     }
 
+    /// The node coordinating `key` now (Kafka: the transaction coordinator of the
+    /// transactional id `key`), if the broker has coordinators and one is known.
+    async fn coordinator(&self, key: &str) -> Option<usize> {
+        let _ = key;
+        None
+    }
+
     /// Where the nodes run: on loopback, or each in its own network namespace.
     fn network(&self) -> NodeNetwork {
         NodeNetwork::Loopback

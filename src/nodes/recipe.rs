@@ -154,6 +154,13 @@ pub trait NodeRecipe: Send + Sync {
         None
     }
 
+    /// The node coordinating `key` (Kafka: the transaction coordinator of the transactional id
+    /// `key`), if the broker has coordinators and one is known. `live` as for [`Self::leader`].
+    async fn coordinator(&self, key: &str, live: &[usize]) -> Option<usize> {
+        let _ = (key, live);
+        None
+    }
+
     /// The node that leads `dest` now, if the broker has leaders and one is known. `live` are
     /// the nodes running and not paused, the ones worth asking.
     async fn leader(&self, dest: &str, live: &[usize]) -> Option<usize> {

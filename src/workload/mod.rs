@@ -57,6 +57,16 @@ pub fn claim_groups(config: &WorkloadConfig) -> Option<Vec<String>> {
     }
 }
 
+/// The identity of the workload's first transactional producer (txn) or processor (pipeline),
+/// whose coordinator `target = "coordinator"` hits; `None` for a workload without transactions.
+pub fn first_transactional_identity(config: &WorkloadConfig) -> Option<String> {
+    match config.kind {
+        WorkloadKind::Txn => Some(produce::producer_identity(0)),
+        WorkloadKind::Pipeline => Some(pipeline::processor_identity(0)),
+        WorkloadKind::Queue => None,
+    }
+}
+
 /// A workload being run: its destinations, tasks and the tokens that stop them.
 pub struct Workload {
     ctx: Arc<Ctx>,

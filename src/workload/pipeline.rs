@@ -115,7 +115,7 @@ async fn processor(
         },
         producer: ProducerSpec {
             mode,
-            identity: format!("processor-{slot}"),
+            identity: processor_identity(slot),
         },
         sink,
     };
@@ -230,4 +230,9 @@ async fn processor(
     }
     p.close().await;
     Ok(())
+}
+
+/// The identity of processor `slot`, kept by its replacements after crashes.
+pub(super) fn processor_identity(slot: usize) -> String {
+    format!("processor-{slot}")
 }

@@ -31,10 +31,15 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause before the application sends a message again (at-least-once).
 const RESEND_DELAY: Duration = Duration::from_millis(100);
 
+/// The identity of producer `index` (a Kafka transactional id is made from it).
+pub(super) fn producer_identity(index: u32) -> String {
+    format!("producer-{index}")
+}
+
 pub(super) async fn run(ctx: Arc<Ctx>, role: ProducerRole, stop: CancellationToken) -> Result<()> {
     let spec = ProducerSpec {
         mode: ctx.settings.mode,
-        identity: format!("producer-{}", role.index),
+        identity: producer_identity(role.index),
     };
     let what = format!("producer {}", role.index);
     let Some(producer) = open_until(&ctx, &what, &stop, || ctx.broker.producer(&spec)).await else {

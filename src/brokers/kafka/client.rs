@@ -209,7 +209,7 @@ impl KafkaBroker {
             c.set(key, value);
         }
         if spec.mode == Guarantee::ExactlyOnce {
-            c.set("transactional.id", format!("{}-{}", self.run, spec.identity));
+            c.set("transactional.id", transactional_id(&self.run, &spec.identity));
         }
         c
     }
@@ -369,4 +369,10 @@ impl Broker for KafkaBroker {
         let input = self.open_consumer(consumer)?;
         Ok(Box::new(txn::KafkaProcessor::new(input, txn)))
     }
+}
+
+/// The `transactional.id` of the producer or processor `identity` in run `run`: unique to the
+/// run, stable across the crashes of one identity (a replacement fences its predecessor).
+pub fn transactional_id(run: &str, identity: &str) -> String {
+    format!("{run}-{identity}")
 }

@@ -73,6 +73,11 @@ impl BrokerDriver for KafkaDriver {
         Box::new(node::KafkaNodes::new(home.clone(), nodes, server.clone(), hosts))
     }
 
+    /// The transactional id the client gives a transactional producer or processor.
+    fn coordinator_key(&self, run: &str, identity: &str) -> Option<String> {
+        Some(client::transactional_id(run, identity))
+    }
+
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {
         Ok(Arc::new(client::KafkaBroker::new(
             ctx.endpoints.join(","),

@@ -41,6 +41,9 @@ const CLUSTER_ID: &str = "YWNrY2hlY2sta2Fma2EtMQ";
 const CLIENT_SLOT: u16 = 1;
 const INTERNAL_SLOT: u16 = 2;
 const CONTROLLER_SLOT: u16 = 3;
+/// Partitions of `__transaction_state` (Kafka's default is 50: fewer to create and load on a
+/// small machine); the coordinator of a transactional id follows from it.
+const TRANSACTION_STATE_PARTITIONS: u32 = 10;
 
 const HEAP: [&str; 2] = ["-Xms256m", "-Xmx512m"];
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -166,7 +169,7 @@ share.coordinator.state.topic.replication.factor={replicas}
 share.coordinator.state.topic.min.isr={min_isr}
 # Fewer internal partitions than the default 50: less to create and load on a small machine.
 offsets.topic.num.partitions=10
-transaction.state.log.num.partitions=10
+transaction.state.log.num.partitions={txn_partitions}
 group.initial.rebalance.delay.ms=0
 # A killed or paused node is fenced (its partitions and coordinators move) after this long
 # without a heartbeat to the controller; Kafka's 9 s default kept 3-node runs without leaders
@@ -176,6 +179,7 @@ broker.heartbeat.interval.ms=500
 ",
             nodes = self.nodes,
             ip = self.hosts.ip(node),
+            txn_partitions = TRANSACTION_STATE_PARTITIONS,
             client = p(CLIENT_SLOT),
             internal = p(INTERNAL_SLOT),
             controller = p(CONTROLLER_SLOT),
@@ -267,7 +271,32 @@ impl NodeRecipe for KafkaNodes {
     /// The leader of partition 0 of `dest`. Node i runs with node.id=i, so the broker id of the
     /// leader is the node index.
     async fn leader(&self, dest: &str, _live: &[usize]) -> Option<usize> {
-        let (bootstrap, topic, nodes) = (self.bootstrap_servers(), dest.to_string(), self.nodes);
+        self.partition_leader(dest, 0).await
+    }
+
+    /// The transaction coordinator of the transactional id `key`: the leader of the partition
+    /// of `__transaction_state` that Kafka assigns the id to.
+    async fn coordinator(&self, key: &str, _live: &[usize]) -> Option<usize> {
+        let partition = transaction_state_partition(key, TRANSACTION_STATE_PARTITIONS);
+        self.partition_leader("__transaction_state", partition).await
+    }
+}
+
+/// The partition of `__transaction_state` (with `partitions` partitions) that holds the state
+/// of the transactional id `key`, as Kafka's `TransactionStateManager.partitionFor` computes it:
+/// `Utils.abs(transactionalId.hashCode) % partitions`, where `hashCode` is Java's `String`
+/// hash over UTF-16 code units and `Utils.abs` clears the sign bit.
+pub fn transaction_state_partition(key: &str, partitions: u32) -> i32 {
+    let hash = key
+        .encode_utf16()
+        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    ((hash & 0x7fff_ffff) as u32 % partitions) as i32
+}
+
+impl KafkaNodes {
+    /// The leader of `partition` of `topic`, asked through the proxies.
+    async fn partition_leader(&self, topic: &str, partition: i32) -> Option<usize> {
+        let (bootstrap, topic, nodes) = (self.bootstrap_servers(), topic.to_string(), self.nodes);
         let task = tokio::task::spawn_blocking(move || {
             let client: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)
@@ -275,14 +304,14 @@ impl NodeRecipe for KafkaNodes {
                 .create()
                 .ok()?;
             let metadata = client.fetch_metadata(Some(&topic), Duration::from_secs(4)).ok()?;
-            let partition = metadata
+            let leader = metadata
                 .topics()
                 .first()?
                 .partitions()
                 .iter()
-                .find(|p| p.id() == 0)?
+                .find(|p| p.id() == partition)?
                 .leader();
-            usize::try_from(partition).ok().filter(|&node| node < nodes)
+            usize::try_from(leader).ok().filter(|&node| node < nodes)
         });
         task.await.ok().flatten()
     }
@@ -335,4 +364,19 @@ fn pom() -> String {
         dep("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
         dep("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transaction_state_partition;
+
+    #[test]
+    fn transactional_ids_map_to_partitions_as_kafka_maps_them() {
+        // "hello".hashCode() is 99162322 in Java.
+        assert_eq!(transaction_state_partition("hello", 10), 2);
+        // Java's hashCode of this string is Integer.MIN_VALUE: Utils.abs makes it 0, not a
+        // negative partition.
+        assert_eq!(transaction_state_partition("polygenelubricants", 10), 0);
+        assert_eq!(transaction_state_partition("polygenelubricants", 50), 0);
+    }
 }
