@@ -57,12 +57,14 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     let interrupt = CancellationToken::new();
     let abandon = CancellationToken::new();
     let first_signal = Arc::new(std::sync::atomic::AtomicI32::new(0));
-    tokio::spawn(watch_signals(
+    // Stopped when this run returns: in a suite of runs (`matrix`, `audit`) a watcher left from
+    // an earlier run would also take each Ctrl-C, as if it were that run's.
+    let _signals = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(watch_signals(
         interrupt.clone(),
         abandon.clone(),
         log.clone(),
         first_signal.clone(),
-    ));
+    )));
 
     let (cluster, endpoints, started_cluster) = match &plan.placement {
         Placement::External { endpoints } => (None, endpoints.clone(), false),

@@ -2,6 +2,8 @@
 //! cell of a matrix, one after another, resumable, with one line of results per cell.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -81,10 +83,40 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<i32> {
     // and whether this matrix started it (then it stops it when the segment ends).
     let mut segment: Option<(String, bool)> = None;
     let mut interrupted = None;
+    let mut last_broker = None;
+    // A Ctrl-C or SIGTERM between two runs (while a segment's cluster stops, say) reaches no
+    // run: the matrix notes it here and starts no further cell. During a run, the run takes it
+    // too (it heals and drains), and the matrix stops after it.
+    let signalled = Arc::new(AtomicI32::new(0));
+    let _watcher = {
+        let signalled = signalled.clone();
+        let _guard = runtime.enter();
+        tokio_util::task::AbortOnDropHandle::new(runtime.spawn(async move {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            let code = tokio::select! {
+                _ = tokio::signal::ctrl_c() => 130,
+                _ = term.recv() => 143,
+            };
+            signalled.store(code, Ordering::SeqCst);
+        }))
+    };
     for (i, cell) in cells.iter().enumerate() {
         if done.contains(&cell.name) {
             continue;
         }
+        if let code @ 1.. = signalled.load(Ordering::SeqCst) {
+            interrupted = Some(code);
+            // The cluster kept for this cell is not needed any more.
+            if let (Some((_, true)), Some(broker)) = (&segment, last_broker) {
+                if let Err(e) = runtime.block_on(runner::stop_local_cluster(broker)) {
+                    bar.suspend(|| eprintln!("warning: {e:#}"));
+                }
+            }
+            break;
+        }
+        last_broker = Some(cell.broker);
         if segment.as_ref().is_none_or(|(key, _)| key != &cell.cluster_key) {
             segment = Some((cell.cluster_key.clone(), !runner::local_cluster_running(cell.broker)));
         }
