@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
+/// Both tests run NATS on the same ports: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn matrix(dir: &Path, extra: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -25,6 +28,7 @@ fn matrix(dir: &Path, extra: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn two_cells_share_one_cluster_record_results_and_resume() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::write(
         dir.path().join("m.toml"),
@@ -85,4 +89,67 @@ fn two_cells_share_one_cluster_record_results_and_resume() {
     assert_eq!(again, results);
     let (_, stdout, _) = matrix(dir.path(), &["--list"]);
     assert_eq!(stdout.matches("done ").count(), 2, "{stdout}");
+}
+
+/// Ctrl-C in the middle of a cell: the run heals and stops, the matrix starts no further cell,
+/// exits 130, records no result for the cut cell and stops the cluster it started; a second
+/// SIGINT a moment later (what an impatient user sends) is not lost either. A resume has both
+/// cells left to run.
+#[test]
+fn ctrl_c_stops_the_matrix_after_the_cell_in_progress_and_leaves_nothing_running() {
+    use std::time::{Duration, Instant};
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        dir.path().join("m.toml"),
+        "seeds = [1, 2]\nduration = \"30s\"\n[[cells]]\ncampaigns = [\"workloads/nats-at-least-once.toml\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("matrix")
+        .arg(dir.path().join("m.toml"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ackcheck matrix starts");
+    let history = dir.path().join("out/cells/nats-at-least-once-seed1/history.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::metadata(&history).map_or(0, |m| m.len()) < 10_000 {
+        assert!(Instant::now() < deadline, "the first cell never got going");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let interrupted = Instant::now();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the matrix") {
+            break status;
+        }
+        assert!(
+            interrupted.elapsed() < Duration::from_secs(150),
+            "the matrix still runs 150 s after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status.code(), Some(130), "an interrupted matrix exits 130");
+    let results = std::fs::read_to_string(dir.path().join("out/results.jsonl")).unwrap_or_default();
+    assert_eq!(results.lines().count(), 0, "the cut cell is not a result: {results}");
+    assert!(
+        !dir.path().join("out/cells/nats-at-least-once-seed2").exists(),
+        "no cell started after Ctrl-C"
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .args(["cluster", "status", "nats"])
+        .output()
+        .expect("cluster status");
+    let status = String::from_utf8_lossy(&status.stdout).into_owned() + &String::from_utf8_lossy(&status.stderr);
+    assert!(
+        !status.contains("healthy"),
+        "the matrix stopped the cluster it started: {status}"
+    );
+    let (_, stdout, _) = matrix(dir.path(), &["--list"]);
+    assert_eq!(stdout.matches("done ").count(), 0, "{stdout}");
 }
