@@ -282,7 +282,12 @@ async fn one_node_durable_queue_survives_kill_and_lost_acks_hide_stored_messages
 async fn three_nodes_keep_serving_a_quorum_queue_while_one_is_killed_and_it_rejoins() {
     with_cluster(3, |home| async move {
         let cluster = rabbit_cluster(&home, 3);
-        let rabbit = RabbitNodes::new(home.clone(), 3, Default::default());
+        let rabbit = RabbitNodes::new(
+            home.clone(),
+            3,
+            Default::default(),
+            ackcheck::nodes::NodeHosts::loopback(ackcheck::brokers::rabbitmq::KIND.port_block()),
+        );
         let started = Instant::now();
         cluster.up().await.expect("up");
         eprintln!("up (3 nodes) took {:.1} s", started.elapsed().as_secs_f64());

@@ -97,17 +97,14 @@ fn partitions_are_refused_on_one_node_and_where_nodes_cannot_be_cut_apart() {
         &format!("nodes = 1\n{QUEUE}\n[nemesis]\nfaults = [\"partition-bridge\"]\n"),
     );
     refused("kafka-1node-bridge", &bridge, &["line 2", "needs nodes = 3 or more"]);
-    let rabbit = campaign(
-        "rabbitmq",
-        &format!("nodes = 3\n{QUEUE}\n[nemesis]\nfaults = [\"partition-halves\"]\n"),
+    let pulsar = campaign(
+        "pulsar",
+        &format!("{QUEUE}\n[nemesis]\nfaults = [\"partition-halves\"]\n"),
     );
     refused(
-        "rabbitmq-partition",
-        &rabbit,
-        &[
-            "rabbitmq cannot take the fault \"partition-halves\"",
-            "network namespaces",
-        ],
+        "pulsar-partition",
+        &pulsar,
+        &["pulsar cannot take the fault \"partition-halves\"", "standalone node"],
     );
 }
 

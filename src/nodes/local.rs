@@ -242,11 +242,12 @@ impl LocalCluster {
             }
             fs::write(&path, contents).map_err(ClusterError::io(format!("writing {}", path.display())))?;
         }
-        self.recipe.prepare_start(node).await?;
+        // The namespace first: a recipe may start helpers in it (RabbitMQ's epmd).
         let namespace = self.hosts().netns(node);
         if namespace.is_some() {
             netns::ensure(self.proxy_port(node))?;
         }
+        self.recipe.prepare_start(node).await?;
         self.node_process(node)
             .spawn_in(self.recipe.command(node), namespace.as_deref())?;
         Ok(())

@@ -48,9 +48,7 @@ impl BrokerDriver for RabbitDriver {
             ),
             refused_faults: &[],
             leaders: true,
-            partitions: Some(
-                "its nodes do not run in network namespaces yet (their Erlang node names and epmd assume one host)",
-            ),
+            partitions: None,
         }
     }
 
@@ -66,8 +64,8 @@ impl BrokerDriver for RabbitDriver {
         props::server_settings(table)
     }
 
-    fn recipe(&self, home: &Home, nodes: usize, server: &Props, _hosts: NodeHosts) -> Box<dyn NodeRecipe> {
-        Box::new(node::RabbitNodes::new(home.clone(), nodes, server.clone()))
+    fn recipe(&self, home: &Home, nodes: usize, server: &Props, hosts: NodeHosts) -> Box<dyn NodeRecipe> {
+        Box::new(node::RabbitNodes::new(home.clone(), nodes, server.clone(), hosts))
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

@@ -5,6 +5,11 @@
 //! `HOME` of its own, so the CLI tools find it) and one epmd on a port of our block, started by us
 //! and stopped at `down`, so nothing touches a system epmd or node. Three nodes are joined with
 //! `rabbitmqctl join_cluster`; quorum queues need no extra setup.
+//!
+//! In network namespaces (partitions, `crate::nodes::netns`) each node is named after a host
+//! of its own (`ackcheck-rabbit<i>@ackns<proxy port>`), resolved to its namespace's address by
+//! an Erlang hosts file (`ERL_INETRC`) that the nodes and the CLI share, runs its own epmd in
+//! its namespace, and listens and distributes on its address only.
 
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
@@ -21,7 +26,7 @@ use rand::Rng;
 use super::KIND;
 use crate::broker::Props;
 use crate::nodes::process::{self, NodeProcess};
-use crate::nodes::{ClusterError, Home, NodePort, NodeRecipe, PortRole, Result};
+use crate::nodes::{ClusterError, Home, NodeHosts, NodeNetwork, NodePort, NodeRecipe, PortRole, Result};
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 /// Installs the package without starting its node (also usable by hand: `bash install-debian.sh`).
@@ -38,6 +43,7 @@ pub fn epmd_port() -> u16 {
     KIND.port(0, 9)
 }
 
+/// Node `node`'s name on loopback.
 pub fn node_name(node: usize) -> String {
     format!("ackcheck-rabbit{node}@localhost")
 }
@@ -53,19 +59,85 @@ pub struct RabbitNodes {
     nodes: usize,
     /// The campaign's `[server]` settings (`rabbitmq.conf` keys), written after ackcheck's own.
     server: Props,
+    /// Where each node listens (loopback, or its own network namespace).
+    hosts: NodeHosts,
 }
 
 impl RabbitNodes {
-    pub fn new(home: Home, nodes: usize, server: Props) -> RabbitNodes {
-        RabbitNodes { home, nodes, server }
+    pub fn new(home: Home, nodes: usize, server: Props, hosts: NodeHosts) -> RabbitNodes {
+        RabbitNodes {
+            home,
+            nodes,
+            server,
+            hosts,
+        }
+    }
+
+    fn namespaced(&self) -> bool {
+        self.hosts.network == NodeNetwork::Namespaces
+    }
+
+    /// The host part of node `node`'s name in a namespace: a short name of its own, mapped to
+    /// its address by the Erlang hosts file.
+    fn host_alias(&self, node: usize) -> String {
+        format!("ackns{}", KIND.port(node, 0))
+    }
+
+    /// Node `node`'s Erlang node name.
+    pub fn node_name(&self, node: usize) -> String {
+        if self.namespaced() {
+            format!("ackcheck-rabbit{node}@{}", self.host_alias(node))
+        } else {
+            node_name(node)
+        }
+    }
+
+    /// The Erlang hosts file (`ERL_INETRC`) of a namespaced cluster: every node's alias and
+    /// address, then the system's resolver.
+    fn inetrc_file(&self) -> PathBuf {
+        self.erlang_home().join("inetrc")
+    }
+
+    fn inetrc(&self) -> String {
+        let mut text = String::new();
+        for node in 0..self.nodes {
+            let octets = self.hosts.ip(node).octets();
+            text.push_str(&format!(
+                "{{host, {{{},{},{},{}}}, [\"{}\"]}}.\n",
+                octets[0],
+                octets[1],
+                octets[2],
+                octets[3],
+                self.host_alias(node)
+            ));
+        }
+        text.push_str("{lookup, [file, native]}.\n");
+        text
+    }
+
+    /// Extra Erlang flags in namespaces: a peer is declared down after `net_ticktime` without
+    /// traffic, 60 s by default, longer than most partitions a run makes; 10 s lets
+    /// `cluster_partition_handling` act within a partition (documented in docs/partitions.md).
+    fn partition_erl_args(&self) -> &'static str {
+        if self.namespaced() {
+            " -kernel net_ticktime 10"
+        } else {
+            ""
+        }
+    }
+
+    /// Node `node`'s own epmd in its namespace.
+    fn node_epmd(&self, node: usize) -> NodeProcess {
+        NodeProcess::in_dir(self.node_dir(node).join("epmd"))
     }
 
     /// Node `node`'s `rabbitmq.conf`: its listener, ackcheck's resource limits (unless the
     /// campaign sets its own), then the campaign's `[server]` keys.
     fn rabbitmq_conf(&self, node: usize) -> String {
         let mut conf = format!(
-            "# Written by ackcheck for node {node} of {}.\nlisteners.tcp.1 = 127.0.0.1:{}\n",
+            "# Written by ackcheck for node {node} of {}.\nlisteners.tcp.1 = {}:{}\n",
             self.nodes,
+            self.hosts.ip(node),
             KIND.port(node, AMQP_SLOT)
         );
         // A small memory watermark keeps the footprint honest; a low disk limit keeps
@@ -113,20 +185,34 @@ impl RabbitNodes {
             .env("RABBITMQ_CONF_ENV_FILE", home.join("rabbitmq-env.conf"))
             .env_remove("NOTIFY_SOCKET")
             .env_remove("RABBITMQ_NODENAME");
+        if self.namespaced() {
+            cmd.env("ERL_INETRC", self.inetrc_file());
+        }
     }
 
-    /// Start epmd for the cluster unless ours is already running.
-    async fn ensure_epmd(&self) -> Result<()> {
-        let epmd = epmd_process(&self.home);
+    /// Start the epmd `node` registers with unless it runs: the cluster's one on loopback, the
+    /// node's own in its namespace.
+    async fn ensure_epmd(&self, node: usize) -> Result<()> {
+        let (epmd, netns) = match self.hosts.netns(node) {
+            Some(netns) => (self.node_epmd(node), Some(netns)),
+            None => (epmd_process(&self.home), None),
+        };
         if epmd.pid().is_some() {
             return Ok(());
         }
-        process::ensure_ports_free(&[epmd_port()], "RabbitMQ's epmd")?;
         let mut cmd = Command::new("epmd");
-        cmd.args(["-address", "127.0.0.1", "-port", &epmd_port().to_string()]);
-        epmd.spawn(cmd)?;
+        let listening = std::net::SocketAddr::from((self.hosts.ip(node), epmd_port()));
+        if netns.is_none() {
+            process::ensure_ports_free(&[epmd_port()], "RabbitMQ's epmd")?;
+            cmd.args(["-address", "127.0.0.1"]);
+        }
+        // In a namespace epmd listens on every address of it: the node registers on the
+        // namespace's loopback, its peers and the CLI look it up on the node's address.
+        cmd.args(["-port", &epmd_port().to_string()]);
+        epmd.spawn_in(cmd, netns.as_deref())?;
         let ready = process::wait_until(Duration::from_secs(10), Duration::from_millis(100), || async {
-            if process::port_taken(epmd_port()) {
+            let answers = std::net::TcpStream::connect_timeout(&listening, Duration::from_millis(500)).is_ok();
+            if answers {
                 Ok(())
             } else {
                 Err("epmd is not listening".to_string())
@@ -144,7 +230,7 @@ impl RabbitNodes {
     async fn ctl(&self, node: usize, args: &[&str], timeout: Duration) -> Result<String, String> {
         let mut cmd = Command::new(CTL);
         self.common_env(&mut cmd);
-        cmd.arg("-n").arg(node_name(node)).args(args);
+        cmd.arg("-n").arg(self.node_name(node)).args(args);
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
         let out = match tokio::time::timeout(timeout, cmd.output()).await {
@@ -219,13 +305,27 @@ impl NodeRecipe for RabbitNodes {
     }
 
     fn ports(&self, node: usize) -> Vec<NodePort> {
-        vec![
-            NodePort::local(PortRole::Client, "AMQP listener", KIND.port(node, AMQP_SLOT)),
-            NodePort::local(PortRole::Peer, "Erlang distribution port", KIND.port(node, DIST_SLOT)),
-        ]
+        let ip = self.hosts.ip(node);
+        let mut ports = vec![
+            NodePort::at(PortRole::Client, "AMQP listener", ip, KIND.port(node, AMQP_SLOT)),
+            NodePort::at(
+                PortRole::Peer,
+                "Erlang distribution port",
+                ip,
+                KIND.port(node, DIST_SLOT),
+            ),
+        ];
+        if self.namespaced() {
+            ports.push(NodePort::at(PortRole::Peer, "epmd", ip, epmd_port()));
+        }
+        ports
     }
 
+    /// The cluster's one epmd on loopback (in namespaces every node has its own).
     fn shared_ports(&self) -> Vec<NodePort> {
+        if self.namespaced() {
+            return Vec::new();
+        }
         vec![NodePort::local(PortRole::Peer, "epmd", epmd_port())]
     }
 
@@ -235,7 +335,7 @@ impl NodeRecipe for RabbitNodes {
 
     /// The node's database (its queues, and the cluster it belongs to).
     fn has_data(&self, node: usize) -> bool {
-        self.node_dir(node).join("mnesia").join(node_name(node)).is_dir()
+        self.node_dir(node).join("mnesia").join(self.node_name(node)).is_dir()
     }
 
     /// A fresh cookie and an empty env file (so `/etc/rabbitmq/rabbitmq-env.conf` is not read).
@@ -243,6 +343,10 @@ impl NodeRecipe for RabbitNodes {
         let home = self.erlang_home();
         fs::create_dir_all(&home).map_err(ClusterError::io(format!("creating {}", home.display())))?;
         fs::write(home.join("rabbitmq-env.conf"), "").map_err(ClusterError::io("writing rabbitmq-env.conf"))?;
+        if self.namespaced() {
+            let inetrc = self.inetrc_file();
+            fs::write(&inetrc, self.inetrc()).map_err(ClusterError::io(format!("writing {}", inetrc.display())))?;
+        }
         let cookie: String = {
             let mut rng = rand::thread_rng();
             (0..20).map(|_| rng.gen_range(b'A'..=b'Z') as char).collect()
@@ -271,7 +375,7 @@ impl NodeRecipe for RabbitNodes {
     async fn prepare_start(&self, node: usize) -> Result<()> {
         let log = self.node_dir(node).join("log");
         fs::create_dir_all(&log).map_err(ClusterError::io(format!("creating {}", log.display())))?;
-        self.ensure_epmd().await
+        self.ensure_epmd(node).await
     }
 
     /// `rabbitmq-server` execs `erl`, which execs the Erlang VM, when RABBITMQ_ALLOW_INPUT is set
@@ -281,8 +385,10 @@ impl NodeRecipe for RabbitNodes {
         let dir = self.node_dir(node);
         let mut cmd = Command::new(SERVER);
         self.common_env(&mut cmd);
-        cmd.env("RABBITMQ_NODENAME", node_name(node))
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+        let ip = self.hosts.ip(node);
+        let [a, b, c, d] = ip.octets();
+        cmd.env("RABBITMQ_NODENAME", self.node_name(node))
+            .env("RABBITMQ_NODE_IP_ADDRESS", ip.to_string())
             .env("RABBITMQ_NODE_PORT", KIND.port(node, AMQP_SLOT).to_string())
             .env("RABBITMQ_DIST_PORT", KIND.port(node, DIST_SLOT).to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
@@ -299,7 +405,10 @@ impl NodeRecipe for RabbitNodes {
             .env("RABBITMQ_SCHEDULER_BIND_TYPE", "u")
             .env(
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "-noinput -start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
+                format!(
+                    "-noinput -start_epmd false -kernel inet_dist_use_interface {{{a},{b},{c},{d}}}{}",
+                    self.partition_erl_args()
+                ),
             );
         cmd
     }
@@ -315,18 +424,18 @@ impl NodeRecipe for RabbitNodes {
             return Ok(answer);
         }
         let running = self.running_nodes(node).await?;
-        match members.iter().find(|&&m| !running.contains(&node_name(m))) {
+        match members.iter().find(|&&m| !running.contains(&self.node_name(m))) {
             None => Ok(format!("{answer}; cluster_status lists {running:?} running")),
             Some(missing) => Err(format!(
                 "cluster_status lists {running:?} running, not yet {}",
-                node_name(*missing)
+                self.node_name(*missing)
             )),
         }
     }
 
     /// Join nodes 1.. to node 0 (quorum queues need no extra setup).
     async fn form_cluster(&self) -> std::result::Result<(), String> {
-        let seed = node_name(0);
+        let seed = self.node_name(0);
         for node in 1..self.nodes {
             for args in [&["stop_app"][..], &["join_cluster", &seed], &["start_app"]] {
                 self.ctl(node, args, Duration::from_secs(120))
@@ -349,6 +458,10 @@ impl NodeRecipe for RabbitNodes {
     /// Stop our epmd, and any epmd an Erlang tool daemonized on our port while ours was down.
     async fn after_down(&self) -> Result<()> {
         epmd_process(&self.home).stop(Duration::from_secs(5))?;
+        // Every node's own epmd (namespaces), whatever size the cluster had.
+        for node in 0..KIND.max_nodes() {
+            self.node_epmd(node).stop(Duration::from_secs(5))?;
+        }
         let marker = format!("ERL_EPMD_PORT={}", epmd_port());
         for pid in pids_named("epmd") {
             let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
@@ -376,7 +489,8 @@ impl NodeRecipe for RabbitNodes {
             let Ok(out) = self.ctl(node, &args, Duration::from_secs(15)).await else {
                 continue;
             };
-            return leader_in(&out, dest, self.nodes);
+            let names: Vec<String> = (0..self.nodes).map(|i| self.node_name(i)).collect();
+            return leader_in(&out, dest, &names);
         }
         None
     }
@@ -408,12 +522,13 @@ async fn round_trip(url: &str) -> Result<(), String> {
         .unwrap_or_else(|_| Err("no answer within 10 s".into()))
 }
 
-/// The node index of `dest`'s leader in `rabbitmqctl list_queues name leader --formatter json`.
-fn leader_in(list_queues_json: &str, dest: &str, nodes: usize) -> Option<usize> {
+/// The node index of `dest`'s leader in `rabbitmqctl list_queues name leader --formatter json`,
+/// among the node names `names`.
+fn leader_in(list_queues_json: &str, dest: &str, names: &[String]) -> Option<usize> {
     let rows: Vec<serde_json::Value> = serde_json::from_str(list_queues_json.trim()).ok()?;
     let row = rows.iter().find(|r| r["name"].as_str() == Some(dest))?;
     let leader = row["leader"].as_str()?;
-    (0..nodes).find(|&i| node_name(i) == leader)
+    names.iter().position(|name| name == leader)
 }
 
 /// Pids of processes whose command name is `name`.
@@ -437,23 +552,29 @@ mod tests {
 {"name":"q1","leader":"ackcheck-rabbit2@localhost"}
 ,{"name":"c1","leader":""}
 ]"#;
-        assert_eq!(leader_in(out, "q1", 3), Some(2));
-        assert_eq!(leader_in(out, "q1", 1), None, "a node outside the cluster is no leader");
-        assert_eq!(leader_in(out, "c1", 3), None, "classic queues have no leader");
-        assert_eq!(leader_in(out, "other", 3), None);
-        assert_eq!(leader_in("Error: not JSON", "q1", 3), None);
+        let names = |n: usize| -> Vec<String> { (0..n).map(node_name).collect() };
+        assert_eq!(leader_in(out, "q1", &names(3)), Some(2));
+        assert_eq!(
+            leader_in(out, "q1", &names(1)),
+            None,
+            "a node outside the cluster is no leader"
+        );
+        assert_eq!(leader_in(out, "c1", &names(3)), None, "classic queues have no leader");
+        assert_eq!(leader_in(out, "other", &names(3)), None);
+        assert_eq!(leader_in("Error: not JSON", "q1", &names(3)), None);
     }
 
     #[test]
     fn server_settings_follow_ackchecks_own_and_replace_its_limits() {
         let home = Home::at(std::path::PathBuf::from("/nonexistent"));
-        let plain = RabbitNodes::new(home.clone(), 1, Props::default()).rabbitmq_conf(0);
+        let hosts = NodeHosts::loopback(KIND.port_block());
+        let plain = RabbitNodes::new(home.clone(), 1, Props::default(), hosts).rabbitmq_conf(0);
         assert!(plain.contains("vm_memory_high_watermark.absolute = 512MB"), "{plain}");
         assert!(!plain.contains("[server]"), "{plain}");
         let mut server = Props::default();
         server.set_user("cluster_partition_handling", "pause_minority");
         server.set_user("vm_memory_high_watermark.relative", "0.4");
-        let conf = RabbitNodes::new(home, 3, server).rabbitmq_conf(2);
+        let conf = RabbitNodes::new(home.clone(), 3, server, hosts).rabbitmq_conf(2);
         assert!(
             conf.contains(&format!("listeners.tcp.1 = 127.0.0.1:{}", KIND.port(2, AMQP_SLOT))),
             "{conf}"
@@ -464,5 +585,47 @@ mod tests {
         );
         assert!(!conf.contains("vm_memory_high_watermark.absolute"), "{conf}");
         assert!(conf.contains("disk_free_limit.absolute = 50MB"), "{conf}");
+    }
+
+    #[test]
+    fn namespaced_nodes_have_hosts_of_their_own_in_the_erlang_hosts_file() {
+        let hosts = NodeHosts {
+            network: NodeNetwork::Namespaces,
+            ..NodeHosts::loopback(KIND.port_block())
+        };
+        let rabbit = RabbitNodes::new(Home::at("/nonexistent"), 3, Props::default(), hosts);
+        assert_eq!(
+            rabbit.node_name(1),
+            format!("ackcheck-rabbit1@ackns{}", KIND.port(1, 0))
+        );
+        let inetrc = rabbit.inetrc();
+        let ip = hosts.ip(2).octets();
+        assert!(
+            inetrc.contains(&format!(
+                "{{host, {{{},{},{},{}}}, [\"ackns{}\"]}}.",
+                ip[0],
+                ip[1],
+                ip[2],
+                ip[3],
+                KIND.port(2, 0)
+            )),
+            "{inetrc}"
+        );
+        assert!(inetrc.ends_with("{lookup, [file, native]}.\n"), "{inetrc}");
+        assert!(rabbit
+            .rabbitmq_conf(0)
+            .contains(&format!("listeners.tcp.1 = {}:", hosts.ip(0))));
+        let command = rabbit.command(0);
+        let erl_args = command
+            .get_envs()
+            .find(|(k, _)| *k == "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS")
+            .and_then(|(_, v)| v)
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let [a, b, c, d] = hosts.ip(0).octets();
+        assert!(
+            erl_args.contains(&format!("inet_dist_use_interface {{{a},{b},{c},{d}}}")),
+            "{erl_args}"
+        );
     }
 }
