@@ -25,6 +25,7 @@
 //! A new broker is a folder under `src/brokers/` implementing [`broker::BrokerDriver`], the
 //! client traits and a [`nodes::NodeRecipe`], plus one line in [`brokers::ALL`].
 
+pub mod analysis;
 pub mod audit;
 pub mod broker;
 pub mod brokers;
