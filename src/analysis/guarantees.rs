@@ -262,10 +262,12 @@ The matrix runs the same at-least-once campaign three ways on each broker that h
         if let Some(g) = after {
             let dup = g.total("duplicated");
             sentences.push(format!(
-                "- **{broker}, commit after processing**: {} lost and {dup} duplicated messages over {} runs ({}){}.",
+                "- **{broker}, commit after processing**: {} lost and {dup} duplicated messages over {} runs ({}; of the duplicates {} written twice by the producer, {} redelivered to the consumers){}.",
                 g.total("lost"),
                 g.runs(),
                 a.group_links(g),
+                g.cells.iter().map(|c| c.duplicate_cause("written_twice")).sum::<u64>(),
+                g.cells.iter().map(|c| c.duplicate_cause("redelivered")).sum::<u64>(),
                 if g.total("lost") > 0 {
                     " — *a loss in at-least-once contradicts the textbook*: see the run's verdict for which fault"
                 } else if dup > 0 {
@@ -282,7 +284,7 @@ The matrix runs the same at-least-once campaign three ways on each broker that h
                 _ => "automatic ack is documented as unsafe (at-most-once)",
             };
             sentences.push(format!(
-                "- **{broker}, automatic ({v})**: {} lost in {}/{} runs, {} duplicated ({}). {claim}; {}.",
+                "- **{broker}, automatic ({v})**: {} lost (in {} of {} runs), {} duplicated ({}). {claim}; {}.",
                 lost,
                 g.runs_with("lost"),
                 g.runs(),
@@ -351,13 +353,15 @@ The matrix runs the same at-least-once campaign three ways on each broker that h
         let links = a.group_links(g);
         match g.mode.as_str() {
             "at-most-once" if g.total("duplicated") > 0 => contra.push(format!(
-                "- **At-most-once duplicated on {}**: `{}` delivered {} messages twice in {}/{} runs ({} per 10k; {links}). At-most-once is said never to duplicate; here the broker redelivered messages whose acknowledgement it had not kept (a kill or a lost consumer ack).",
+                "- **At-most-once duplicated on {}**: `{}` delivered {} messages more than once in {}/{} runs ({} per 10k; {links}); the checker attributes {} to redelivery (the same position delivered twice) and {} to writing twice. At-most-once is said never to duplicate.",
                 g.broker,
                 g.name(),
                 g.total("duplicated"),
                 g.runs_with("duplicated"),
                 g.runs(),
-                range(g.cells.iter().map(|c| c.per_10k("duplicated")))
+                range(g.cells.iter().map(|c| c.per_10k("duplicated"))),
+                g.cells.iter().map(|c| c.duplicate_cause("redelivered")).sum::<u64>(),
+                g.cells.iter().map(|c| c.duplicate_cause("written_twice")).sum::<u64>()
             )),
             "at-least-once" if g.variant.is_none() && g.total("lost") > 0 => contra.push(format!(
                 "- **At-least-once lost messages on {}**: `{}` lost {} acknowledged messages in {}/{} runs ({links}). At-least-once is said never to lose.",
