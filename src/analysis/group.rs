@@ -9,6 +9,7 @@ use super::CellResult;
 
 /// Brokers in the order the tables list them (the rest after, alphabetically).
 const BROKER_ORDER: [&str; 5] = ["kafka", "rabbitmq", "sqs", "pulsar", "nats"];
+const MODE_ORDER: [&str; 3] = ["at-most-once", "at-least-once", "exactly-once"];
 
 /// The judged cells of one configuration, by seed.
 #[derive(Debug, Clone)]
@@ -23,20 +24,33 @@ pub struct Group {
 
 /// The judged cells, grouped and sorted (broker order, campaign, variant).
 pub fn groups(cells: &BTreeMap<String, CellResult>) -> Vec<Group> {
-    let mut by_key: BTreeMap<(usize, String, String, Option<String>), Vec<CellResult>> = BTreeMap::new();
+    // Within a broker: at-most-once, at-least-once, exactly-once; one node before three; a
+    // campaign's variants right after it.
+    type Key = (usize, String, usize, u64, String, Option<String>);
+    let mut by_key: BTreeMap<Key, Vec<CellResult>> = BTreeMap::new();
     for c in cells.values().filter(|c| c.judged()) {
         let rank = BROKER_ORDER
             .iter()
             .position(|b| *b == c.broker)
             .unwrap_or(BROKER_ORDER.len());
         by_key
-            .entry((rank, c.broker.clone(), c.campaign.clone(), c.variant.clone()))
+            .entry((
+                rank,
+                c.broker.clone(),
+                MODE_ORDER
+                    .iter()
+                    .position(|m| *m == c.mode())
+                    .unwrap_or(MODE_ORDER.len()),
+                c.nodes,
+                c.campaign.clone(),
+                c.variant.clone(),
+            ))
             .or_default()
             .push(c.clone());
     }
     by_key
         .into_iter()
-        .map(|((_, broker, campaign, variant), mut cells)| {
+        .map(|((_, broker, _, _, campaign, variant), mut cells)| {
             cells.sort_by_key(|c| c.seed);
             Group {
                 mode: cells[0].mode(),

@@ -470,7 +470,8 @@ The matrix runs the same at-least-once campaign three ways on each broker that h
             }
         }
     }
-    s
+    // The sentences above count runs with `{} runs`; one is a run.
+    s.replace(" 1 runs", " 1 run")
 }
 
 const RETRY_CYCLE: &str = r#"```mermaid

@@ -50,7 +50,7 @@ The left column is what Kafka Streams sets (its documented defaults under EOS); 
             "one per stream thread (EOS v2; v1 had one per task); `transactional.id` derived from `application.id` and the thread; fencing by the consumer group's generation (KIP-447)",
             format!(
                 "one per processor; `transactional.id` {}; a crashed processor's replacement reuses it, fencing the old one (the workload also stalls a processor until it is fenced)",
-                ours(&["client", "producer", "transactional.id"], "per processor")
+                ours(&["client", "producer", "transactional.id"], "from the processor's slot (`processor-<slot>`)")
             ),
         ),
         (
@@ -79,7 +79,7 @@ The left column is what Kafka Streams sets (its documented defaults under EOS); 
             "transaction boundary",
             "`commit.interval.ms` = 100 ms under EOS (30 s at at-least-once): a transaction per commit interval per thread",
             format!(
-                "a transaction per polled batch of at most {} input messages (`poll_batch`), `txn_size` {}",
+                "processors: one transaction per received batch of at most {} inputs (`poll_batch`; a receive waits at most 200 ms); the source's producers: transactions of {} messages (`txn_size`)",
                 ours(&["workload", "poll_batch"], "–"),
                 ours(&["workload", "txn_size"], "–")
             ),
@@ -111,9 +111,19 @@ The left column is what Kafka Streams sets (its documented defaults under EOS); 
         .filter(|g| g.broker == "kafka" && g.mode == "exactly-once")
     {
         any = true;
+        let kind = g.cells[0]
+            .config
+            .as_ref()
+            .and_then(|c| c["workload"]["kind"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let what = match kind.as_str() {
+            "pipeline" => "the read-process-write pipeline; counts per upstream message in the sink",
+            "txn" => "transactional sends, no processing; counts over the read-committed group",
+            _ => "exactly-once",
+        };
         let _ = writeln!(
             s,
-            "- `{}` ({} node{}): {} under {}; claim {}; lost {} and duplicated {} per run (upstream messages), aborted reads {}, torn transactions {}; throughput {}, latency p50 / p99 {} ({}).",
+            "- `{}` ({what}; {} node{}): {} under {}; claim {}; lost {} and duplicated {} per run, aborted reads {}, torn transactions {}; throughput {}, latency p50 / p99 {} ({}).",
             g.name(),
             g.nodes,
             if g.nodes == 1 { "" } else { "s" },
