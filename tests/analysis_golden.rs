@@ -111,3 +111,76 @@ fn an_empty_results_file_is_refused_with_what_to_do() {
     assert_eq!(code, 2, "{output}");
     assert!(output.contains("holds no cell with a verdict"), "{output}");
 }
+
+/// A results line for a cell that the timeline rules pick: `variant`, `kind` (workload) and the
+/// counts and faults that make it a candidate.
+fn candidate_line(cell: &str, variant: Option<&str>, kind: &str, lost: u64, written_twice: u64) -> String {
+    serde_json::json!({
+        "cell": cell, "campaign": "kafka-at-least-once", "variant": variant, "seed": 1,
+        "broker": "kafka", "nodes": 1, "dir": format!("results/cells/{cell}"),
+        "config": {"mode": "at-least-once", "workload": {"kind": kind}},
+        "exit": 0, "verdict": "at-least-once", "claim": "at-least-once", "claim_holds": true,
+        "counts": {"messages": 200, "lost": lost, "duplicated": written_twice},
+        "duplicate_causes": {"written_twice": written_twice, "redelivered": 0, "unknown": 0},
+        "evidence": {"grade": "strong", "faults": {"lose-acks": 2}, "crashes": 1}
+    })
+    .to_string()
+}
+
+#[test]
+fn each_anomaly_timeline_is_drawn_from_a_kept_history_with_indices_and_positions() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let results = dir.path().join("results");
+    let cells = [
+        ("dup-seed1", None, "queue", 0, 3, vec!["--written-twice", "3"]),
+        ("before-seed1", Some("ack-before"), "queue", 3, 0, vec!["--loss", "3"]),
+        ("txn-seed1", None, "txn", 0, 0, vec!["--atomic", "20", "--aborted", "3"]),
+    ];
+    let mut lines = String::new();
+    for (cell, variant, kind, lost, twice, planted) in &cells {
+        let cell_dir = results.join("cells").join(cell);
+        std::fs::create_dir_all(&cell_dir).expect("making the cell's folder");
+        let history = cell_dir.join("history.jsonl");
+        let mut args = vec!["generate", "--messages", "200", "--log-positions", "--out"];
+        args.push(history.to_str().expect("a UTF-8 path"));
+        args.extend(planted.iter().copied());
+        let made = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+            .args(&args)
+            .output()
+            .expect("ackcheck runs");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        lines.push_str(&candidate_line(cell, *variant, kind, *lost, *twice));
+        lines.push('\n');
+    }
+    std::fs::write(results.join("results.jsonl"), lines).expect("writing results.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .args(["analyze", "results", "--out", "."])
+        .current_dir(dir.path())
+        .output()
+        .expect("ackcheck runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let guarantees = std::fs::read_to_string(dir.path().join("guarantees.md")).expect("generated");
+    for (name, cell) in [
+        ("duplicate-from-lost-ack", "dup-seed1"),
+        ("loss-from-commit-before-processing", "before-seed1"),
+        ("aborted-read-uncommitted", "txn-seed1"),
+    ] {
+        let svg = std::fs::read_to_string(dir.path().join("timelines").join(format!("{name}.svg")))
+            .unwrap_or_else(|e| panic!("{name}.svg: {e}"));
+        assert!(svg.starts_with("<svg"), "{name}");
+        assert!(
+            guarantees.contains(&format!("![{name}](timelines/{name}.svg)")),
+            "{guarantees}"
+        );
+        assert!(
+            guarantees.contains(&format!("[{cell}](results/cells/{cell}/verdict.json)")),
+            "{guarantees}"
+        );
+    }
+    // The event tables carry history indices and positions.
+    assert!(guarantees.contains("| index | time (s) | process | event | position |"));
+    assert!(
+        guarantees.contains("orders 0@") || guarantees.contains("| 0@"),
+        "{guarantees}"
+    );
+}

@@ -173,7 +173,7 @@ fn draw_one(spec: &Spec, cell: &str, path: &Path) -> Result<Option<Drawn>, Analy
     let options = CheckOptions {
         claim: None,
         examples: 100_000,
-        groups: Some(groups.into_iter().collect()),
+        groups: (!groups.is_empty()).then(|| groups.into_iter().collect()),
         min_evidence: None,
     };
     let verdict = crate::checker::check_with(HistoryReader::from_bytes(bytes.clone()), &options).map_err(|e| {
