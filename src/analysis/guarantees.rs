@@ -183,7 +183,16 @@ A clean run is evidence, not proof: a guarantee that *held* held under the fault
         s.push_str("|---|---|---|---|---|---|---|---|---|\n");
         for g in a.groups.iter().filter(|g| g.broker == broker) {
             let m = mechanism(&g.broker, &g.mode);
-            let consumer = g.variant.as_deref().and_then(consumer_of_variant).unwrap_or(m[2]);
+            let txn_workload = g.cells[0]
+                .config
+                .as_ref()
+                .is_some_and(|c| c["workload"]["kind"].as_str() == Some("txn"));
+            let consumer = if txn_workload {
+                // The txn workload has no processing stage: it shows what each isolation level reads.
+                "two groups read the transactions: `read_committed` (the claim's group) and `read_uncommitted` (shows aborted transactions)"
+            } else {
+                g.variant.as_deref().and_then(consumer_of_variant).unwrap_or(m[2])
+            };
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
