@@ -448,10 +448,22 @@ The matrix runs the same at-least-once campaign three ways on each broker that h
                 let _ = writeln!(s, "### {}\n", d.title);
                 let _ = writeln!(
                     s,
-                    "![{}](timelines/{}.svg)\n\nCell {}, message `{}`: {}.\n",
+                    "![{}](timelines/{}.svg)\n\nCell {}{}, message `{}`: {}.\n",
                     d.name,
                     d.name,
                     a.cell_link(&d.cell, &d.cell),
+                    a.cells
+                        .get(&d.cell)
+                        .map(|c| format!(
+                            " (campaign `{}`{}, mode {})",
+                            c.campaign,
+                            c.variant
+                                .as_deref()
+                                .map(|v| format!(", variant `{v}`"))
+                                .unwrap_or_default(),
+                            c.mode()
+                        ))
+                        .unwrap_or_default(),
                     d.message,
                     d.explanation
                 );
