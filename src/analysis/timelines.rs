@@ -50,6 +50,9 @@ pub struct Spec {
     /// A rank for a cell that may show it (lower first), or `None`.
     candidate: fn(&CellResult) -> Option<u8>,
     example: fn(&Example) -> bool,
+    /// Prefer the example with a client crash soonest after its acknowledgement, and show
+    /// crashes before faults.
+    crash_after_ack: bool,
 }
 
 fn kafka_first(c: &CellResult) -> u8 {
@@ -66,6 +69,7 @@ pub const SPECS: [Spec; 3] = [
                 .then(|| kafka_first(c))
         },
         example: |e| e.explanation.contains("written twice"),
+        crash_after_ack: false,
     },
     Spec {
         name: "loss-from-commit-before-processing",
@@ -82,6 +86,7 @@ pub const SPECS: [Spec; 3] = [
             }
         },
         example: |_| true,
+        crash_after_ack: true,
     },
     Spec {
         name: "aborted-read-uncommitted",
@@ -92,6 +97,7 @@ pub const SPECS: [Spec; 3] = [
             (kind.as_deref() == Some("txn")).then(|| kafka_first(c))
         },
         example: |_| true,
+        crash_after_ack: false,
     },
 ];
 
@@ -182,11 +188,33 @@ fn draw_one(spec: &Spec, cell: &str, path: &Path) -> Result<Option<Drawn>, Analy
             problem: e.to_string(),
         }
     })?;
-    let Some(example) = verdict
+    let matching: Vec<&Example> = verdict
         .examples
         .get(spec.kind)
-        .and_then(|list| list.iter().find(|e| (spec.example)(e)))
-    else {
+        .map(|list| list.iter().filter(|e| (spec.example)(e)).collect())
+        .unwrap_or_default();
+    let example = if spec.crash_after_ack {
+        // A consumer-side loss shows best where a client crashed soonest after the message was
+        // acknowledged (the history has no "received" event: receiving is not delivering).
+        let crashes: Vec<u64> = text
+            .lines()
+            .filter(|l| l.contains("\"f\":\"crash\""))
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["time"].as_u64())
+            .collect();
+        let gap = |e: &Example| -> u64 {
+            let acked = e.events.iter().find(|c| c.what == "send ok").map_or(0, |c| c.time);
+            crashes
+                .iter()
+                .filter(|&&t| t >= acked)
+                .map(|t| t - acked)
+                .min()
+                .unwrap_or(u64::MAX)
+        };
+        matching.iter().copied().min_by_key(|e| (gap(e), e.message.clone()))
+    } else {
+        matching.first().copied()
+    };
+    let Some(example) = example else {
         return Ok(None);
     };
     let cited: BTreeSet<u64> = example.events.iter().map(|e| e.index).collect();
@@ -233,7 +261,13 @@ fn draw_one(spec: &Spec, cell: &str, path: &Path) -> Result<Option<Drawn>, Analy
         .into_iter()
         .filter(|s| s.time_ns >= lo && s.time_ns <= hi)
         .collect();
-    near.sort_by_key(|s| s.time_ns.abs_diff(t0).min(s.time_ns.abs_diff(t1)));
+    // For a consumer-side loss the crashes tell the story; otherwise the faults do.
+    near.sort_by_key(|s| {
+        (
+            spec.crash_after_ack && s.kind != MarkKind::Crash,
+            s.time_ns.abs_diff(t0).min(s.time_ns.abs_diff(t1)),
+        )
+    });
     near.truncate(8);
     let mut events = own;
     events.extend(near);
