@@ -68,8 +68,9 @@ impl Group {
     /// `kafka-at-least-once` or `kafka-at-least-once (ack-before)`.
     pub fn name(&self) -> String {
         match &self.variant {
-            Some(v) => format!("{} ({v})", self.campaign),
-            None => self.campaign.clone(),
+            // The matrix already names a variant's campaign `<campaign>-<variant>`.
+            Some(v) if !self.campaign.ends_with(&format!("-{v}")) => format!("{} ({v})", self.campaign),
+            _ => self.campaign.clone(),
         }
     }
 

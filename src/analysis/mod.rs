@@ -116,9 +116,11 @@ impl Analysis {
     }
 
     pub fn group(&self, campaign: &str, variant: Option<&str>) -> Option<&Group> {
-        self.groups
-            .iter()
-            .find(|g| g.campaign == campaign && g.variant.as_deref() == variant)
+        // The matrix names a variant's campaign `<campaign>-<variant>`.
+        self.groups.iter().find(|g| {
+            g.variant.as_deref() == variant
+                && (g.campaign == campaign || variant.is_some_and(|v| g.campaign == format!("{campaign}-{v}")))
+        })
     }
 
     /// The generated-file banner: what made it, from what, when and where the data was made.
