@@ -143,7 +143,7 @@ impl Analysis {
                 .unwrap_or_default(),
         ));
         for note in info.notes.iter().flatten() {
-            s.push_str(&format!("{note}\n"));
+            s.push_str(&format!("\n{note}\n"));
         }
         if !self.missing.is_empty() {
             s.push_str(&format!(
