@@ -19,12 +19,14 @@
 //! | [`runner`] | runs a plan: nodes → clients → workload + nemesis → heal → drain → history → verdict | all of the above |
 //! | [`audit`] | `ackcheck audit`: the user's own configuration, one campaign per fault family, one table | [`campaign`], [`broker`] |
 //! | [`matrix`] | `ackcheck matrix`: a matrix file → cells (campaign × variant × seed, overrides merged), results.jsonl, resume | [`campaign`] |
+//! | [`analysis`] | `ackcheck analyze`: a matrix's results → comparison tables, guarantees answered with links to cells, anomaly timelines | [`matrix`], [`checker`], [`report`]'s plots |
 //! | [`diff`] | `ackcheck diff`: two sets of verdicts paired by campaign and seed, what got weaker or stronger | verdict JSON, history headers |
 //! | [`cli`] | the thin `ackcheck` command line | [`runner`], [`checker`] |
 //!
 //! A new broker is a folder under `src/brokers/` implementing [`broker::BrokerDriver`], the
 //! client traits and a [`nodes::NodeRecipe`], plus one line in [`brokers::ALL`].
 
+pub mod analysis;
 pub mod audit;
 pub mod broker;
 pub mod brokers;

@@ -1,5 +1,6 @@
 //! The command line: a thin layer over the library.
 
+pub mod analyze;
 pub mod audit;
 pub mod check;
 pub mod cluster;
@@ -25,6 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Generate the cross-broker analysis (comparison, guarantees, timelines) from a matrix's results.
+    Analyze(analyze::AnalyzeArgs),
     /// Audit your own client configuration: one short run under each fault family, one table.
     Audit(audit::AuditArgs),
     /// Judge a recorded history: which guarantee was observed, and whether the claim held.
@@ -56,6 +59,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
         cause.is::<crate::campaign::CampaignError>()
             || cause.is::<crate::audit::AuditError>()
             || cause.is::<crate::diff::DiffError>()
+            || cause
+                .downcast_ref::<crate::analysis::AnalysisError>()
+                .is_some_and(|e| e.is_unusable_input())
             || cause
                 .downcast_ref::<crate::matrix::MatrixError>()
                 .is_some_and(|e| e.is_unusable_input())
@@ -93,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         crate::nodes::port_base_from_env().map_err(crate::plan::UsageError)?;
     }
     match cli.command {
+        Command::Analyze(args) => analyze::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Check(args) => Ok(check::run(args)),
         Command::Cluster(args) => cluster::run(args),

@@ -3,7 +3,7 @@
 
 pub mod html;
 pub mod junit;
-mod plots;
+pub(crate) mod plots;
 mod source;
 mod timeline;
 

@@ -485,3 +485,134 @@ fn latency(
 fn p50_is_empty(buckets: &[(u64, super::timeline::Second)]) -> bool {
     buckets.iter().all(|(_, s)| s.latency.is_empty())
 }
+
+/// What one mark of a witness timeline shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MarkKind {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+    Crash,
+    Nemesis,
+}
+
+/// One event of a witness timeline: its own row (labelled with its history index and process),
+/// at its time, with what it did and where it put or found the message.
+#[derive(Debug, Clone)]
+pub(crate) struct WitnessMark {
+    pub row: String,
+    /// Seconds since the run started.
+    pub at: f64,
+    pub text: String,
+    pub kind: MarkKind,
+}
+
+fn mark_color(kind: MarkKind) -> RGBColor {
+    match kind {
+        MarkKind::Invoke => AXIS,
+        MarkKind::Ok => DELIVERED,
+        MarkKind::Fail => RGBColor(220, 38, 38),
+        MarkKind::Info => UNKNOWN,
+        MarkKind::Crash => CRASH,
+        MarkKind::Nemesis => RGBColor(147, 51, 234),
+    }
+}
+
+/// The events behind one anomaly, one row each in history order, over the seconds `span`, with
+/// the fault windows shaded behind them (the same shading as the run's figure).
+pub(crate) fn witness_svg(
+    title: &str,
+    marks: &[WitnessMark],
+    faults: &[FaultBand],
+    span: (f64, f64),
+) -> Result<String, ReportError> {
+    let err = plot_error("witness timeline");
+    let rows = marks.len().max(1) as i32;
+    let height = 110 + rows as u32 * LANE_HEIGHT + 20;
+    let (x0, x1) = (span.0, span.1.max(span.0 + 0.001));
+    let clipped: Vec<FaultBand> = faults
+        .iter()
+        .filter(|f| f.healed > x0 && f.from < x1)
+        .map(|f| FaultBand {
+            from: f.from.max(x0),
+            lifted: f.lifted.clamp(x0, x1),
+            healed: f.healed.clamp(x0, x1),
+            ..f.clone()
+        })
+        .collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(&err)?;
+        let labels: Vec<String> = marks.iter().map(|m| m.row.clone()).collect();
+        let y_of = |row: usize| (rows - 1 - row as i32) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 16).into_font().color(&TEXT))
+            .margin(10)
+            .margin_right(24)
+            .y_label_area_size(LEFT + 40)
+            .x_label_area_size(40)
+            .build_cartesian_2d(x0..x1, -0.5f64..rows as f64 - 0.5)
+            .map_err(&err)?;
+        let context = Context {
+            end: x1,
+            width: 1.0,
+            faults: &clipped,
+            drain: None,
+        };
+        shade(&mut chart, &context, (-0.5, rows as f64 - 0.5), true)?;
+        let label = move |y: &f64| {
+            let row = rows - 1 - y.round() as i32;
+            if (y - y.round()).abs() < 1e-6 && (0..rows).contains(&row) {
+                labels.get(row as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        let span_width = x1 - x0;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(GRID.mix(0.0))
+            .bold_line_style(GRID)
+            .axis_style(AXIS)
+            .label_style((FONT, 13).into_font().color(&TEXT))
+            .axis_desc_style((FONT, 14).into_font().color(&TEXT))
+            .x_desc("time since the run started")
+            .x_labels(10)
+            .x_label_formatter(&|s: &f64| {
+                if span_width < 2.0 {
+                    format!("{s:.3} s")
+                } else if span_width < 20.0 {
+                    format!("{s:.1} s")
+                } else {
+                    format!("{s:.0} s")
+                }
+            })
+            .y_labels(rows as usize * 2 + 1)
+            .y_label_formatter(&label)
+            .draw()
+            .map_err(&err)?;
+        let middle = (x0 + x1) / 2.0;
+        let colors: Vec<RGBColor> = marks.iter().map(|m| mark_color(m.kind)).collect();
+        chart
+            .draw_series(marks.iter().zip(&colors).enumerate().map(|(i, (m, color))| {
+                // Text beside the mark, towards the middle, so that it stays inside the figure.
+                let (dx, anchor) = if m.at > middle {
+                    (-10, HPos::Right)
+                } else {
+                    (10, HPos::Left)
+                };
+                let style = TextStyle::from((FONT, 13).into_font())
+                    .color(color)
+                    .pos(Pos::new(anchor, VPos::Center));
+                EmptyElement::at((m.at, y_of(i)))
+                    + Circle::new((0, 0), 5, color.filled())
+                    + Text::new(m.text.clone(), (dx, 0), style)
+            }))
+            .map_err(&err)?;
+        root.present().map_err(&err)?;
+    }
+    Ok(svg)
+}
