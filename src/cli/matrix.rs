@@ -143,9 +143,12 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<i32> {
         if let Err(e) = &exit {
             bar.suspend(|| eprintln!("cell {} failed: {e}", cell.name));
         }
+        let signal = signalled.load(Ordering::SeqCst);
         match exit {
+            // Cut short by a signal: not done (its verdict covers part of a run), also when
+            // the part that ran violated its claim (the run then exits 1, not 130).
+            _ if signal != 0 => interrupted = Some(signal),
             Ok(code @ (130 | 143)) => {
-                // Cut short by a signal: not done (its verdict covers part of a run).
                 interrupted = Some(code);
             }
             other => {
