@@ -47,6 +47,9 @@ pub struct Settings {
     pub effects: Option<std::path::PathBuf>,
 }
 
+/// How long the clients have to stop once the run is over before they are abandoned.
+const STOP_LIMIT: Duration = Duration::from_secs(60);
+
 /// The consumer groups a workload's claim is about, when not all of them: the txn workload's
 /// read-uncommitted group is there to show that aborted transactions reach the log, so its
 /// aborted reads are evidence, not a violation.
@@ -278,8 +281,21 @@ impl Workload {
     pub async fn stop(&mut self) {
         self.produce_stop.cancel();
         self.consume_stop.cancel();
-        for task in self.producers.drain(..).chain(self.consumers.drain(..)) {
-            let _ = task.await;
+        // Bounded: a client stuck in a broker call that does not return (a transactional
+        // producer waiting for a producer id it never gets) held a run in "closing" for minutes.
+        let deadline = Instant::now() + STOP_LIMIT;
+        let mut abandoned = 0;
+        for mut task in self.producers.drain(..).chain(self.consumers.drain(..)) {
+            if tokio::time::timeout_at(deadline.into(), &mut task).await.is_err() {
+                task.abort();
+                abandoned += 1;
+            }
+        }
+        if abandoned > 0 {
+            self.ctx.note(&format!(
+                "{abandoned} client task(s) did not stop within {} s of the end of the run and were abandoned",
+                STOP_LIMIT.as_secs()
+            ));
         }
     }
 }
