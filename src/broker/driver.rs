@@ -24,6 +24,9 @@ pub struct Capabilities {
     pub refused_faults: &'static [(&'static str, &'static str)],
     /// Nodes lead destinations, so `target = "leader"` means something.
     pub leaders: bool,
+    /// Processor applications ([`crate::broker::ProcessorApp`]) the pipeline workload can run
+    /// instead of ackcheck's own processors (`[workload] processor`).
+    pub processor_apps: &'static [&'static str],
 }
 
 /// The client side of a run, as the driver needs it to make a [`Broker`].

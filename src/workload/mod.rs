@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, LogSink};
+use crate::broker::{Broker, LogSink, ProcessorApp, ProcessorAppSpec};
 use crate::campaign::{WorkloadConfig, WorkloadKind};
 use crate::history::writer::Recorder;
 use crate::history::Guarantee;
@@ -45,6 +45,8 @@ pub struct Settings {
     /// Where the idempotent consumers keep what they processed (exactly-once); in memory
     /// when `None`.
     pub effects: Option<std::path::PathBuf>,
+    /// The run's folder (a processor application keeps its instances' logs and state there).
+    pub out: std::path::PathBuf,
 }
 
 /// The consumer groups a workload's claim is about, when not all of them: the txn workload's
@@ -66,6 +68,8 @@ pub struct Workload {
     producers: Vec<JoinHandle<()>>,
     consumers: Vec<JoinHandle<()>>,
     crash_plan: Vec<CrashPlan>,
+    /// The pipeline's processor application, when the campaign names one.
+    app: Option<Arc<dyn ProcessorApp>>,
 }
 
 /// How the drain ended.
@@ -103,13 +107,36 @@ impl Workload {
             WorkloadKind::Pipeline => c.processors.unwrap_or(2) as usize,
         };
         let processors = c.kind == WorkloadKind::Pipeline;
-        let crash_plan = crash::schedule(
+        let mut crash_plan = crash::schedule(
             settings.seed,
             settings.crash_interval,
             crash_slots,
             settings.duration,
             processors,
         );
+        let app = match (&c.processor, c.kind) {
+            (Some(name), WorkloadKind::Pipeline) => {
+                // ackcheck cannot see a processor application's batches: its instances are
+                // killed wherever they are when their crash is due.
+                for crash in &mut crash_plan {
+                    crash.point = Point::Kill;
+                }
+                let spec = ProcessorAppSpec {
+                    name: name.clone(),
+                    mode: settings.mode,
+                    source: dests[0].0.clone(),
+                    sink: dests[1].0.clone(),
+                    config: c.processor_config.clone(),
+                    dir: settings.out.join(name),
+                };
+                Some(
+                    broker
+                        .processor_app(&spec)
+                        .with_context(|| format!("preparing the processor application {name}"))?,
+                )
+            }
+            _ => None,
+        };
         let effects = match &settings.effects {
             Some(path) => EffectStore::open(path)
                 .with_context(|| format!("opening the idempotent consumers' store {}", path.display()))?,
@@ -139,6 +166,7 @@ impl Workload {
             producers: Vec::new(),
             consumers: Vec::new(),
             crash_plan,
+            app,
         })
     }
 

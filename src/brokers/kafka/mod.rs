@@ -1,9 +1,10 @@
 //! Apache Kafka: driver, client adapter (rdkafka: producer, consumer, transactional processor)
-//! and local KRaft nodes from Maven Central.
+//! local KRaft nodes from Maven Central, and Kafka Streams as a pipeline processor ([`streams`]).
 
 pub mod client;
 pub mod node;
 pub mod props;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ impl BrokerDriver for KafkaDriver {
             transactions: None,
             refused_faults: &[],
             leaders: true,
+            processor_apps: streams::APPS,
         }
     }
 

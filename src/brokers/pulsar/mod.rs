@@ -42,6 +42,7 @@ impl BrokerDriver for PulsarDriver {
             ),
             refused_faults: &[],
             leaders: false,
+            processor_apps: &[],
         }
     }
 

@@ -44,6 +44,7 @@ impl BrokerDriver for SqsDriver {
                  measure that; use pause, lose-acks, reset or latency",
             )],
             leaders: false,
+            processor_apps: &[],
         }
     }
 
