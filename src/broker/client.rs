@@ -174,6 +174,10 @@ pub trait ProcessorApp: Send + Sync {
     /// its last start), in order; empty when the application reports nothing.
     fn processed(&self, instance: usize) -> Vec<String>;
 
+    /// Whether the instance's current process reported that it is processing (Kafka Streams:
+    /// reached the state RUNNING since its last start).
+    fn ready(&self, instance: usize) -> bool;
+
     /// Whether the instance's process is alive.
     fn running(&self, instance: usize) -> bool;
 

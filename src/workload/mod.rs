@@ -184,6 +184,36 @@ impl Workload {
         &self.crash_plan
     }
 
+    /// Before the run phase: start a processor application's instances and wait until each
+    /// reports that it is processing, so that a JVM's start and the first rebalance are not
+    /// counted as a stall of the run. Nothing to do for the other workloads.
+    pub async fn prepare(&self, timeout: Duration) -> Result<()> {
+        let Some(app) = &self.app else { return Ok(()) };
+        let instances = self.ctx.settings.config.processors.unwrap_or(2) as usize;
+        for slot in 0..instances {
+            let pid = app
+                .start(slot)
+                .with_context(|| format!("starting processor instance {slot}"))?;
+            self.ctx.note(&format!("processor instance {slot} started (pid {pid})"));
+        }
+        let deadline = Instant::now() + timeout;
+        for slot in 0..instances {
+            while !app.ready(slot) {
+                if !app.running(slot) || Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "processor instance {slot} did not start processing within {} s; its log ends:\n{}",
+                        timeout.as_secs(),
+                        app.log_tail(slot)
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        self.ctx
+            .note(&format!("all {instances} processor instances are processing"));
+        Ok(())
+    }
+
     /// Start producers, consumers and crash injection.
     pub fn start(&mut self) {
         let ctx = self.ctx.clone();

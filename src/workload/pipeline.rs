@@ -95,7 +95,10 @@ async fn app_instance(
         ));
         Ok(())
     };
-    start(process)?;
+    // Started before the run phase (`Workload::prepare`); started here only if it died since.
+    if !app.running(slot) {
+        start(process)?;
+    }
     while !stop.is_cancelled() {
         tokio::select! {
             _ = tokio::time::sleep(INSTANCE_POLL) => {}

@@ -110,6 +110,27 @@ fn own_settings(spec: &ProcessorAppSpec, bootstrap: &str, application_id: &str) 
     .collect()
 }
 
+impl StreamsApp {
+    /// What the instance's current process has logged (since its last start).
+    fn lines_since_start(&self, instance: usize) -> String {
+        let start = self
+            .log_starts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(instance)
+            .copied()
+            .unwrap_or(0);
+        let Ok(mut file) = fs::File::open(&self.instance(instance).log_file) else {
+            return String::new();
+        };
+        let mut text = Vec::new();
+        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut text).is_err() {
+            return String::new();
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+}
+
 /// The instances of one run.
 pub struct StreamsApp {
     build: PathBuf,
@@ -122,6 +143,8 @@ pub struct StreamsApp {
 
 /// The line the application prints for every input it processes ([`ProcessorApp::processed`]).
 const PROCESSED: &str = "ackcheck-streams processed ";
+/// The line the application prints when it starts processing after a rebalance.
+const RUNNING: &str = "ackcheck-streams state REBALANCING -> RUNNING";
 
 impl StreamsApp {
     /// Build (or reuse) the application and prepare a run's instances: `bootstrap` is what
@@ -207,25 +230,15 @@ impl ProcessorApp for StreamsApp {
     }
 
     fn processed(&self, instance: usize) -> Vec<String> {
-        let start = self
-            .log_starts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(instance)
-            .copied()
-            .unwrap_or(0);
-        let Ok(mut file) = fs::File::open(&self.instance(instance).log_file) else {
-            return Vec::new();
-        };
-        let mut text = Vec::new();
-        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut text).is_err() {
-            return Vec::new();
-        }
-        String::from_utf8_lossy(&text)
+        self.lines_since_start(instance)
             .lines()
             .filter_map(|line| line.strip_prefix(PROCESSED))
             .map(|id| id.trim().to_string())
             .collect()
+    }
+
+    fn ready(&self, instance: usize) -> bool {
+        self.lines_since_start(instance).lines().any(|line| line == RUNNING)
     }
 
     fn kill(&self, instance: usize) -> Result<Option<u32>, ClientError> {
