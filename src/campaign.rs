@@ -105,6 +105,16 @@ pub struct WorkloadConfig {
         deserialize_with = "some_at_least_one"
     )]
     pub processors: Option<u32>,
+    /// Pipeline only: what turns the source into the sink. Absent: ackcheck's own transactional
+    /// processors. Otherwise a processor application the broker offers, run as separate OS
+    /// processes that ackcheck starts, kills (`kill -9`, the client-crash fault) and restarts
+    /// (Kafka: `kafka-streams`, `kafka-streams-stateful`; see docs/kafka-streams.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processor: Option<String>,
+    /// Settings handed unchanged to the processor application, after ackcheck's own (Kafka
+    /// Streams: `StreamsConfig` keys such as `processing.guarantee`, `num.standby.replicas`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub processor_config: std::collections::BTreeMap<String, String>,
     /// Distinct message keys.
     #[serde(default = "sixteen", deserialize_with = "at_least_one")]
     pub keys: u32,
@@ -267,6 +277,9 @@ pub struct CrashConfig {
     #[serde(default, deserialize_with = "crash_interval")]
     pub interval: f64,
 }
+
+/// The shortest drain quiet time a pipeline with a processor application runs with (seconds).
+pub const MIN_APP_DRAIN_QUIET: f64 = 30.0;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -485,7 +498,61 @@ impl Campaign {
             ));
         }
         let w = &self.workload;
-        if matches!(w.kind, WorkloadKind::Txn | WorkloadKind::Pipeline) && self.mode != Guarantee::ExactlyOnce {
+        if let Some(app) = &w.processor {
+            if w.kind != WorkloadKind::Pipeline {
+                return Err(("workload", "processor", "is only used by the pipeline workload".into()));
+            }
+            if !capabilities.processor_apps.contains(&app.as_str()) {
+                let offered = match capabilities.processor_apps {
+                    [] => format!("{broker} offers none; remove the key to use ackcheck's own processors"),
+                    apps => format!("{broker} offers {}", apps.join(", ")),
+                };
+                return Err((
+                    "workload",
+                    "processor",
+                    format!("there is no processor application \"{app}\": {offered}"),
+                ));
+            }
+            // ackcheck cannot see the application's members: the drain cannot wait for its group
+            // to settle, only for deliveries. A killed instance's partitions are idle for its
+            // session timeout, then a rebalance, then (exactly_once_v2) until its open
+            // transaction is aborted: a shorter quiet time would call that delay a loss.
+            if self.drain.quiet < MIN_APP_DRAIN_QUIET {
+                return Err((
+                    "drain",
+                    "quiet",
+                    format!(
+                        "a processor application can be silent for tens of seconds after a crash (a rebalance, a transaction timing out), so its drain needs quiet = {MIN_APP_DRAIN_QUIET} or more, not {}",
+                        self.drain.quiet
+                    ),
+                ));
+            }
+        } else if !w.processor_config.is_empty() {
+            return Err((
+                "workload",
+                "processor_config",
+                "configures a processor application, so it needs `processor` too".into(),
+            ));
+        }
+        // A processor application decides its own guarantee (Kafka Streams' processing.guarantee),
+        // so its pipeline may claim at-least-once; ackcheck's own processors are transactional.
+        let pipeline_claim_ok = w.kind == WorkloadKind::Pipeline
+            && w.processor.is_some()
+            && matches!(self.mode, Guarantee::ExactlyOnce | Guarantee::AtLeastOnce);
+        if w.kind == WorkloadKind::Pipeline && w.processor.is_some() && !pipeline_claim_ok {
+            return Err((
+                "",
+                "mode",
+                format!(
+                    "a pipeline with a processor application runs in mode \"exactly-once\" or \"at-least-once\", not \"{}\"",
+                    self.mode
+                ),
+            ));
+        }
+        if matches!(w.kind, WorkloadKind::Txn | WorkloadKind::Pipeline)
+            && self.mode != Guarantee::ExactlyOnce
+            && !pipeline_claim_ok
+        {
             return Err((
                 "",
                 "mode",

@@ -193,6 +193,7 @@ impl Plan {
             duration: c.duration,
             run: self.run_id.clone(),
             effects: (c.mode == Guarantee::ExactlyOnce).then(|| self.out.join("effects.log")),
+            out: self.out.clone(),
         }
     }
 }

@@ -250,6 +250,9 @@ async fn bring_up(c: &dyn Cluster, kind: BrokerKind, log: &RunLog, interrupt: &C
     }
 }
 
+/// How long a processor application's instances get to start processing before the run phase.
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(120);
+
 async fn run_phases(
     plan: &Plan,
     recorder: &Recorder,
@@ -307,6 +310,10 @@ async fn run_phases(
         }
     }
 
+    workload
+        .prepare(PREPARE_TIMEOUT)
+        .await
+        .context("preparing the workload")?;
     let phase = Arc::new(Mutex::new("run"));
     let progress = spawn_progress(stats.clone(), nemesis.clone(), phase.clone(), log.clone());
     let run_started = Instant::now();

@@ -156,3 +156,39 @@ fn node_counts_modes_dest_settings_and_brokers_a_driver_does_not_declare_are_ref
         ],
     );
 }
+
+#[test]
+fn processor_applications_are_refused_where_they_cannot_run() {
+    let pipeline = "mode = \"exactly-once\"\n\n[workload]\nkind = \"pipeline\"\n";
+    refused(
+        "kafka-unknown-processor",
+        &campaign(
+            "kafka",
+            &format!("{pipeline}processor = \"flink\"\n\n[drain]\nquiet = 30.0\n"),
+        ),
+        &["there is no processor application \"flink\"", "kafka-streams"],
+    );
+    // The drain cannot see the application's group settle: a short quiet time would call a
+    // rebalance a loss.
+    refused(
+        "kafka-streams-short-drain",
+        &campaign("kafka", &format!("{pipeline}processor = \"kafka-streams\"\n")),
+        &["quiet = 30 or more"],
+    );
+    refused(
+        "kafka-streams-at-most-once",
+        &campaign(
+            "kafka",
+            "mode = \"at-most-once\"\n\n[workload]\nkind = \"pipeline\"\nprocessor = \"kafka-streams\"\n\n[drain]\nquiet = 30.0\n",
+        ),
+        &["\"exactly-once\" or \"at-least-once\""],
+    );
+    refused(
+        "kafka-processor-config-alone",
+        &campaign(
+            "kafka",
+            &format!("{pipeline}processor_config = {{ \"num.standby.replicas\" = \"1\" }}\n"),
+        ),
+        &["needs `processor` too"],
+    );
+}

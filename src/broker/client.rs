@@ -144,6 +144,50 @@ pub struct ConsumerSpec {
     pub member: String,
 }
 
+/// What a processor application is asked to run ([`Broker::processor_app`]).
+#[derive(Debug, Clone)]
+pub struct ProcessorAppSpec {
+    /// The campaign's `[workload] processor` (`kafka-streams`).
+    pub name: String,
+    /// The delivery mode the campaign claims; the application's default guarantee follows it.
+    pub mode: Guarantee,
+    pub source: String,
+    pub sink: String,
+    /// The campaign's `processor_config`, applied after the application's own settings.
+    pub config: std::collections::BTreeMap<String, String>,
+    /// Where the instances keep their logs, configuration and local state (in the run's folder).
+    pub dir: std::path::PathBuf,
+}
+
+/// A read-process-write application that runs as its own OS processes (Kafka Streams) in place
+/// of the pipeline workload's processors. ackcheck starts, kills and restarts its instances but
+/// sees none of its reads, writes or commits: the history learns what it did only from what
+/// ackcheck's own sink consumer delivers (each output names its input in `from`).
+pub trait ProcessorApp: Send + Sync {
+    /// Start instance `instance` (again, after a kill); returns its OS process id.
+    fn start(&self, instance: usize) -> Result<u32, ClientError>;
+
+    /// `kill -9` the instance; returns the process id it had, `None` when it was not running.
+    fn kill(&self, instance: usize) -> Result<Option<u32>, ClientError>;
+
+    /// The ids of the input messages the instance's current process reported processing (since
+    /// its last start), in order; empty when the application reports nothing.
+    fn processed(&self, instance: usize) -> Vec<String>;
+
+    /// Whether the instance's current process reported that it is processing (Kafka Streams:
+    /// reached the state RUNNING since its last start).
+    fn ready(&self, instance: usize) -> bool;
+
+    /// Whether the instance's process is alive.
+    fn running(&self, instance: usize) -> bool;
+
+    /// The last lines of the instance's log, for error messages.
+    fn log_tail(&self, instance: usize) -> String;
+
+    /// Stop the instance cleanly (SIGTERM, then SIGKILL after `grace`). Blocking.
+    fn stop(&self, instance: usize, grace: Duration);
+}
+
 /// Opens clients against one broker.
 #[async_trait]
 pub trait Broker: Send + Sync {
@@ -169,6 +213,18 @@ pub trait Broker: Send + Sync {
         Err(ClientError::fatal(format!(
             "{} cannot run a transactional processor: {why}",
             self.kind()
+        )))
+    }
+
+    /// The processor application `spec.name` (see [`ProcessorApp`]), installed (built once and
+    /// cached) and ready to start instances. Brokers that offer none keep the default, an error
+    /// (their driver declares `processor_apps`, so campaigns naming one are refused at load).
+    /// Blocking: the first call may build the application.
+    fn processor_app(&self, spec: &ProcessorAppSpec) -> Result<Arc<dyn ProcessorApp>, ClientError> {
+        Err(ClientError::fatal(format!(
+            "{} has no processor application \"{}\"",
+            self.kind(),
+            spec.name
         )))
     }
 

@@ -29,6 +29,9 @@ pub struct Capabilities {
     /// Partitions between nodes (its nodes run in network namespaces and listen where
     /// [`crate::nodes::NodeHosts`] says). `None` = can; `Some(why)` = cannot, and why.
     pub partitions: Option<&'static str>,
+    /// Processor applications ([`crate::broker::ProcessorApp`]) the pipeline workload can run
+    /// instead of ackcheck's own processors (`[workload] processor`).
+    pub processor_apps: &'static [&'static str],
 }
 
 /// The client side of a run, as the driver needs it to make a [`Broker`].

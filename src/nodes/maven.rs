@@ -13,7 +13,7 @@ const DEPENDENCY_PLUGIN: &str = "org.apache.maven.plugins:maven-dependency-plugi
 /// Some broker poms name repositories besides Maven Central (Confluent's, Restlet's) that cannot
 /// be reached here; these settings block every repository but `central`, so Maven never tries
 /// another host.
-const CENTRAL_ONLY_SETTINGS: &str = r#"<settings xmlns="http://maven.apache.org/SETTINGS/1.0.0">
+pub const CENTRAL_ONLY_SETTINGS: &str = r#"<settings xmlns="http://maven.apache.org/SETTINGS/1.0.0">
   <mirrors>
     <mirror><id>central-only</id><mirrorOf>*,!central</mirrorOf><url>http://0.0.0.0/</url><blocked>true</blocked></mirror>
   </mirrors>

@@ -22,6 +22,9 @@ pub enum Point {
     /// A processor that wrote its transaction stalls before committing, is replaced, and then
     /// tries to commit (a zombie the broker must fence).
     Stall,
+    /// A processor application's instance is killed with SIGKILL wherever it is: ackcheck does
+    /// not see its batches, so it cannot choose a point in one.
+    Kill,
 }
 
 /// One planned crash.
@@ -39,6 +42,7 @@ impl Point {
             Point::Early => "early",
             Point::Late => "late",
             Point::Stall => "stall",
+            Point::Kill => "kill",
         }
     }
 }
@@ -49,6 +53,7 @@ impl fmt::Display for CrashPlan {
             Point::Early => "after receiving",
             Point::Late => "between its two steps",
             Point::Stall => "stalled before commit, replaced, then committing",
+            Point::Kill => "killed with SIGKILL wherever it is",
         };
         write!(
             f,

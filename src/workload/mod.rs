@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, LogSink};
+use crate::broker::{Broker, LogSink, ProcessorApp, ProcessorAppSpec};
 use crate::campaign::{WorkloadConfig, WorkloadKind};
 use crate::history::writer::Recorder;
 use crate::history::Guarantee;
@@ -45,6 +45,8 @@ pub struct Settings {
     /// Where the idempotent consumers keep what they processed (exactly-once); in memory
     /// when `None`.
     pub effects: Option<std::path::PathBuf>,
+    /// The run's folder (a processor application keeps its instances' logs and state there).
+    pub out: std::path::PathBuf,
 }
 
 /// How long the clients have to stop once the run is over before they are abandoned.
@@ -79,6 +81,8 @@ pub struct Workload {
     producers: Vec<JoinHandle<()>>,
     consumers: Vec<JoinHandle<()>>,
     crash_plan: Vec<CrashPlan>,
+    /// The pipeline's processor application, when the campaign names one.
+    app: Option<Arc<dyn ProcessorApp>>,
 }
 
 /// How the drain ended.
@@ -116,13 +120,36 @@ impl Workload {
             WorkloadKind::Pipeline => c.processors.unwrap_or(2) as usize,
         };
         let processors = c.kind == WorkloadKind::Pipeline;
-        let crash_plan = crash::schedule(
+        let mut crash_plan = crash::schedule(
             settings.seed,
             settings.crash_interval,
             crash_slots,
             settings.duration,
             processors,
         );
+        let app = match (&c.processor, c.kind) {
+            (Some(name), WorkloadKind::Pipeline) => {
+                // ackcheck cannot see a processor application's batches: its instances are
+                // killed wherever they are when their crash is due.
+                for crash in &mut crash_plan {
+                    crash.point = Point::Kill;
+                }
+                let spec = ProcessorAppSpec {
+                    name: name.clone(),
+                    mode: settings.mode,
+                    source: dests[0].0.clone(),
+                    sink: dests[1].0.clone(),
+                    config: c.processor_config.clone(),
+                    dir: settings.out.join(name),
+                };
+                Some(
+                    broker
+                        .processor_app(&spec)
+                        .with_context(|| format!("preparing the processor application {name}"))?,
+                )
+            }
+            _ => None,
+        };
         let effects = match &settings.effects {
             Some(path) => EffectStore::open(path)
                 .with_context(|| format!("opening the idempotent consumers' store {}", path.display()))?,
@@ -152,6 +179,7 @@ impl Workload {
             producers: Vec::new(),
             consumers: Vec::new(),
             crash_plan,
+            app,
         })
     }
 
@@ -167,6 +195,36 @@ impl Workload {
     /// The client crashes this run will inject, from the seed.
     pub fn crash_plan(&self) -> &[CrashPlan] {
         &self.crash_plan
+    }
+
+    /// Before the run phase: start a processor application's instances and wait until each
+    /// reports that it is processing, so that a JVM's start and the first rebalance are not
+    /// counted as a stall of the run. Nothing to do for the other workloads.
+    pub async fn prepare(&self, timeout: Duration) -> Result<()> {
+        let Some(app) = &self.app else { return Ok(()) };
+        let instances = self.ctx.settings.config.processors.unwrap_or(2) as usize;
+        for slot in 0..instances {
+            let pid = app
+                .start(slot)
+                .with_context(|| format!("starting processor instance {slot}"))?;
+            self.ctx.note(&format!("processor instance {slot} started (pid {pid})"));
+        }
+        let deadline = Instant::now() + timeout;
+        for slot in 0..instances {
+            while !app.ready(slot) {
+                if !app.running(slot) || Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "processor instance {slot} did not start processing within {} s; its log ends:\n{}",
+                        timeout.as_secs(),
+                        app.log_tail(slot)
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        self.ctx
+            .note(&format!("all {instances} processor instances are processing"));
+        Ok(())
     }
 
     /// Start producers, consumers and crash injection.

@@ -11,13 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use super::consume::{self, ConsumerRole, Policy};
 use super::produce::{self, ProducerRole};
 use super::{drop_crashed, open_until, Ctx, Point, Workload};
-use crate::broker::{ConsumerSpec, Outcome, Outgoing, Processor, ProducerSpec, Received};
+use crate::broker::{ConsumerSpec, Outcome, Outgoing, Processor, ProcessorApp, ProducerSpec, Received};
 
 pub(super) const VERIFIER: &str = "verifier";
 /// The processors' consumer group.
@@ -37,11 +37,19 @@ pub(super) fn start(w: &mut Workload) {
         };
         w.spawn_producer(|ctx, stop| produce::run(ctx, role, stop));
     }
-    ctx.members.expect(PROCESSORS, c.partitions as usize);
     ctx.members.expect(VERIFIER, c.partitions as usize);
-    for slot in 0..c.processors.unwrap_or(2) as usize {
-        let (source, sink, process) = (source.clone(), sink.clone(), ctx.new_process());
-        w.spawn_consumer(move |ctx, stop| processor(ctx, slot, process, source, sink, stop));
+    if let Some(app) = w.app.clone() {
+        // The application's group membership is its own: the drain cannot wait for it.
+        for slot in 0..c.processors.unwrap_or(2) as usize {
+            let (app, process) = (app.clone(), ctx.new_process());
+            w.spawn_consumer(move |ctx, stop| app_instance(ctx, app, slot, process, stop));
+        }
+    } else {
+        ctx.members.expect(PROCESSORS, c.partitions as usize);
+        for slot in 0..c.processors.unwrap_or(2) as usize {
+            let (source, sink, process) = (source.clone(), sink.clone(), ctx.new_process());
+            w.spawn_consumer(move |ctx, stop| processor(ctx, slot, process, source, sink, stop));
+        }
     }
     let spec = ConsumerSpec {
         mode: ctx.settings.mode,
@@ -59,6 +67,78 @@ pub(super) fn start(w: &mut Workload) {
         crash_slot: None,
     };
     w.spawn_consumer(|ctx, stop| consume::run(ctx, role, stop));
+}
+
+/// How often an instance's task looks for a due crash or an instance that exited.
+const INSTANCE_POLL: Duration = Duration::from_millis(100);
+/// A stopped instance gets this long to close cleanly (commit, leave its group) after SIGTERM.
+const INSTANCE_STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// One instance of a processor application (its own OS process): started at once, killed with
+/// SIGKILL when its slot's crash is due (recorded as a crash of its process, which is then
+/// replaced by a new one), restarted at once, and stopped cleanly after the drain. What it reads,
+/// writes and commits is not in the history: only the sink deliveries of the verifier show it.
+async fn app_instance(
+    ctx: Arc<Ctx>,
+    app: Arc<dyn ProcessorApp>,
+    slot: usize,
+    mut process: u64,
+    stop: CancellationToken,
+) -> Result<()> {
+    let name = ctx.settings.config.processor.clone().unwrap_or_default();
+    let start = |process: u64| -> Result<()> {
+        let pid = app
+            .start(slot)
+            .with_context(|| format!("starting {name} instance {slot}"))?;
+        ctx.note(&format!(
+            "{name} instance {slot} started as process {process} (pid {pid})"
+        ));
+        Ok(())
+    };
+    // Started before the run phase (`Workload::prepare`); started here only if it died since.
+    if !app.running(slot) {
+        start(process)?;
+    }
+    while !stop.is_cancelled() {
+        tokio::select! {
+            _ = tokio::time::sleep(INSTANCE_POLL) => {}
+            _ = stop.cancelled() => break,
+        }
+        if ctx.crash_for_batch(Some(slot)).is_some() {
+            let killer = app.clone();
+            let killed = tokio::task::spawn_blocking(move || killer.kill(slot))
+                .await
+                .context("the task killing an instance ended abnormally")?
+                .with_context(|| format!("killing {name} instance {slot}"))?;
+            let pid = killed.map_or_else(|| "not running".to_string(), |pid| format!("pid {pid}"));
+            // What the killed process held: inputs it reported processing whose output the
+            // verifier had not seen when it died (in its open transaction or batch, or written
+            // and not yet read).
+            let held: Vec<String> = app
+                .processed(slot)
+                .into_iter()
+                .filter(|id| !ctx.tracker.seen_by(0, id))
+                .collect();
+            ctx.crash(
+                process,
+                &name,
+                Point::Kill,
+                &format!("killed with SIGKILL (instance {slot}, {pid}) wherever it was"),
+                &held,
+            )?;
+            process = ctx.new_process();
+            start(process)?;
+        } else if !app.running(slot) {
+            ctx.note(&format!(
+                "{name} instance {slot} (process {process}) exited by itself; restarting it. Its log ends:\n{}",
+                app.log_tail(slot)
+            ));
+            start(process)?;
+        }
+    }
+    let stopper = app.clone();
+    let _ = tokio::task::spawn_blocking(move || stopper.stop(slot, INSTANCE_STOP_GRACE)).await;
+    Ok(())
 }
 
 struct Stage {

@@ -140,6 +140,21 @@ impl Tracker {
         }
     }
 
+    /// Whether group `group` has seen a delivery of `id` (or of a message derived from it).
+    pub fn seen_by(&self, group: usize, id: &str) -> bool {
+        let Some((process, seq)) = parse_id(id) else {
+            return false;
+        };
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = s
+            .messages
+            .get(process as usize)
+            .and_then(|m| m.get(seq as usize))
+            .copied()
+            .unwrap_or(0);
+        slot & (2 << group) != 0
+    }
+
     /// Acknowledged messages some group has not seen yet (summed over groups).
     pub fn outstanding(&self) -> u64 {
         self.inner

@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 use crate::broker::BrokerKind;
 use crate::broker::{
     Broker, ClientError, ClientSettings, Completion, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Processor,
-    Producer, ProducerSpec,
+    ProcessorApp, ProcessorAppSpec, Producer, ProducerSpec,
 };
 use crate::history::Guarantee;
 use consumer::{next_offsets, KafkaConsumer, OffsetCommits};
@@ -300,6 +300,21 @@ impl KafkaBroker {
 impl Broker for KafkaBroker {
     fn kind(&self) -> BrokerKind {
         super::KIND
+    }
+
+    /// Kafka Streams ([`super::streams`]), through the same bootstrap servers (the proxies) as
+    /// ackcheck's own clients.
+    fn processor_app(&self, spec: &ProcessorAppSpec) -> Result<Arc<dyn ProcessorApp>, ClientError> {
+        if !super::streams::APPS.contains(&spec.name.as_str()) {
+            return Err(ClientError::fatal(format!(
+                "kafka has no processor application \"{}\"; it offers {}",
+                spec.name,
+                super::streams::APPS.join(", ")
+            )));
+        }
+        let app = super::streams::StreamsApp::new(spec, &self.bootstrap, &self.run)
+            .map_err(|e| ClientError::fatal(format!("preparing Kafka Streams failed: {e}")))?;
+        Ok(Arc::new(app))
     }
 
     async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError> {

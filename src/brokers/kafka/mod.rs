@@ -1,9 +1,10 @@
 //! Apache Kafka: driver, client adapter (rdkafka: producer, consumer, transactional processor)
-//! and local KRaft nodes from Maven Central.
+//! local KRaft nodes from Maven Central, and Kafka Streams as a pipeline processor ([`streams`]).
 
 pub mod client;
 pub mod node;
 pub mod props;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ impl BrokerDriver for KafkaDriver {
             refused_faults: &[],
             leaders: true,
             partitions: None,
+            processor_apps: streams::APPS,
         }
     }
 

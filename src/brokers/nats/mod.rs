@@ -41,6 +41,7 @@ impl BrokerDriver for NatsDriver {
             refused_faults: &[],
             leaders: true,
             partitions: None,
+            processor_apps: &[],
         }
     }
 

@@ -49,6 +49,7 @@ impl BrokerDriver for RabbitDriver {
             refused_faults: &[],
             leaders: true,
             partitions: None,
+            processor_apps: &[],
         }
     }
 

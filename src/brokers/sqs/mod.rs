@@ -44,7 +44,8 @@ impl BrokerDriver for SqsDriver {
                  measure that; use pause, lose-acks, reset or latency",
             )],
             leaders: false,
-            partitions: None,
+            partitions: Some("LocalStack runs one node here, so there is nothing between nodes to cut"),
+            processor_apps: &[],
         }
     }
 
