@@ -140,6 +140,11 @@ impl RabbitNodes {
             self.hosts.ip(node),
             KIND.port(node, AMQP_SLOT)
         );
+        if self.namespaced() {
+            // Clients reach a namespaced node through its proxy, from the bridge's address: the
+            // guest user must not be limited to loopback connections.
+            conf.push_str("loopback_users.guest = false\n");
+        }
         // A small memory watermark keeps the footprint honest; a low disk limit keeps
         // publishers unblocked on small test disks. A campaign's own limit of either kind
         // replaces ours (two kinds of one limit in one file are refused by the node).
