@@ -4,7 +4,7 @@ import pathlib
 import sys
 
 out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "runs/partitions")
-print("| campaign | seed | verdict | claim | evidence | messages | lost | duplicated | partitions started / scheduled | longest ack stall |")
+print("| campaign | seed | verdict | claim | evidence | messages | lost | duplicated | faults started / scheduled (of them partitions) | longest stall of acknowledged sends |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for verdict_file in sorted(out.glob("*/verdict.json")):
     v = json.loads(verdict_file.read_text())
@@ -16,5 +16,5 @@ for verdict_file in sorted(out.glob("*/verdict.json")):
     parts = e.get("faults", {}).get("partition", 0)
     print(
         f"| {name} | {seed} | {v['verdict']} | {v['claim']} {claim} | {e['grade']} | {c['messages']:,} | "
-        f"{c['lost']:,} | {c['duplicated']:,} | {parts} / {e['faults_scheduled']} | {stall_s:.1f} s |"
+        f"{c['lost']:,} | {c['duplicated']:,} | {e['faults_started']} / {e['faults_scheduled']} ({parts}) | {stall_s:.1f} s |"
     )
