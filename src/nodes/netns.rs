@@ -38,7 +38,7 @@ pub const BRIDGE: &str = "ackcheck0";
 /// Namespaces ackcheck creates are named with this prefix and the node's proxy port.
 const NETNS_PREFIX: &str = "ackcheck-";
 /// The bridge's address, the first of 198.18.0.0/15.
-const BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PREFIX_LEN: u8 = 15;
 /// The nftables table that holds a node's part of a partition.
 const TABLE: &str = "ackcheck";

@@ -111,6 +111,14 @@ impl RabbitNodes {
                 self.host_alias(node)
             ));
         }
+        // `rabbitmqctl` runs in the root namespace as `rabbitmqcli-…@<this machine's name>`;
+        // inside a namespace that name means the namespace's own loopback, and a node that
+        // answers the CLI from another node (`list_queues` gathers from every member) could
+        // not reach it: there it is the bridge's address.
+        if let Some(hostname) = machine_hostname() {
+            let [a, b, c, d] = crate::nodes::netns::BRIDGE_IP.octets();
+            text.push_str(&format!("{{host, {{{a},{b},{c},{d}}}, [\"{hostname}\"]}}.\n"));
+        }
         text.push_str("{lookup, [file, native]}.\n");
         text
     }
@@ -534,6 +542,15 @@ fn leader_in(list_queues_json: &str, dest: &str, names: &[String]) -> Option<usi
     let row = rows.iter().find(|r| r["name"].as_str() == Some(dest))?;
     let leader = row["leader"].as_str()?;
     names.iter().position(|name| name == leader)
+}
+
+/// This machine's host name (the host part of the CLI's Erlang node name), if it has one that
+/// Erlang can use as a short name.
+fn machine_hostname() -> Option<String> {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim().split('.').next()?.to_string();
+    let usable = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    usable.then_some(name)
 }
 
 /// Pids of processes whose command name is `name`.
