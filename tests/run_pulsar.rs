@@ -261,7 +261,7 @@ async fn at_least_once_under_lost_receipts_and_crashes_duplicates_and_loses_noth
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn at_most_once_acking_before_processing_loses_in_crashes_and_never_duplicates() {
+async fn at_most_once_acking_before_processing_loses_in_crashes_and_duplicates_only_by_redelivery() {
     // Lost receipts only: nobody waits for them, and acks travel the other way, so a crash
     // after the acks is a crash after acks that reached the broker.
     let campaign = QUEUE.replace("MODE", "at-most-once")
@@ -270,15 +270,31 @@ async fn at_most_once_acking_before_processing_loses_in_crashes_and_never_duplic
     assert_eq!(v["evidence"]["drained"], true, "the drain completed: {v}");
     assert!(n(&v["evidence"]["crashes"]) > 0, "consumers crashed: {v}");
     assert!(n(&v["counts"]["delivered"]) > 1000, "messages moved: {v}");
-    assert_eq!(n(&v["counts"]["duplicated"]), 0, "at-most-once never duplicates: {v}");
     if history.contains("\"point\":\"after committing, before processing\"") {
         assert!(
             n(&v["counts"]["lost"]) > 0,
             "a consumer that crashes after acknowledging loses what it held: {v}"
         );
     }
-    assert_eq!(v["claim_holds"], true, "{v}");
-    assert_eq!(code, 0);
+    // Measured, not assumed: Pulsar sometimes delivers again, at the same position, messages
+    // an ack-first consumer had acknowledged, after its connection stalled under lost receipts
+    // (CI, 2026-12-06: 60 such duplicates in one 15 s run; the analysis matrix's
+    // pulsar-at-most-once-seed1: 62). What the at-most-once client side still guarantees is
+    // that nothing is written twice (no producer retries): every duplicate is a redelivery.
+    let duplicated = n(&v["counts"]["duplicated"]);
+    assert_eq!(
+        n(&v["duplicate_causes"]["written_twice"]),
+        0,
+        "no producer retries: {v}"
+    );
+    assert_eq!(
+        n(&v["duplicate_causes"]["redelivered"]),
+        duplicated,
+        "every duplicate is a redelivery of one stored copy: {v}"
+    );
+    // The claim holds exactly when nothing was delivered twice.
+    assert_eq!(v["claim_holds"], duplicated == 0, "{v}");
+    assert_eq!(code, if duplicated == 0 { 0 } else { 1 });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
