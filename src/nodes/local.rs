@@ -455,11 +455,7 @@ impl Cluster for LocalCluster {
 
     async fn partition(&self, grudge: &Grudge) -> Result<()> {
         if self.shape.network != NodeNetwork::Namespaces {
-            return Err(ClusterError::Other(format!(
-                "{} runs its nodes on loopback, where traffic between nodes cannot be cut; a campaign with partition faults starts it in network namespaces (`ackcheck cluster down {}` first if it is up)",
-                self.name(),
-                self.name()
-            )));
+            return Err(ClusterError::NoPartitions { broker: self.name() });
         }
         let hosts = self.hosts();
         for node in self.all_nodes() {

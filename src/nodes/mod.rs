@@ -215,6 +215,8 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{broker} runs its nodes on loopback, where traffic between nodes cannot be cut; a campaign with partition faults starts it in network namespaces (`ackcheck cluster down {broker}` first if it is up)")]
+    NoPartitions { broker: &'static str },
     #[error("{0}")]
     Other(String),
 }
@@ -283,11 +285,7 @@ pub trait Cluster: Send + Sync {
     /// cluster whose nodes run in network namespaces can.
     async fn partition(&self, grudge: &Grudge) -> Result<()> {
         let _ = grudge;
-        Err(ClusterError::Other(format!(
-            "{} runs its nodes on one network (loopback), where traffic between nodes cannot be cut; a campaign with partition faults starts it in network namespaces (`ackcheck cluster down {}` first if it is up)",
-            self.broker(),
-            self.broker()
-        )))
+        Err(ClusterError::NoPartitions { broker: self.broker() })
     }
 
     /// Heal every partition (idempotent; nothing to do on loopback).
