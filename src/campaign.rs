@@ -458,6 +458,16 @@ impl Campaign {
                 ));
             }
         }
+        let controller_step = self.nemesis.steps.iter().any(|s| s.target == StepTarget::Controller);
+        if !capabilities.controller
+            && (controller_step || (self.nemesis.target == Target::Controller && !self.nemesis.faults.is_empty()))
+        {
+            return Err((
+                "nemesis",
+                if controller_step { "steps" } else { "target" },
+                format!("{broker} has no node that leads the cluster's metadata, so there is no controller to target; use leader, random or node:<i>"),
+            ));
+        }
         if self.nemesis.target == Target::Leader && !capabilities.leaders && !self.nemesis.faults.is_empty() {
             return Err((
                 "nemesis",
@@ -467,7 +477,14 @@ impl Campaign {
         }
         for (i, step) in self.nemesis.steps.iter().enumerate() {
             match step.target {
-                StepTarget::Leader | StepTarget::Followers if !capabilities.leaders => {
+                StepTarget::Minority if self.nodes < 3 => {
+                    return Err((
+                        "nemesis",
+                        "steps",
+                        format!("steps[{i}]: a minority that leaves a majority needs nodes = 3 or more, not {}", self.nodes),
+                    ))
+                }
+                StepTarget::Leader | StepTarget::Followers | StepTarget::Minority if !capabilities.leaders => {
                     return Err((
                         "nemesis",
                         "steps",

@@ -1,6 +1,6 @@
 //! Partitions between nodes, on real nodes in network namespaces that ackcheck creates: a cut
 //! really stops an isolated Kafka leader from acknowledging `acks=all` writes and healing lets
-//! them through; a NATS run interrupted with Ctrl-C in the middle of a partition, and a cluster
+//! them through, and the active controller cut off is replaced by another; a NATS run interrupted with Ctrl-C in the middle of a partition, and a cluster
 //! whose partitioning run was killed with -9, leave no namespace, no nftables rule, no proxy
 //! and no broker process behind. Needs root, `ip` and `nft` (`.ci/run` installs nftables).
 
@@ -163,6 +163,27 @@ async fn an_isolated_kafka_leader_acknowledges_no_acks_all_write_until_the_cut_h
             ),
             other => panic!("the write was not acknowledged within 90 s of the heal: {other:?}"),
         }
+
+        // `target = "controller"`: the active KRaft controller is known, and cutting it off makes
+        // the other two elect another one, which the target then names.
+        let controller = cluster.controller().await.expect("the active controller is known");
+        let grudge = partition::grudge(FaultKind::PartitionOne, controller, 3).expect("a 3-node grudge");
+        cluster.partition(&grudge).await.expect("the controller is cut off");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let successor = loop {
+            match cluster.controller().await {
+                Some(now) if now != controller => break now,
+                _ => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "node {controller}, cut off, was still the controller after 30 s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        eprintln!("controller {controller} cut off; node {successor} took over");
+        cluster.heal_partitions().await.expect("the cut heals");
     };
     let result = tokio::spawn(outcome).await;
     cluster.down().await.expect("down after the test");

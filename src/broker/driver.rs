@@ -26,6 +26,9 @@ pub struct Capabilities {
     pub refused_faults: &'static [(&'static str, &'static str)],
     /// Nodes lead destinations, so `target = "leader"` means something.
     pub leaders: bool,
+    /// One node leads the cluster's metadata (Kafka's active KRaft controller), so
+    /// `target = "controller"` means something.
+    pub controller: bool,
     /// Partitions between nodes (its nodes run in network namespaces and listen where
     /// [`crate::nodes::NodeHosts`] says). `None` = can; `Some(why)` = cannot, and why.
     pub partitions: Option<&'static str>,

@@ -75,15 +75,31 @@ impl fmt::Display for Step {
 }
 
 /// Whom a step hits, decided when it starts: `leader` (of the workload's first destination),
-/// `followers` (every other node), `coordinator` (the node coordinating the first transactional
-/// producer or processor: Kafka's transaction coordinator), `all`, or `node:<i>`.
+/// `followers` (every other node), `minority` (⌊(n−1)/2⌋ nodes, never the leader: the next ones
+/// after it), `coordinator` (the node coordinating the first transactional producer or
+/// processor: Kafka's transaction coordinator), `controller` (Kafka's active KRaft controller),
+/// `all`, or `node:<i>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepTarget {
     Leader,
     Followers,
+    Minority,
     Coordinator,
+    Controller,
     All,
     Node(usize),
+}
+
+impl StepTarget {
+    /// The random-schedule target that names the same single node, if there is one.
+    pub fn as_target(self) -> Option<Target> {
+        match self {
+            StepTarget::Leader => Some(Target::Leader),
+            StepTarget::Coordinator => Some(Target::Coordinator),
+            StepTarget::Controller => Some(Target::Controller),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for StepTarget {
@@ -91,7 +107,9 @@ impl fmt::Display for StepTarget {
         match self {
             StepTarget::Leader => f.write_str("leader"),
             StepTarget::Followers => f.write_str("followers"),
+            StepTarget::Minority => f.write_str("minority"),
             StepTarget::Coordinator => f.write_str("coordinator"),
+            StepTarget::Controller => f.write_str("controller"),
             StepTarget::All => f.write_str("all"),
             StepTarget::Node(n) => write!(f, "node:{n}"),
         }
@@ -105,14 +123,16 @@ impl std::str::FromStr for StepTarget {
         match text {
             "leader" => Ok(StepTarget::Leader),
             "followers" => Ok(StepTarget::Followers),
+            "minority" => Ok(StepTarget::Minority),
             "coordinator" => Ok(StepTarget::Coordinator),
+            "controller" => Ok(StepTarget::Controller),
             "all" => Ok(StepTarget::All),
             other => other
                 .strip_prefix("node:")
                 .and_then(|n| n.parse().ok())
                 .map(StepTarget::Node)
                 .ok_or_else(|| {
-                    format!("`{other}` is not a step target: leader, followers, coordinator, all or node:<i>")
+                    format!("`{other}` is not a step target: leader, followers, minority, coordinator, controller, all or node:<i>")
                 }),
         }
     }
@@ -254,6 +274,20 @@ pub enum Target {
     /// The node coordinating the first transactional producer or processor (Kafka's
     /// transaction coordinator of its `transactional.id`).
     Coordinator,
+    /// The node leading the cluster's metadata (Kafka's active KRaft controller).
+    Controller,
+}
+
+impl Target {
+    /// How a schedule line names the node this target picks when the fault starts.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Target::Random => "a random node",
+            Target::Leader => "the leader",
+            Target::Coordinator => "the transaction coordinator",
+            Target::Controller => "the controller",
+        }
+    }
 }
 
 /// One package of fault kinds (Jepsen's nemesis packages): how to make each kind on a node and

@@ -180,6 +180,16 @@ impl Nemesis {
         self
     }
 
+    /// The one node `target` names now, if known (a random target names none).
+    async fn single_target(&self, target: super::Target) -> Option<usize> {
+        match target {
+            super::Target::Random => None,
+            super::Target::Leader => self.cluster.leader(self.leader_dest.as_deref()?).await,
+            super::Target::Coordinator => self.coordinator().await,
+            super::Target::Controller => self.cluster.controller().await,
+        }
+    }
+
     /// The node coordinating [`Self::with_coordinator_key`]'s key now, if known.
     async fn coordinator(&self) -> Option<usize> {
         let key = self.coordinator_key.as_deref()?;
@@ -295,10 +305,9 @@ impl Nemesis {
                 }
                 continue;
             }
-            let node = match (fault.leader, &self.leader_dest) {
-                (true, Some(dest)) => self.cluster.leader(dest).await.unwrap_or(fault.node),
-                _ if self.config.target == super::Target::Coordinator => self.coordinator().await.unwrap_or(fault.node),
-                _ => fault.node,
+            let node = match fault.target {
+                super::Target::Random => fault.node,
+                target => self.single_target(target).await.unwrap_or(fault.node),
             };
             started += 1;
             {
@@ -354,7 +363,7 @@ impl Nemesis {
                 kind: step.fault,
                 duration: Duration::from_secs_f64(step.duration),
                 node: 0,
-                leader: step.target == StepTarget::Leader,
+                target: step.target.as_target().unwrap_or(super::Target::Random),
             };
             if !sleep_unless_stopped(wait, deadline, stop).await || began + t + as_scheduled.duration > deadline {
                 let cause = if stop.is_cancelled() {
@@ -380,12 +389,16 @@ impl Nemesis {
     async fn targets(&self, target: StepTarget) -> Vec<usize> {
         let nodes = self.cluster.nodes();
         let leader = match (&self.leader_dest, target) {
-            (Some(dest), StepTarget::Leader | StepTarget::Followers) => self.cluster.leader(dest).await,
+            (Some(dest), StepTarget::Leader | StepTarget::Followers | StepTarget::Minority) => {
+                self.cluster.leader(dest).await
+            }
             _ => None,
         };
         match target {
-            // No coordinator known: node 0 stands in for it, as for the leader.
+            // No coordinator or controller known: node 0 stands in for it, as for the leader.
             StepTarget::Coordinator => vec![self.coordinator().await.unwrap_or(0)],
+            StepTarget::Controller => vec![self.cluster.controller().await.unwrap_or(0)],
+            StepTarget::Minority => minority_without(leader.unwrap_or(0), nodes),
             StepTarget::Node(n) => vec![n.min(nodes.saturating_sub(1))],
             StepTarget::All => (0..nodes).collect(),
             // No leader known: node 0 stands in for it (recorded as the node of the event).
@@ -632,6 +645,13 @@ async fn sleep_unless_stopped(wait: Duration, deadline: Instant, stop: &Cancella
     }
 }
 
+/// A minority of a cluster of `nodes` (⌊(n−1)/2⌋ nodes, so that the rest keep a majority
+/// without them) that leaves out `leader`: the nodes after it, in ring order.
+fn minority_without(leader: usize, nodes: usize) -> Vec<usize> {
+    let size = nodes.saturating_sub(1) / 2;
+    (1..=size).map(|step| (leader + step) % nodes).collect()
+}
+
 fn node_value(node: usize) -> OpValue {
     let mut value = OpValue::default();
     value.extra.insert("node".into(), node.into());
@@ -659,5 +679,14 @@ mod tests {
         let started = Instant::now();
         assert!(!sleep_unless_stopped(MINUTE, far, &stop).await, "cut by stop");
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_minority_leaves_the_leader_and_a_majority_alone() {
+        assert_eq!(minority_without(0, 3), vec![1]);
+        assert_eq!(minority_without(2, 3), vec![0]);
+        assert_eq!(minority_without(3, 5), vec![4, 0]);
+        assert!(minority_without(0, 1).is_empty());
+        assert!(minority_without(0, 2).is_empty(), "two nodes have no minority to lose");
     }
 }

@@ -21,19 +21,23 @@ pub struct ScheduledFault {
     pub wait: Duration,
     pub kind: FaultKind,
     pub duration: Duration,
-    /// The node drawn from the seed; with `leader`, only the fallback when no leader is known.
+    /// The node drawn from the seed; with a `target` other than random, only the fallback when
+    /// the node it names is not known when the fault starts.
     pub node: usize,
-    pub leader: bool,
+    /// Whom the fault hits, decided when it starts.
+    pub target: Target,
 }
 
 impl fmt::Display for ScheduledFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (at, dur) = (self.at.as_secs_f64(), self.duration.as_secs_f64());
-        if self.leader {
+        if self.target != Target::Random {
             write!(
                 f,
-                "at {at:.1} s: {} the leader (else node {}) for {dur:.1} s",
-                self.kind, self.node
+                "at {at:.1} s: {} {} (else node {}) for {dur:.1} s",
+                self.kind,
+                self.target.describe(),
+                self.node
             )
         } else {
             write!(f, "at {at:.1} s: {} node {} for {dur:.1} s", self.kind, self.node)
@@ -73,7 +77,7 @@ pub fn schedule(config: &NemesisConfig, seed: u64, nodes: usize, run_for: Durati
             kind,
             duration,
             node,
-            leader: config.target == Target::Leader,
+            target: config.target,
         });
     }
 }
@@ -199,12 +203,31 @@ mod tests {
         let mut c = config(&[FaultKind::Kill], 1.0, 1.0);
         c.target = Target::Leader;
         let faults = schedule(&c, 3, 3, MINUTE);
-        assert!(faults.iter().all(|f| f.leader));
+        assert!(faults.iter().all(|f| f.target == Target::Leader));
         assert!(
             faults[0].to_string().contains("kill the leader (else node"),
             "{}",
             faults[0]
         );
+        c.target = Target::Coordinator;
+        let faults = schedule(&c, 3, 3, MINUTE);
+        assert!(
+            faults[0]
+                .to_string()
+                .contains("kill the transaction coordinator (else node"),
+            "{}",
+            faults[0]
+        );
+        c.target = Target::Controller;
+        let faults = schedule(&c, 3, 3, MINUTE);
+        assert!(
+            faults[0].to_string().contains("kill the controller (else node"),
+            "{}",
+            faults[0]
+        );
+        c.target = Target::Random;
+        let faults = schedule(&c, 3, 3, MINUTE);
+        assert!(!faults[0].to_string().contains("else"), "{}", faults[0]);
     }
 
     #[test]

@@ -590,6 +590,10 @@ impl Cluster for LocalCluster {
         self.recipe.coordinator(key, &self.live_nodes()).await
     }
 
+    async fn controller(&self) -> Option<usize> {
+        self.recipe.controller(&self.live_nodes()).await
+    }
+
     async fn restart(&self, node: usize) -> Result<()> {
         self.check_node(node)?;
         if process::recorded_nodes(&self.home, self.name()).is_none() {

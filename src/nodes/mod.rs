@@ -276,6 +276,12 @@ pub trait Cluster: Send + Sync {
         None
     }
 
+    /// The node leading the cluster's metadata now (Kafka: the active KRaft controller), if the
+    /// broker has one and it is known.
+    async fn controller(&self) -> Option<usize> {
+        None
+    }
+
     /// Where the nodes run: on loopback, or each in its own network namespace.
     fn network(&self) -> NodeNetwork {
         NodeNetwork::Loopback

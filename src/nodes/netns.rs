@@ -260,11 +260,24 @@ pub fn ensure(proxy_port: u16) -> Result<()> {
     create(proxy_port)
 }
 
-/// Remove the namespace of `proxy_port` (its veth pair goes with it); nothing there is fine.
+/// Remove the namespace of `proxy_port` and its veth pair; nothing there is fine.
 pub fn remove(proxy_port: u16) -> Result<()> {
     let netns = netns_name(proxy_port);
     if exists(&netns) {
         run("ip", &["netns", "del", &netns], None)?;
+    }
+    // `ip netns del` only drops the name: a namespace lives on, with its end of the veth pair,
+    // while a process is still inside (a node still dying after its kill), so the bridge's end
+    // outlives it too and the next `create` of this node failed with "File exists" (seen between
+    // two RabbitMQ runs 1 s apart). Deleting one end of a veth pair deletes both.
+    let veth = PathBuf::from("/sys/class/net").join(veth_name(proxy_port));
+    if veth.exists() {
+        // The kernel may free it between the check and the delete: gone is what we want.
+        if let Err(e) = run("ip", &["link", "del", &veth_name(proxy_port)], None) {
+            if veth.exists() {
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }

@@ -161,6 +161,13 @@ pub trait NodeRecipe: Send + Sync {
         None
     }
 
+    /// The node leading the cluster's metadata (Kafka: the active KRaft controller), if the
+    /// broker has one and it is known. `live` as for [`Self::leader`].
+    async fn controller(&self, live: &[usize]) -> Option<usize> {
+        let _ = live;
+        None
+    }
+
     /// The node that leads `dest` now, if the broker has leaders and one is known. `live` are
     /// the nodes running and not paused, the ones worth asking.
     async fn leader(&self, dest: &str, live: &[usize]) -> Option<usize> {

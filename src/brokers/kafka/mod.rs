@@ -44,6 +44,7 @@ impl BrokerDriver for KafkaDriver {
             transactions: None,
             refused_faults: &[],
             leaders: true,
+            controller: true,
             partitions: None,
             processor_apps: streams::APPS,
         }

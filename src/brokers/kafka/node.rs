@@ -280,6 +280,32 @@ impl NodeRecipe for KafkaNodes {
         let partition = transaction_state_partition(key, TRANSACTION_STATE_PARTITIONS);
         self.partition_leader("__transaction_state", partition).await
     }
+
+    /// The active KRaft controller: of the leaders the nodes' quorum-state files name, the one of
+    /// the latest epoch. Every node is a voter here and writes that file on each election, so no
+    /// network round trip is needed (librdkafka has no DescribeQuorum, and a JVM tool per fault
+    /// would take seconds). A node cut off or paused keeps an older epoch, or names no leader
+    /// while it campaigns, so the majority's choice wins.
+    async fn controller(&self, _live: &[usize]) -> Option<usize> {
+        (0..self.nodes)
+            .filter_map(|node| {
+                let text =
+                    std::fs::read_to_string(self.data_dir(node).join("__cluster_metadata-0/quorum-state")).ok()?;
+                quorum_leader(&text)
+            })
+            .max_by_key(|&(_, epoch)| epoch)
+            .and_then(|(leader, _)| usize::try_from(leader).ok())
+            .filter(|&node| node < self.nodes)
+    }
+}
+
+/// The leader and its epoch in a KRaft `quorum-state` file (`{"leaderId":1,"leaderEpoch":3,…}`),
+/// or `None` when the file names no leader (`-1`: an election is on) or cannot be read.
+pub fn quorum_leader(text: &str) -> Option<(i64, i64)> {
+    let state: serde_json::Value = serde_json::from_str(text).ok()?;
+    let leader = state.get("leaderId")?.as_i64()?;
+    let epoch = state.get("leaderEpoch")?.as_i64()?;
+    (leader >= 0).then_some((leader, epoch))
 }
 
 /// The partition of `__transaction_state` (with `partitions` partitions) that holds the state
@@ -368,7 +394,18 @@ fn pom() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::transaction_state_partition;
+    use super::{quorum_leader, transaction_state_partition};
+
+    #[test]
+    fn the_quorum_state_names_the_leader_and_its_epoch_or_nobody_during_an_election() {
+        let leading = r#"{"clusterId":"","leaderId":1,"leaderEpoch":3,"votedId":-1,"appliedOffset":0,"currentVoters":null,"data_version":1}"#;
+        assert_eq!(quorum_leader(leading), Some((1, 3)));
+        let electing =
+            r#"{"clusterId":"","leaderId":-1,"leaderEpoch":4,"votedId":2,"appliedOffset":0,"data_version":1}"#;
+        assert_eq!(quorum_leader(electing), None);
+        assert_eq!(quorum_leader("not json"), None);
+        assert_eq!(quorum_leader(r#"{"leaderEpoch":3}"#), None);
+    }
 
     #[test]
     fn transactional_ids_map_to_partitions_as_kafka_maps_them() {

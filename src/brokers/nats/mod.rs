@@ -40,6 +40,7 @@ impl BrokerDriver for NatsDriver {
             ),
             refused_faults: &[],
             leaders: true,
+            controller: false,
             partitions: None,
             processor_apps: &[],
         }

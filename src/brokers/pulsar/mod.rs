@@ -42,6 +42,7 @@ impl BrokerDriver for PulsarDriver {
             ),
             refused_faults: &[],
             leaders: false,
+            controller: false,
             partitions: Some("it runs one standalone node here, so there is nothing between nodes to cut"),
             processor_apps: &[],
         }

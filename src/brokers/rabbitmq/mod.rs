@@ -48,6 +48,7 @@ impl BrokerDriver for RabbitDriver {
             ),
             refused_faults: &[],
             leaders: true,
+            controller: false,
             partitions: None,
             processor_apps: &[],
         }

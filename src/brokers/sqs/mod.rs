@@ -44,6 +44,7 @@ impl BrokerDriver for SqsDriver {
                  measure that; use pause, lose-acks, reset or latency",
             )],
             leaders: false,
+            controller: false,
             partitions: Some("LocalStack runs one node here, so there is nothing between nodes to cut"),
             processor_apps: &[],
         }
