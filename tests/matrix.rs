@@ -8,16 +8,30 @@ use std::process::Command;
 /// Both tests run NATS on the same ports: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn matrix(dir: &Path, extra: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+/// `ackcheck matrix DIR/m.toml --out DIR/out EXTRA…`, from the project's folder.
+fn matrix_command(dir: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ackcheck"));
+    command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("matrix")
         .arg(dir.join("m.toml"))
         .arg("--out")
         .arg(dir.join("out"))
-        .args(extra)
+        .args(extra);
+    command
+}
+
+/// The status of `ackcheck cluster status nats`, stdout and stderr together.
+fn nats_status() -> String {
+    let status = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .args(["cluster", "status", "nats"])
         .output()
-        .expect("running ackcheck matrix");
+        .expect("cluster status");
+    String::from_utf8_lossy(&status.stdout).into_owned() + &String::from_utf8_lossy(&status.stderr)
+}
+
+fn matrix(dir: &Path, extra: &[&str]) -> (i32, String, String) {
+    let out = matrix_command(dir, extra).output().expect("running ackcheck matrix");
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -68,11 +82,7 @@ fn two_cells_share_one_cluster_record_results_and_resume() {
         !log("nats-at-least-once-seed2").contains("stopping the cluster this run started"),
         "the second cell did not start its own cluster"
     );
-    let status = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
-        .args(["cluster", "status", "nats"])
-        .output()
-        .expect("cluster status");
-    let status = String::from_utf8_lossy(&status.stdout).into_owned() + &String::from_utf8_lossy(&status.stderr);
+    let status = nats_status();
     assert!(
         status.contains("no process") && !status.contains("healthy"),
         "the matrix stopped the cluster it started: {status}"
@@ -105,12 +115,7 @@ fn ctrl_c_stops_the_matrix_after_the_cell_in_progress_and_leaves_nothing_running
         "seeds = [1, 2]\nduration = \"30s\"\n[[cells]]\ncampaigns = [\"workloads/nats-at-least-once.toml\"]\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("matrix")
-        .arg(dir.path().join("m.toml"))
-        .arg("--out")
-        .arg(dir.path().join("out"))
+    let mut child = matrix_command(dir.path(), &[])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -141,11 +146,7 @@ fn ctrl_c_stops_the_matrix_after_the_cell_in_progress_and_leaves_nothing_running
         !dir.path().join("out/cells/nats-at-least-once-seed2").exists(),
         "no cell started after Ctrl-C"
     );
-    let status = Command::new(env!("CARGO_BIN_EXE_ackcheck"))
-        .args(["cluster", "status", "nats"])
-        .output()
-        .expect("cluster status");
-    let status = String::from_utf8_lossy(&status.stdout).into_owned() + &String::from_utf8_lossy(&status.stderr);
+    let status = nats_status();
     assert!(
         !status.contains("healthy"),
         "the matrix stopped the cluster it started: {status}"

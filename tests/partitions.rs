@@ -213,6 +213,32 @@ fn wait_for_partition(path: &std::path::Path, limit: Duration) -> bool {
     false
 }
 
+/// `ackcheck run CAMPAIGN --seed 1 --out OUT EXTRA…` started in the background, returned once
+/// its history records a started partition (at most 120 s).
+fn run_until_partitioned(campaign: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    let mut args = vec![
+        "run",
+        campaign.to_str().unwrap(),
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = Command::new(ACKCHECK)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ackcheck run starts");
+    assert!(
+        wait_for_partition(&out.join("history.jsonl"), Duration::from_secs(120)),
+        "the partition never started"
+    );
+    run
+}
+
 /// A campaign file of 3 NATS nodes that partitions them from 2 s into the run for long enough
 /// that the test interrupts it in the middle.
 fn nats_partition_campaign(dir: &std::path::Path) -> std::path::PathBuf {
@@ -257,24 +283,7 @@ async fn ctrl_c_in_a_partition_and_down_after_a_kill_9_leave_nothing_behind() {
 
     // 1. Ctrl-C while the partition is in force: the run heals it and stops the cluster it started.
     let out = dir.path().join("interrupted");
-    let mut run = Command::new(ACKCHECK)
-        .args([
-            "run",
-            campaign.to_str().unwrap(),
-            "--seed",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ackcheck run starts");
-    assert!(
-        wait_for_partition(&out.join("history.jsonl"), Duration::from_secs(120)),
-        "the partition never started"
-    );
+    let mut run = run_until_partitioned(&campaign, &out, &[]);
     let cluster = nats.open_cluster(None, &home).expect("the NATS cluster");
     assert_eq!(
         cluster.network(),
@@ -306,25 +315,7 @@ async fn ctrl_c_in_a_partition_and_down_after_a_kill_9_leave_nothing_behind() {
     // 2. kill -9 in a partition of a kept cluster: the cut stays in force (nothing could heal
     //    it), the next `cluster status` heals it, `cluster down` removes every namespace.
     let out = dir.path().join("killed");
-    let mut run = Command::new(ACKCHECK)
-        .args([
-            "run",
-            campaign.to_str().unwrap(),
-            "--seed",
-            "1",
-            "--keep-cluster",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ackcheck run starts");
-    assert!(
-        wait_for_partition(&out.join("history.jsonl"), Duration::from_secs(120)),
-        "the partition never started"
-    );
+    let mut run = run_until_partitioned(&campaign, &out, &["--keep-cluster"]);
     run.kill().expect("kill -9");
     let _ = run.wait();
     assert!(

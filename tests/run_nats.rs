@@ -10,47 +10,15 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ackcheck::broker::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::broker::{Broker, ConsumerSpec, Outcome, ProducerSpec, Received};
 use ackcheck::brokers::nats::client::NatsBroker;
 use ackcheck::history::Guarantee;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::Home;
+use common::adapter::{log, message, receive, STEP};
 use common::{n, run, SERIAL};
-
-const STEP: Duration = Duration::from_secs(30);
-
-fn log() -> LogSink {
-    Arc::new(|line: &str| eprintln!("  log: {line}"))
-}
-
-fn message(id: &str, dest: &str) -> Outgoing {
-    Outgoing {
-        id: id.into(),
-        key: Some("k1".into()),
-        dest: dest.into(),
-        from: None,
-        size: 100,
-    }
-}
-
-/// Receive until `n` messages came, or fail after STEP.
-async fn receive(consumer: &mut dyn Consumer, n: usize) -> Vec<Received> {
-    let deadline = Instant::now() + STEP;
-    let mut got = Vec::new();
-    while got.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} messages arrived", got.len());
-        got.extend(
-            consumer
-                .receive(n - got.len(), Duration::from_millis(200))
-                .await
-                .expect("receiving"),
-        );
-    }
-    got
-}
 
 /// Publish `p0-1`, lose the PubAck of `p0-2`, re-send `p0-2` until ok, and read what is stored.
 async fn lost_pub_ack(broker: &NatsBroker, proxy: &str, mode: Guarantee, stream: &str) -> Vec<Received> {

@@ -11,77 +11,21 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::broker::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::broker::{Broker, Outcome, Outgoing, ProducerSpec};
 use ackcheck::brokers::pulsar::client::PulsarBroker;
 use ackcheck::history::Guarantee;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::Home;
+use common::adapter::{log, message, nothing_left, positions, receive, spec, STEP};
 use common::{n, run, SERIAL};
-
-const STEP: Duration = Duration::from_secs(30);
-
-fn log() -> LogSink {
-    Arc::new(|line: &str| eprintln!("  log: {line}"))
-}
-
-fn message(id: &str, dest: &str) -> Outgoing {
-    Outgoing {
-        id: id.into(),
-        key: Some("k1".into()),
-        dest: dest.into(),
-        from: None,
-        size: 100,
-    }
-}
-
-fn spec(mode: Guarantee, topic: &str) -> ConsumerSpec {
-    ConsumerSpec {
-        mode,
-        group: "g".into(),
-        dests: vec![topic.into()],
-        committed_only: false,
-        member: "c0".into(),
-    }
-}
 
 fn producer_spec(mode: Guarantee) -> ProducerSpec {
     ProducerSpec {
         mode,
         identity: "producer-0".into(),
     }
-}
-
-/// Receive until `n` messages came, or fail after STEP.
-async fn receive(consumer: &mut dyn Consumer, n: usize) -> Vec<Received> {
-    let deadline = Instant::now() + STEP;
-    let mut got = Vec::new();
-    while got.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} messages arrived", got.len());
-        got.extend(
-            consumer
-                .receive(n - got.len(), Duration::from_secs(1))
-                .await
-                .expect("receiving"),
-        );
-    }
-    got
-}
-
-/// Nothing more arrives within `wait`.
-async fn nothing_left(consumer: &mut dyn Consumer, wait: Duration) {
-    let got = consumer.receive(10, wait).await.expect("receiving");
-    let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
-    assert!(got.is_empty(), "expected nothing more, got {ids:?}");
-}
-
-/// (id, pos) of each message, sorted.
-fn positions(messages: &[Received]) -> Vec<(String, String)> {
-    let mut p: Vec<_> = messages.iter().map(|m| (m.id.clone(), m.pos.clone())).collect();
-    p.sort();
-    p
 }
 
 /// Send until ok, or fail after STEP; returns the positions the receipt reported.

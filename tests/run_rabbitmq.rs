@@ -12,64 +12,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::broker::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::broker::{Broker, Outcome, ProducerSpec, Received};
 use ackcheck::brokers::rabbitmq::client::{QueueType, RabbitBroker};
 use ackcheck::history::Guarantee;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::Home;
+use common::adapter::{log, message, nothing_left, receive, spec, STEP};
 use common::{n, run, SERIAL};
-
-const STEP: Duration = Duration::from_secs(30);
-
-fn log() -> LogSink {
-    Arc::new(|line: &str| eprintln!("  log: {line}"))
-}
-
-fn message(id: &str, dest: &str) -> Outgoing {
-    Outgoing {
-        id: id.into(),
-        key: Some("k1".into()),
-        dest: dest.into(),
-        from: None,
-        size: 100,
-    }
-}
-
-fn spec(mode: Guarantee, queue: &str) -> ConsumerSpec {
-    ConsumerSpec {
-        mode,
-        group: "g".into(),
-        dests: vec![queue.into()],
-        committed_only: false,
-        member: "c0".into(),
-    }
-}
-
-/// Receive until `n` messages came, or fail after STEP.
-async fn receive(consumer: &mut dyn Consumer, n: usize) -> Vec<Received> {
-    let deadline = Instant::now() + STEP;
-    let mut got = Vec::new();
-    while got.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} messages arrived", got.len());
-        got.extend(
-            consumer
-                .receive(n - got.len(), Duration::from_millis(200))
-                .await
-                .expect("receiving"),
-        );
-    }
-    got
-}
-
-/// Nothing arrives within `wait`.
-async fn nothing_left(consumer: &mut dyn Consumer, wait: Duration) {
-    let got = consumer.receive(100, wait).await.expect("receiving");
-    let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
-    assert!(got.is_empty(), "expected an empty queue, got {ids:?}");
-}
 
 /// Start one node, run `scenario` against its proxy endpoint, then stop it whatever happened.
 async fn with_node<F, Fut>(scenario: F)

@@ -12,71 +12,18 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::broker::{Broker, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, ProducerSpec, Received};
+use ackcheck::broker::{Broker, Outcome, ProducerSpec};
 use ackcheck::brokers::sqs::client::{SqsBroker, VISIBILITY_TIMEOUT_SECONDS};
 use ackcheck::history::Guarantee;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
 use ackcheck::nodes::Home;
+use common::adapter::{log, message, nothing_left, positions, receive_polling, spec, STEP};
 use common::{n, run, SERIAL};
 
-const STEP: Duration = Duration::from_secs(30);
-
-fn log() -> LogSink {
-    Arc::new(|line: &str| eprintln!("  log: {line}"))
-}
-
-fn message(id: &str, dest: &str) -> Outgoing {
-    Outgoing {
-        id: id.into(),
-        key: Some("k1".into()),
-        dest: dest.into(),
-        from: None,
-        size: 100,
-    }
-}
-
-fn spec(mode: Guarantee, queue: &str) -> ConsumerSpec {
-    ConsumerSpec {
-        mode,
-        group: "g".into(),
-        dests: vec![queue.into()],
-        committed_only: false,
-        member: "c0".into(),
-    }
-}
-
-/// Receive until `n` messages came, or fail after STEP.
-async fn receive(consumer: &mut dyn Consumer, n: usize) -> Vec<Received> {
-    let deadline = Instant::now() + STEP;
-    let mut got = Vec::new();
-    while got.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} messages arrived", got.len());
-        got.extend(
-            consumer
-                .receive(n - got.len(), Duration::from_secs(1))
-                .await
-                .expect("receiving"),
-        );
-    }
-    got
-}
-
-/// Nothing arrives within `wait`, also not what might still be hidden as in flight.
-async fn nothing_left(consumer: &mut dyn Consumer, wait: Duration) {
-    let got = consumer.receive(10, wait).await.expect("receiving");
-    let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
-    assert!(got.is_empty(), "expected an empty queue, got {ids:?}");
-}
-
-/// (id, pos) of each message, sorted (a standard queue does not keep order).
-fn positions(messages: &[Received]) -> Vec<(String, String)> {
-    let mut p: Vec<_> = messages.iter().map(|m| (m.id.clone(), m.pos.clone())).collect();
-    p.sort();
-    p
-}
+/// SQS long-polls in whole seconds.
+const SQS_POLL: Duration = Duration::from_secs(1);
 
 /// A lost reply to a send of `id`: the outcome is unknown, and comes within the operation
 /// timeout; then the toxic goes and the application's re-send of the same id is ok.
@@ -157,7 +104,7 @@ async fn standard_queue_a_lost_reply_is_stored_a_resend_is_another_copy_and_unde
             .consumer(&spec(Guarantee::AtLeastOnce, queue))
             .await
             .expect("a consumer");
-        let first = receive(crashed.as_mut(), 3).await;
+        let first = receive_polling(crashed.as_mut(), 3, SQS_POLL).await;
         let ids: Vec<String> = positions(&first).into_iter().map(|(id, _)| id).collect();
         assert_eq!(
             ids,
@@ -179,7 +126,7 @@ async fn standard_queue_a_lost_reply_is_stored_a_resend_is_another_copy_and_unde
             .await
             .expect("a consumer");
         let started = Instant::now();
-        let again = receive(next.as_mut(), 3).await;
+        let again = receive_polling(next.as_mut(), 3, SQS_POLL).await;
         assert!(
             started.elapsed() >= Duration::from_secs(VISIBILITY_TIMEOUT_SECONDS as u64 - 2),
             "they came back only after the visibility timeout"
@@ -216,7 +163,7 @@ async fn fifo_queue_deduplicates_the_resend_after_a_lost_reply() {
             .consumer(&spec(Guarantee::ExactlyOnce, queue))
             .await
             .expect("a consumer");
-        let got = receive(consumer.as_mut(), 2).await;
+        let got = receive_polling(consumer.as_mut(), 2, SQS_POLL).await;
         let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["p0-1", "p0-2"], "one copy of each, in send order");
         assert_eq!(got[1].dest, queue, "dest is the workload's name, not the .fifo queue's");
