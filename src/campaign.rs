@@ -304,8 +304,50 @@ impl Default for DrainConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExternalConfig {
-    /// Client addresses (`host:port`) of brokers started elsewhere.
+    /// Client addresses (`host:port`) of brokers started elsewhere, one per node.
     pub endpoints: Vec<String>,
+    /// How to kill, pause, resume and restart each node, and tell it is healthy: the user's own
+    /// commands (`docker kill kafka-{node}`), for the process faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<crate::nodes::external::ExternalCommands>,
+    /// The Toxiproxy the clients' traffic passes, for the network faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toxiproxy: Option<crate::nodes::external::ExternalToxiproxy>,
+}
+
+impl ExternalConfig {
+    /// Why this table cannot make `fault` on external brokers, if it cannot: the commands or
+    /// the Toxiproxy it needs, in one sentence saying what to add.
+    pub fn cannot(&self, fault: FaultKind) -> Option<String> {
+        let commands = self.commands.clone().unwrap_or_default();
+        let missing = |names: &[(&str, &Option<String>)]| {
+            names
+                .iter()
+                .filter(|(_, c)| c.is_none())
+                .map(|(n, _)| format!("`{n}`"))
+                .collect::<Vec<_>>()
+        };
+        let needs = match fault {
+            FaultKind::Kill => missing(&[("kill", &commands.kill), ("restart", &commands.restart)]),
+            FaultKind::Pause => missing(&[("pause", &commands.pause), ("resume", &commands.resume)]),
+            FaultKind::LoseAcks | FaultKind::Reset | FaultKind::Latency => {
+                return self.toxiproxy.is_none().then(|| format!(
+                    "\"{fault}\" on external brokers needs the Toxiproxy their clients' traffic passes: add [external.toxiproxy] with `api` and one proxy name per endpoint in `proxies`"
+                ));
+            }
+            _ => {
+                return Some(format!(
+                    "\"{fault}\" cuts traffic between nodes, which ackcheck can only do to nodes it runs itself; run the campaign without --external"
+                ))
+            }
+        };
+        (!needs.is_empty()).then(|| {
+            format!(
+                "\"{fault}\" on external brokers needs {} under [external.commands] (templates with {{node}}, {{host}}, {{port}}, {{endpoint}}, e.g. `kill = \"docker kill kafka-{{node}}\"`)",
+                needs.join(" and ")
+            )
+        })
+    }
 }
 
 impl Campaign {
@@ -652,6 +694,28 @@ impl Campaign {
             if x.endpoints.is_empty() {
                 return Err(("external", "endpoints", "must list at least one host:port".into()));
             }
+            if let Some(t) = &x.toxiproxy {
+                if t.proxies.len() != x.endpoints.len() {
+                    return Err((
+                        "external",
+                        "toxiproxy",
+                        format!(
+                            "`proxies` names {} proxies for {} endpoints; give one proxy per endpoint, in the same order",
+                            t.proxies.len(),
+                            x.endpoints.len()
+                        ),
+                    ));
+                }
+            }
+            if let Some(c) = &x.commands {
+                if !(c.timeout.is_finite() && c.timeout > 0.0) {
+                    return Err((
+                        "external",
+                        "commands",
+                        format!("`timeout` must be a positive number of seconds, not {}", c.timeout),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -662,6 +726,33 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "broker = \"kafka\"\nmode = \"at-least-once\"\nduration = \"30s\"\n\n[workload]\nkind = \"queue\"\npartitions = 3\n";
+
+    #[test]
+    fn external_faults_need_their_commands_or_proxy_and_partitions_are_refused() {
+        let mut x = ExternalConfig {
+            endpoints: vec!["kafka-0:9092".into()],
+            commands: Some(crate::nodes::external::ExternalCommands {
+                kill: Some("docker kill kafka-{node}".into()),
+                ..Default::default()
+            }),
+            toxiproxy: None,
+        };
+        let why = x.cannot(FaultKind::Kill).expect("no restart command");
+        assert!(why.contains("needs `restart` under [external.commands]"), "{why}");
+        let why = x.cannot(FaultKind::Pause).expect("no pause commands");
+        assert!(why.contains("needs `pause` and `resume`"), "{why}");
+        let why = x.cannot(FaultKind::LoseAcks).expect("no proxy");
+        assert!(why.contains("[external.toxiproxy]"), "{why}");
+        let why = x.cannot(FaultKind::PartitionOne).expect("never");
+        assert!(why.contains("only do to nodes it runs itself"), "{why}");
+        x.commands.as_mut().unwrap().restart = Some("docker start kafka-{node}".into());
+        x.toxiproxy = Some(crate::nodes::external::ExternalToxiproxy {
+            api: "127.0.0.1:8474".into(),
+            proxies: vec!["kafka-0".into()],
+        });
+        assert_eq!(x.cannot(FaultKind::Kill), None);
+        assert_eq!(x.cannot(FaultKind::Latency), None);
+    }
 
     #[test]
     fn a_minimal_campaign_gets_defaults() {

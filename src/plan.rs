@@ -22,7 +22,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub seed: Option<u64>,
     pub duration: Option<Duration>,
-    /// Use the campaign's `[external]` endpoints; start nothing, inject no broker faults.
+    /// Use the campaign's `[external]` endpoints; start nothing; faults only through the user's
+    /// commands and Toxiproxy declared there.
     pub external: bool,
     /// No broker faults and no client crashes.
     pub no_faults: bool,
@@ -57,7 +58,8 @@ pub enum PlanError {
 pub enum Placement {
     /// Nodes ackcheck starts on this machine (or finds already up), behind its proxies.
     Local { nodes: usize },
-    /// Brokers something else runs, reached at these client addresses; no broker faults.
+    /// Brokers something else runs, reached at these client addresses; faults through the
+    /// campaign's `[external]` commands and Toxiproxy.
     External { endpoints: Vec<String> },
 }
 
@@ -105,12 +107,23 @@ impl Plan {
             .clone()
             .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-seed{seed}-{run_id}")));
         let placement = match (&campaign.external, opts.external) {
-            (_, true) if !campaign.nemesis.faults.is_empty() => {
-                return Err(UsageError("--external cannot inject broker faults (the nemesis needs ackcheck's own cluster); set `faults = []` under [nemesis], pass --no-faults, or run without --external".into()).into());
+            (Some(x), true) => {
+                // Every fault the nemesis may make needs the user's command or Toxiproxy for it.
+                let kinds = campaign
+                    .nemesis
+                    .faults
+                    .iter()
+                    .copied()
+                    .chain(campaign.nemesis.steps.iter().map(|s| s.fault));
+                for kind in kinds {
+                    if let Some(why) = x.cannot(kind) {
+                        return Err(UsageError(format!("{why} (or pass --no-faults)")).into());
+                    }
+                }
+                Placement::External {
+                    endpoints: x.endpoints.clone(),
+                }
             }
-            (Some(x), true) => Placement::External {
-                endpoints: x.endpoints.clone(),
-            },
             (None, true) => {
                 return Err(UsageError(format!(
                     "--external needs an [external] table with `endpoints` in {}",

@@ -67,7 +67,21 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     )));
 
     let (cluster, endpoints, started_cluster) = match &plan.placement {
-        Placement::External { endpoints } => (None, endpoints.clone(), false),
+        Placement::External { endpoints } => {
+            let external = external_cluster(&plan, endpoints, &log)?;
+            if let Some(c) = &external {
+                // A run killed with -9 in the middle of a fault left it in force: heal it first.
+                if let Some(healed) =
+                    crate::faults::heal_leftovers_with(c.as_ref(), &fault_record(&plan), &fault_set(&plan)).await?
+                {
+                    log.line(&healed);
+                    eprintln!("{healed}");
+                }
+                c.up().await.context("the external brokers do not all answer")?;
+                log.line(&format!("external {}: every node answers", plan.broker()));
+            }
+            (external, endpoints.clone(), false)
+        }
         Placement::Local { nodes } => {
             let home = Home::from_env();
             let c: Arc<dyn Cluster> = Arc::from(plan.broker().open_cluster_on(
@@ -250,6 +264,61 @@ async fn bring_up(c: &dyn Cluster, kind: BrokerKind, log: &RunLog, interrupt: &C
     }
 }
 
+/// The brokers of an external placement as a cluster the nemesis can break through the
+/// campaign's commands, when the campaign has faults; `None` when it has none.
+fn external_cluster(plan: &Plan, endpoints: &[String], log: &RunLog) -> Result<Option<Arc<dyn Cluster>>> {
+    let nemesis = &plan.campaign.nemesis;
+    let Some(x) = &plan.campaign.external else {
+        return Ok(None);
+    };
+    if nemesis.faults.is_empty() && nemesis.steps.is_empty() {
+        return Ok(None);
+    }
+    let driver = plan.broker().driver();
+    // The fault record and the (never written) pid files of the external nodes live here.
+    let scratch = Home::from_env().run_dir(&external_key(plan));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let cluster = crate::nodes::external::ExternalCluster::new(
+        plan.broker().name(),
+        endpoints,
+        x.commands.clone().unwrap_or_default(),
+        x.toxiproxy.as_ref(),
+        Arc::new(move |endpoint| driver.round_trip(endpoint)),
+        log.sink(),
+        scratch,
+    )?;
+    Ok(Some(Arc::new(cluster)))
+}
+
+/// What the fault record and scratch files of a placement are kept under: the broker's name,
+/// with `-external` for brokers something else runs (their faults heal another way).
+fn external_key(plan: &Plan) -> String {
+    format!("{}-external", plan.broker().name())
+}
+
+/// The fault packages of the run's placement.
+fn fault_set(plan: &Plan) -> FaultSet {
+    match &plan.placement {
+        Placement::Local { .. } => FaultSet::local(Toxiproxy::default()),
+        Placement::External { .. } => FaultSet::external(
+            plan.campaign
+                .external
+                .as_ref()
+                .and_then(|x| x.toxiproxy.as_ref())
+                .map(|t| Toxiproxy::at(&t.base_url())),
+        ),
+    }
+}
+
+/// Where the run writes down the fault in force (healed by the next command if the run dies).
+fn fault_record(plan: &Plan) -> std::path::PathBuf {
+    let home = Home::from_env();
+    match &plan.placement {
+        Placement::Local { .. } => crate::faults::record_path(&home, plan.broker().name()),
+        Placement::External { .. } => crate::faults::record_path(&home, &external_key(plan)),
+    }
+}
+
 /// How long a processor application's instances get to start processing before the run phase.
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -285,7 +354,7 @@ async fn run_phases(
         Arc::new(
             Nemesis::new(
                 c,
-                FaultSet::local(Toxiproxy::default()),
+                fault_set(plan),
                 recorder.clone(),
                 campaign.nemesis.clone(),
                 seed,
@@ -294,7 +363,7 @@ async fn run_phases(
             .with_progress(Arc::new(move || {
                 (Stats::get(&probe.acked), Stats::get(&probe.deliveries))
             }))
-            .with_fault_record(crate::faults::record_path(&Home::from_env(), campaign.broker.name()))
+            .with_fault_record(fault_record(plan))
             .with_coordinator_key(
                 crate::workload::first_transactional_identity(&campaign.workload)
                     .and_then(|identity| campaign.broker.driver().coordinator_key(&plan.run_id, &identity)),

@@ -166,6 +166,24 @@ pub trait BrokerDriver: Sync + Send {
 
     /// Clients against running nodes.
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn Broker>>;
+
+    /// One client round trip against the broker at `endpoint` (`host:port`), for the health of
+    /// nodes ackcheck did not start: `Ok(what answered)`. By default a TCP connection, for
+    /// brokers whose driver has no lighter probe of its own protocol.
+    fn round_trip(&self, endpoint: String) -> futures::future::BoxFuture<'static, Result<String, String>> {
+        Box::pin(async move {
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                tokio::net::TcpStream::connect(&endpoint),
+            )
+            .await
+            {
+                Ok(Ok(_)) => Ok(format!("TCP connection to {endpoint} accepted")),
+                Ok(Err(e)) => Err(format!("connecting to {endpoint}: {e}")),
+                Err(_) => Err(format!("connecting to {endpoint}: no answer within 5 s")),
+            }
+        })
+    }
 }
 
 /// A bad key in a broker's option table.

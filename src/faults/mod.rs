@@ -28,7 +28,7 @@ pub mod process;
 pub mod proxy;
 pub mod schedule;
 
-pub use nemesis::{heal_leftovers, record_path, FaultRecord, Nemesis, ProgressProbe};
+pub use nemesis::{heal_leftovers, heal_leftovers_with, record_path, FaultRecord, Nemesis, ProgressProbe};
 pub use schedule::{schedule, ScheduledFault};
 
 /// The campaign's `[nemesis]` table.
@@ -321,6 +321,17 @@ pub struct FaultSet {
 }
 
 impl FaultSet {
+    /// The packages for brokers something else runs: toxics on the user's Toxiproxy (when the
+    /// campaign names one), then the user's process commands ([`crate::nodes::external`]).
+    pub fn external(proxy: Option<Toxiproxy>) -> FaultSet {
+        let mut packages: Vec<Box<dyn Fault>> = Vec::new();
+        if let Some(proxy) = proxy {
+            packages.push(Box::new(proxy::ProxyFaults::new(proxy)));
+        }
+        packages.push(Box::new(process::ProcessFaults));
+        FaultSet { packages }
+    }
+
     /// The packages for nodes ackcheck runs on this machine: proxy toxics and partitions
     /// (network faults heal first), then processes.
     pub fn local(proxy: Toxiproxy) -> FaultSet {

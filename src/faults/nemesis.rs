@@ -11,7 +11,7 @@
 //! without a process), so leftovers of a crashed earlier run are healed too, and waits until
 //! every node is healthy.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,13 @@ pub fn record_path(home: &Home, broker: &str) -> PathBuf {
 /// was healed, in one sentence, or `None` when no dead run left anything.
 pub async fn heal_leftovers(cluster: &dyn Cluster, home: &Home) -> Result<Option<String>> {
     let path = record_path(home, cluster.broker());
+    heal_leftovers_with(cluster, &path, &FaultSet::local(Toxiproxy::default())).await
+}
+
+/// [`heal_leftovers`] for the fault record at `path`, healed by `faults` (the packages of the
+/// cluster's placement: an external cluster's are the user's commands and Toxiproxy).
+pub async fn heal_leftovers_with(cluster: &dyn Cluster, path: &Path, faults: &FaultSet) -> Result<Option<String>> {
+    let path = path.to_path_buf();
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
@@ -121,12 +128,12 @@ pub async fn heal_leftovers(cluster: &dyn Cluster, home: &Home) -> Result<Option
             return Ok(None);
         }
     }
-    if (0..cluster.nodes()).all(|node| cluster.node_process(node).pid().is_none()) {
+    if cluster.runs_here() && (0..cluster.nodes()).all(|node| cluster.node_process(node).pid().is_none()) {
         // Nothing of the cluster runs (stopped since): `up` starts it afresh, proxies included.
         let _ = std::fs::remove_file(&path);
         return Ok(None);
     }
-    let errors = FaultSet::local(Toxiproxy::default()).heal_all(cluster).await;
+    let errors = faults.heal_all(cluster).await;
     if !errors.is_empty() {
         let reasons: Vec<String> = errors.iter().map(|e| format!("{e:#}")).collect();
         bail!(
@@ -309,11 +316,13 @@ impl Nemesis {
                 super::Target::Random => fault.node,
                 target => self.single_target(target).await.unwrap_or(fault.node),
             };
-            started += 1;
             {
                 let _acting = self.acting.lock().await;
-                self.start(fault.kind, node).await?;
+                if !self.start(fault.kind, node).await? {
+                    continue;
+                }
             }
+            started += 1;
             sleep_unless_stopped(fault.duration, deadline, stop).await;
             let _acting = self.acting.lock().await;
             self.stop_active().await?;
@@ -376,11 +385,14 @@ impl Nemesis {
             }
             let nodes = self.targets(step.target).await;
             let _acting = self.acting.lock().await;
+            let mut made = Vec::new();
             for &node in &nodes {
-                self.start(step.fault, node).await?;
-                started += 1;
+                if self.start(step.fault, node).await? {
+                    made.push(node);
+                    started += 1;
+                }
             }
-            on[i] = nodes;
+            on[i] = made;
         }
         Ok(started)
     }
@@ -522,9 +534,11 @@ impl Nemesis {
         bail!("healing {kind} failed: {reasons}; {SEE_STATUS} {kind}`")
     }
 
-    /// Record `start-<kind>` and make the fault. The fault counts as in force before the action,
-    /// so that a half-made fault (the toxic added but the reply lost) is still healed.
-    async fn start(&self, kind: FaultKind, node: usize) -> Result<()> {
+    /// Record `start-<kind>` and make the fault; true when it was made. The fault counts as in
+    /// force before the action, so that a half-made fault (the toxic added but the reply lost) is
+    /// still healed; one that fails is undone and recorded as not started (`fail`, cause
+    /// `failed`, the error as the reason).
+    async fn start(&self, kind: FaultKind, node: usize) -> Result<bool> {
         let label = format!("{kind} node {node}");
         let active = Active {
             kind,
@@ -534,9 +548,36 @@ impl Nemesis {
         self.write_record(kind, node)?;
         self.active.lock().unwrap_or_else(|p| p.into_inner()).push(active);
         let f = format!("start-{}", kind.event_name());
-        self.recorded(&f, self.fault_value(kind, node), self.apply(kind, node, true))
-            .await
-            .with_context(|| format!("starting the fault {label}"))
+        let value = self.fault_value(kind, node);
+        let op = self
+            .recorder
+            .invoke(Process::Nemesis, &f, Some(value.clone()))
+            .with_context(|| format!("recording {f}"))?;
+        let Err(e) = self.apply(kind, node, true).await else {
+            self.recorder
+                .complete(Process::Nemesis, op, EventType::Info, &f, Some(value), None)
+                .with_context(|| format!("recording {f}"))?;
+            return Ok(true);
+        };
+        // The fault was not made (a kill of a node that is not running, a user's command that
+        // failed): mend whatever part of it took, record it as not started with the reason, and
+        // go on with the schedule rather than end the nemesis.
+        let mut reason = format!("starting the fault {label} failed: {e:#}");
+        if let Err(mend) = self.apply(kind, node, false).await {
+            reason.push_str(&format!(
+                " (undoing it also failed: {mend:#}; it is healed at the end of the run)"
+            ));
+        } else {
+            self.active.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            self.remove_record();
+        }
+        tracing::warn!("{reason}");
+        let mut value = value;
+        value.extra.insert("cause".into(), "failed".into());
+        self.recorder
+            .complete(Process::Nemesis, op, EventType::Fail, &f, Some(value), Some(reason))
+            .with_context(|| format!("recording {f}"))?;
+        Ok(false)
     }
 
     /// Heal every fault in force and record each `stop-<kind>`, also when healing fails, so that

@@ -31,24 +31,9 @@ impl Fault for ProcessFaults {
         Ok(())
     }
 
-    /// Resume every paused node (SIGCONT does nothing to a running one), then restart every node
-    /// without a process.
+    /// Resume every paused node and restart every killed one, as the cluster knows how
+    /// ([`Cluster::heal_processes`]).
     async fn heal_all(&self, cluster: &dyn Cluster) -> Vec<anyhow::Error> {
-        let mut errors = Vec::new();
-        for node in 0..cluster.nodes() {
-            if cluster.node_process(node).pid().is_some() {
-                if let Err(e) = cluster.resume(node).await {
-                    errors.push(anyhow::Error::from(e).context(format!("resuming node {node}")));
-                }
-            }
-        }
-        for node in 0..cluster.nodes() {
-            if cluster.node_process(node).pid().is_none() {
-                if let Err(e) = cluster.restart(node).await {
-                    errors.push(anyhow::Error::from(e).context(format!("restarting node {node}")));
-                }
-            }
-        }
-        errors
+        cluster.heal_processes().await
     }
 }

@@ -21,6 +21,7 @@ pub use netns::{Grudge, NodeHosts, NodeNetwork};
 pub use process::NodeProcess;
 pub use recipe::{NodePort, NodeRecipe, PortRole};
 
+pub mod external;
 pub mod local;
 pub mod maven;
 pub mod netns;
@@ -297,6 +298,34 @@ pub trait Cluster: Send + Sync {
     /// Heal every partition (idempotent; nothing to do on loopback).
     async fn heal_partitions(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// Whether the nodes' processes run on this machine (started by ackcheck); false for
+    /// brokers something else runs, which have no pid here.
+    fn runs_here(&self) -> bool {
+        true
+    }
+
+    /// Mend every killed or paused node, whoever broke it (idempotent): resume every node with a
+    /// process (SIGCONT does nothing to a running one), then restart every node without one.
+    /// Every step is tried; the errors are returned.
+    async fn heal_processes(&self) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        for node in 0..self.nodes() {
+            if self.node_process(node).pid().is_some() {
+                if let Err(e) = self.resume(node).await {
+                    errors.push(anyhow::Error::from(e).context(format!("resuming node {node}")));
+                }
+            }
+        }
+        for node in 0..self.nodes() {
+            if self.node_process(node).pid().is_none() {
+                if let Err(e) = self.restart(node).await {
+                    errors.push(anyhow::Error::from(e).context(format!("restarting node {node}")));
+                }
+            }
+        }
+        errors
     }
 
     /// SIGKILL the node.

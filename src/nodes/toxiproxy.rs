@@ -78,13 +78,18 @@ impl Default for Toxiproxy {
 
 impl Toxiproxy {
     pub fn new(api_port: u16) -> Toxiproxy {
+        Toxiproxy::at(&format!("http://127.0.0.1:{api_port}"))
+    }
+
+    /// The Toxiproxy whose API is at `base` (`http://host:port`): one that something else runs.
+    pub fn at(base: &str) -> Toxiproxy {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .no_proxy()
             .build()
             .expect("a reqwest client with only a timeout and no proxy always builds");
         Toxiproxy {
-            base: format!("http://127.0.0.1:{api_port}"),
+            base: base.trim_end_matches('/').to_string(),
             http,
         }
     }

@@ -91,4 +91,12 @@ impl BrokerDriver for KafkaDriver {
             ctx.log.clone(),
         )))
     }
+
+    /// A metadata request with a fresh client whose only bootstrap address is `endpoint`.
+    fn round_trip(&self, endpoint: String) -> futures::future::BoxFuture<'static, Result<String, String>> {
+        Box::pin(async move {
+            let brokers = node::metadata_round_trip(endpoint.clone()).await?;
+            Ok(format!("metadata through {endpoint} lists brokers {brokers:?}"))
+        })
+    }
 }

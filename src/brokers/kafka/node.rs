@@ -351,7 +351,12 @@ fn client_addr(node: usize) -> SocketAddr {
 /// so the request goes through that proxy to that node. Returns the ids of the brokers the
 /// cluster lists (registered and not fenced).
 async fn probe(node: usize) -> std::result::Result<Vec<i32>, String> {
-    let bootstrap = client_addr(node).to_string();
+    metadata_round_trip(client_addr(node).to_string()).await
+}
+
+/// One metadata round trip with a fresh client whose only bootstrap address is `bootstrap`.
+/// Returns the ids of the brokers the cluster lists.
+pub(super) async fn metadata_round_trip(bootstrap: String) -> std::result::Result<Vec<i32>, String> {
     let task = tokio::task::spawn_blocking(move || {
         let client: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)

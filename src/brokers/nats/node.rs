@@ -227,7 +227,7 @@ impl NodeRecipe for NatsNodes {
 
 /// Connect to `address` alone (no discovered servers, no reconnects), ask JetStream for the
 /// account info and return the name of the server that answered.
-async fn round_trip(address: &str) -> Result<String, String> {
+pub(super) async fn round_trip(address: &str) -> Result<String, String> {
     let attempt = async {
         let client = probe_client(address).await?;
         let server = client.server_info().server_name.clone();
