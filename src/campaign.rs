@@ -306,6 +306,10 @@ impl Default for DrainConfig {
 pub struct ExternalConfig {
     /// Client addresses (`host:port`) of brokers started elsewhere, one per node.
     pub endpoints: Vec<String>,
+    /// What `{host}` stands for in the commands, per node, when not the host of its endpoint
+    /// (clients go through a proxy, commands to the machine behind it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
     /// How to kill, pause, resume and restart each node, and tell it is healthy: the user's own
     /// commands (`docker kill kafka-{node}`), for the process faults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -694,6 +698,19 @@ impl Campaign {
             if x.endpoints.is_empty() {
                 return Err(("external", "endpoints", "must list at least one host:port".into()));
             }
+            if let Some(hosts) = &x.hosts {
+                if hosts.len() != x.endpoints.len() {
+                    return Err((
+                        "external",
+                        "hosts",
+                        format!(
+                            "names {} hosts for {} endpoints; give one host per endpoint, in the same order",
+                            hosts.len(),
+                            x.endpoints.len()
+                        ),
+                    ));
+                }
+            }
             if let Some(t) = &x.toxiproxy {
                 if t.proxies.len() != x.endpoints.len() {
                     return Err((
@@ -731,6 +748,7 @@ mod tests {
     fn external_faults_need_their_commands_or_proxy_and_partitions_are_refused() {
         let mut x = ExternalConfig {
             endpoints: vec!["kafka-0:9092".into()],
+            hosts: None,
             commands: Some(crate::nodes::external::ExternalCommands {
                 kill: Some("docker kill kafka-{node}".into()),
                 ..Default::default()

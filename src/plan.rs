@@ -38,6 +38,26 @@ pub struct RunOptions {
     pub junit: Option<PathBuf>,
 }
 
+impl RunOptions {
+    /// The options of `run CAMPAIGN --external` with nothing else asked: what `validate
+    /// --external` resolves to check a campaign's [external] table.
+    pub fn external_check(campaign: &Path) -> RunOptions {
+        RunOptions {
+            campaign: campaign.to_path_buf(),
+            out: None,
+            seed: None,
+            duration: None,
+            external: true,
+            no_faults: false,
+            keep_cluster: false,
+            examples: 3,
+            min_evidence: None,
+            discard_history: false,
+            junit: None,
+        }
+    }
+}
+
 /// A run asked for something its campaign cannot do (exit 2, like a bad campaign), as opposed
 /// to infrastructure that failed (exit 4).
 #[derive(Debug, thiserror::Error)]

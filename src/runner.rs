@@ -281,6 +281,7 @@ fn external_cluster(plan: &Plan, endpoints: &[String], log: &RunLog) -> Result<O
     let cluster = crate::nodes::external::ExternalCluster::new(
         plan.broker().name(),
         endpoints,
+        x.hosts.as_deref(),
         x.commands.clone().unwrap_or_default(),
         x.toxiproxy.as_ref(),
         Arc::new(move |endpoint| driver.round_trip(endpoint)),

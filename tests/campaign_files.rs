@@ -78,3 +78,28 @@ fn the_analysis_matrix_expands_to_valid_cells() {
     assert_eq!(cells.len(), 78, "22 campaigns and 4 commit variants, 3 seeds each");
     assert!(cells.iter().any(|c| c.name == "kafka-at-least-once-auto-commit-seed3"));
 }
+
+/// The presets for brokers something else runs (Docker Compose, Kubernetes, SSH) are valid for
+/// `run --external`: every fault they ask for has its commands or proxy.
+#[test]
+fn the_external_presets_are_valid_for_external_runs() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/external");
+    let mut presets = 0;
+    for entry in std::fs::read_dir(dir).expect("workloads/external/ is readable") {
+        let file = entry.expect("a directory entry").path();
+        if file.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        presets += 1;
+        let text = std::fs::read_to_string(&file).expect("readable");
+        assert!(text.starts_with("# "), "{} opens with no comment", file.display());
+        let plan = ackcheck::plan::Plan::resolve(&ackcheck::plan::RunOptions::external_check(&file))
+            .unwrap_or_else(|e| panic!("{} is not valid for --external: {e}", file.display()));
+        assert!(
+            !plan.campaign.nemesis.faults.is_empty(),
+            "{} breaks nothing",
+            file.display()
+        );
+    }
+    assert!(presets >= 3, "{presets} presets");
+}

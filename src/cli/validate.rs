@@ -10,16 +10,24 @@ use crate::campaign::Campaign;
 pub struct ValidateArgs {
     /// The campaign file (TOML).
     pub campaign: PathBuf,
+    /// Also check it as `run --external` would: its [external] table has the commands and the
+    /// Toxiproxy that its faults need.
+    #[arg(long)]
+    pub external: bool,
 }
 
 /// Exit 0 and a one-line summary when the campaign would run; a campaign error (exit 2)
 /// otherwise, naming the line and what to change.
 pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     let c = Campaign::load(&args.campaign)?;
+    if args.external {
+        crate::plan::Plan::resolve(&crate::plan::RunOptions::external_check(&args.campaign))?;
+    }
     let faults: Vec<&str> = c.nemesis.faults.iter().map(|f| f.name()).collect();
     println!(
-        "{}: valid — {} with {} node(s), {}, {} workload, {:.0} s, faults: {}, client crashes: {}",
+        "{}: valid{} — {} with {} node(s), {}, {} workload, {:.0} s, faults: {}, client crashes: {}",
         args.campaign.display(),
+        if args.external { " for --external" } else { "" },
         c.broker.name(),
         c.nodes,
         c.mode,

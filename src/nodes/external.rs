@@ -3,7 +3,8 @@
 //!
 //! ackcheck cannot signal a process it did not start, so for `--external` the campaign declares
 //! how to break and mend each node (`[external.commands]`: `kill`, `pause`, `resume`, `restart`
-//! and an optional `health`, templates with `{node}`, `{host}`, `{port}` and `{endpoint}`), and
+//! and an optional `health`, templates with `{node}`, `{host}` (the endpoint's host, or the
+//! node's entry in `[external] hosts`), `{port}` and `{endpoint}`), and
 //! where its client traffic passes a Toxiproxy (`[external.toxiproxy]`: the API address and one
 //! proxy name per node) for the network faults. Each command runs through `sh -c` with a
 //! timeout; its exit status and output go to the run log, and a command that fails is a fault
@@ -81,6 +82,8 @@ pub struct ExternalCluster {
     /// As the campaign gives them, and resolved.
     endpoints: Vec<(String, SocketAddr)>,
     commands: ExternalCommands,
+    /// What `{host}` stands for, per node (by default the host of its endpoint).
+    hosts: Vec<String>,
     proxies: Vec<String>,
     round_trip: RoundTrip,
     log: CommandLog,
@@ -93,9 +96,11 @@ pub struct ExternalCluster {
 
 impl ExternalCluster {
     /// The cluster at `endpoints` (one per node, in node order). Every endpoint must resolve.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         broker: &'static str,
         endpoints: &[String],
+        hosts: Option<&[String]>,
         commands: ExternalCommands,
         toxiproxy: Option<&ExternalToxiproxy>,
         round_trip: RoundTrip,
@@ -115,10 +120,18 @@ impl ExternalCluster {
                 })?;
             resolved.push((endpoint.clone(), address));
         }
+        let hosts = match hosts {
+            Some(hosts) => hosts.to_vec(),
+            None => endpoints
+                .iter()
+                .map(|e| e.rsplit_once(':').map_or(e.as_str(), |(host, _)| host).to_string())
+                .collect(),
+        };
         Ok(ExternalCluster {
             broker,
             endpoints: resolved,
             commands,
+            hosts,
             proxies: toxiproxy.map(|t| t.proxies.clone()).unwrap_or_default(),
             round_trip,
             log,
@@ -131,10 +144,9 @@ impl ExternalCluster {
     /// `template` with this node's values in place of `{node}`, `{host}`, `{port}`, `{endpoint}`.
     pub fn fill(&self, template: &str, node: usize) -> String {
         let (endpoint, address) = &self.endpoints[node];
-        let host = endpoint.rsplit_once(':').map_or(endpoint.as_str(), |(host, _)| host);
         template
             .replace("{node}", &node.to_string())
-            .replace("{host}", host)
+            .replace("{host}", &self.hosts[node])
             .replace("{port}", &address.port().to_string())
             .replace("{endpoint}", endpoint)
     }
@@ -390,6 +402,7 @@ mod tests {
         ExternalCluster::new(
             "nats",
             &["127.0.0.1:4222".into(), "localhost:4223".into()],
+            None,
             commands,
             None,
             round_trip,
