@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub no_faults: bool,
     /// Leave a cluster this run started running afterwards.
     pub keep_cluster: bool,
+    /// Leave the topics or queues this run created (else deleted at the end).
+    pub keep_dests: bool,
     pub examples: usize,
     /// The evidence grade a holding claim needs (else exit 3).
     pub min_evidence: Option<crate::checker::evidence::Grade>,
@@ -50,6 +52,7 @@ impl RunOptions {
             external: true,
             no_faults: false,
             keep_cluster: false,
+            keep_dests: false,
             examples: 3,
             min_evidence: None,
             discard_history: false,
@@ -98,6 +101,8 @@ pub struct Plan {
     /// Where the history, verdict and run log go.
     pub out: PathBuf,
     pub placement: Placement,
+    /// Leave the topics or queues the run creates (`--keep-dests`); else deleted at its end.
+    pub keep_dests: bool,
 }
 
 impl Plan {
@@ -167,6 +172,7 @@ impl Plan {
             run_id,
             out,
             placement,
+            keep_dests: opts.keep_dests,
         })
     }
 

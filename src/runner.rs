@@ -264,6 +264,34 @@ async fn bring_up(c: &dyn Cluster, kind: BrokerKind, log: &RunLog, interrupt: &C
     }
 }
 
+/// How long deleting one destination may take before the run gives up on it.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Delete the topics or queues the run created, so that runs leave nothing on brokers they
+/// share (external ones above all). The history is complete by now; a destination that cannot
+/// be deleted is a warning, never a failed run.
+async fn delete_dests(broker: &dyn crate::broker::Broker, dests: &[(String, u32)], log: &RunLog) {
+    for (dest, _) in dests {
+        match tokio::time::timeout(DELETE_TIMEOUT, broker.delete_dest(dest)).await {
+            Ok(Ok(())) => log.line(&format!("deleted {dest}")),
+            Ok(Err(e)) => {
+                log.line(&format!("deleting {dest} failed: {e}"));
+                eprintln!("warning: the run's {dest} was not deleted: {e}");
+            }
+            Err(_) => {
+                log.line(&format!(
+                    "deleting {dest} did not finish within {} s",
+                    DELETE_TIMEOUT.as_secs()
+                ));
+                eprintln!(
+                    "warning: the run's {dest} was not deleted (no answer within {} s)",
+                    DELETE_TIMEOUT.as_secs()
+                );
+            }
+        }
+    }
+}
+
 /// The brokers of an external placement as a cluster the nemesis can break through the
 /// campaign's commands, when the campaign has faults; `None` when it has none.
 fn external_cluster(plan: &Plan, endpoints: &[String], log: &RunLog) -> Result<Option<Arc<dyn Cluster>>> {
@@ -459,6 +487,9 @@ async fn run_phases(
     }
     *phase.lock().unwrap_or_else(|p| p.into_inner()) = "closing";
     workload.stop().await;
+    if !plan.keep_dests {
+        delete_dests(broker.as_ref(), workload.dests(), log).await;
+    }
     progress.cancel();
     let mut summary = format!(
         "{} sends ({} acknowledged, {} failed, {} unknown), {} deliveries, {} client crashes",

@@ -3,7 +3,8 @@
 //! campaign reaches it with `--external`, kills, pauses and restarts it only through the user's
 //! commands in `[external.commands]` (here `ackcheck cluster kill|pause|resume|restart`, as a
 //! user would write `docker kill nats-{node}`), and loses its acknowledgements through the
-//! Toxiproxy named in `[external.toxiproxy]`. Then a command that fails: the fault is recorded
+//! Toxiproxy named in `[external.toxiproxy]`; the run deletes the stream it created. Then a
+//! command that fails: the fault is recorded
 //! as not started, with the command's output as the reason, and the run goes on. Campaigns that
 //! ask for a fault without the command or proxy it needs are refused before anything starts.
 
@@ -152,6 +153,25 @@ fn faults_through_the_users_commands_and_toxiproxy_on_a_cluster_started_elsewher
         assert!(log.contains("cluster kill nats --node 0` ok in"), "{log}");
         let (code, _, err) = ackcheck(&["cluster", "status", "nats"]);
         assert_eq!(code, 0, "the run mended what it broke: {err}");
+        // Cleanup: the run deleted the stream it created (no --keep-dests).
+        let created: Vec<String> = log
+            .lines()
+            .filter_map(|l| l.split("] created ").nth(1))
+            .filter_map(|rest| rest.split(" with ").next())
+            .map(str::to_string)
+            .collect();
+        assert!(!created.is_empty(), "the run log names what it created: {log}");
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        for dest in &created {
+            assert!(log.contains(&format!("] deleted {dest}\n")), "{dest} deleted: {log}");
+            let stream = ackcheck::brokers::nats::client::stream_name(dest);
+            let found = runtime.block_on(async {
+                let client = async_nats::connect(endpoint.as_str()).await.expect("a NATS connection");
+                let js = async_nats::jetstream::new(client);
+                js.get_stream(&stream).await.is_ok()
+            });
+            assert!(!found, "the stream {stream} is still on the broker");
+        }
 
         // 3. A command that fails: the fault is not started, with the command's output as the
         //    reason, and the run goes on to its verdict.

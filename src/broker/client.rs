@@ -196,6 +196,10 @@ pub trait Broker: Send + Sync {
     /// Create a topic or queue (idempotent) and wait until it can be used.
     async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError>;
 
+    /// Delete a topic or queue this run created, with what it holds (idempotent: one that is
+    /// gone already is fine). Runs leave nothing behind on brokers they share with others.
+    async fn delete_dest(&self, name: &str) -> Result<(), ClientError>;
+
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError>;
 
     async fn consumer(&self, spec: &ConsumerSpec) -> Result<Box<dyn Consumer>, ClientError>;

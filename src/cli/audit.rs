@@ -104,6 +104,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
             external: false,
             no_faults: false,
             keep_cluster: true,
+            keep_dests: false,
             examples: 3,
             min_evidence,
             discard_history: false,

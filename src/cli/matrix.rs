@@ -133,6 +133,7 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<i32> {
             no_faults: false,
             // Kept for the next cell on the same cluster; stopped below when the segment ends.
             keep_cluster: true,
+            keep_dests: false,
             examples: 3,
             min_evidence,
             discard_history: false,

@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// Leave a cluster that this run started running afterwards (the next run starts faster).
     #[arg(long)]
     pub keep_cluster: bool,
+    /// Leave the topics or queues this run created on the brokers (by default they are deleted
+    /// at the end, with what they hold)
+    #[arg(long)]
+    pub keep_dests: bool,
     /// Examples to show per anomaly.
     #[arg(long, default_value_t = 3)]
     pub examples: usize,
@@ -58,6 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         external: args.external,
         no_faults: args.no_faults,
         keep_cluster: args.keep_cluster,
+        keep_dests: args.keep_dests,
         examples: args.examples,
         min_evidence: args.min_evidence.as_deref().and_then(|g| g.parse().ok()),
         discard_history: args.discard_history,

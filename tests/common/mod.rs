@@ -31,6 +31,7 @@ pub async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, Strin
         external: false,
         no_faults: false,
         keep_cluster: false,
+        keep_dests: false,
         examples: 3,
         min_evidence: None,
         discard_history: false,

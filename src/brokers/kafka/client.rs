@@ -340,6 +340,25 @@ impl Broker for KafkaBroker {
         self.wait_for_leaders(name, partitions).await
     }
 
+    async fn delete_dest(&self, name: &str) -> Result<(), ClientError> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .base_config()
+            .create()
+            .map_err(|e| ClientError::fatal(format!("creating a Kafka admin client: {e}")))?;
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = admin
+            .delete_topics(&[name], &options)
+            .await
+            .map_err(|e| ClientError::new(format!("deleting topic {name} failed: {e}")))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((_, code)) => return Err(ClientError::new(format!("deleting topic {name} failed: {code}"))),
+            }
+        }
+        Ok(())
+    }
+
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
         let config = self.producer_config(spec);
         let name = format!("producer[{}]", spec.identity);

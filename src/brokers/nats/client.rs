@@ -215,6 +215,19 @@ impl Broker for NatsBroker {
         result
     }
 
+    async fn delete_dest(&self, name: &str) -> Result<(), ClientError> {
+        let stream = stream_name(name);
+        let client = self.shared.connect("ackcheck-admin").await?;
+        let js = Shared::jetstream(client.clone());
+        let deleted = match js.delete_stream(&stream).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("not found") => Ok(()),
+            Err(e) => Err(ClientError::new(format!("deleting the stream {stream} failed: {e}"))),
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, client.drain()).await;
+        deleted
+    }
+
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
         let client = self.shared.connect(&spec.identity).await?;
         Ok(Box::new(NatsProducer {

@@ -279,6 +279,26 @@ impl Broker for PulsarBroker {
         Ok(())
     }
 
+    async fn delete_dest(&self, name: &str) -> Result<(), ClientError> {
+        let topic = topic(name);
+        let path = topic.replacen("persistent://", "persistent/", 1);
+        let url = format!("{}/admin/v2/{path}?force=true", super::node::admin_url());
+        let fail = |what: String| ClientError::new(format!("deleting the topic {topic}: {what}"));
+        let http = super::node::admin_client().map_err(fail)?;
+        let reply = http
+            .delete(&url)
+            .send()
+            .await
+            .map_err(|e| fail(format!("DELETE {url}: {e}")))?;
+        match reply.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            status => {
+                let body = reply.text().await.unwrap_or_default();
+                Err(fail(format!("DELETE {url} answered HTTP {status}: {body}")))
+            }
+        }
+    }
+
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
         Ok(Box::new(PulsarProducer {
             client: self.client_with_timeout(self.settings.send_timeout).await?,

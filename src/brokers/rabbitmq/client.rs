@@ -256,6 +256,26 @@ impl Broker for RabbitBroker {
         })
     }
 
+    async fn delete_dest(&self, name: &str) -> Result<(), ClientError> {
+        let credentials = self.producer_config(Guarantee::AtLeastOnce).credentials;
+        let (conn, _) = self
+            .shared
+            .connect(0, "admin", &credentials)
+            .await
+            .map_err(ClientError::new)?;
+        let deleted = async {
+            let channel = conn.create_channel().await?;
+            // Deleting a queue that does not exist is a success in AMQP 0-9-1 (RabbitMQ 3.x).
+            channel
+                .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
+                .await?;
+            channel.close(200, "deleted".into()).await
+        };
+        let result = deleted.await;
+        let _ = conn.close(200, "deleted".into()).await;
+        result.map_err(|e| ClientError::new(format!("deleting the queue {name}: {e}")))
+    }
+
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
         let producer = RabbitProducer {
             shared: self.shared.clone(),

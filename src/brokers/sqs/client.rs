@@ -234,6 +234,23 @@ impl Broker for SqsBroker {
         Ok(())
     }
 
+    async fn delete_dest(&self, name: &str) -> Result<(), ClientError> {
+        let client = self.shared.client();
+        let url = match self.shared.queue_url(&client, name).await {
+            Ok(url) => url,
+            // No such queue (never created, or deleted already): nothing to delete.
+            Err(why) if why.contains("NonExistentQueue") || why.contains("does not exist") => return Ok(()),
+            Err(why) => return Err(ClientError::new(why)),
+        };
+        client
+            .delete_queue()
+            .queue_url(&url)
+            .send()
+            .await
+            .map_err(|e| ClientError::new(format!("deleting the queue {url}: {}", DisplayErrorContext(e))))?;
+        Ok(())
+    }
+
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
         Ok(Box::new(SqsProducer {
             shared: self.shared.clone(),
