@@ -25,6 +25,10 @@ pub struct Campaign {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub broker: BrokerKind,
+    /// The broker's version, where its driver runs more than one (Kafka: `"3.9.1"`); the
+    /// driver's default otherwise. Recorded in the history header's config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     #[serde(default = "one", deserialize_with = "at_least_one_usize")]
     pub nodes: usize,
     /// The delivery mode the clients are configured for.
@@ -443,6 +447,11 @@ impl Campaign {
     fn validate(&self) -> Result<(), (&'static str, &'static str, String)> {
         let broker = self.broker;
         let capabilities = broker.capabilities();
+        if let Some(version) = &self.version {
+            broker
+                .check_version(version)
+                .map_err(|e| ("", "version", e.to_string()))?;
+        }
         if let (WorkloadKind::Txn | WorkloadKind::Pipeline, Some(why)) = (self.workload.kind, capabilities.transactions)
         {
             let kind = self.workload.kind.name();
@@ -770,6 +779,21 @@ mod tests {
         });
         assert_eq!(x.cannot(FaultKind::Kill), None);
         assert_eq!(x.cannot(FaultKind::Latency), None);
+    }
+
+    #[test]
+    fn a_version_must_be_one_the_driver_runs() {
+        let good = format!("version = \"3.9.1\"\n{GOOD}");
+        assert_eq!(
+            Campaign::parse("c.toml", &good).expect("valid").version.as_deref(),
+            Some("3.9.1")
+        );
+        let bad = format!("version = \"2.8.0\"\n{GOOD}");
+        let e = Campaign::parse("c.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("choose one of 4.1.1, 3.9.1"), "{e}");
+        let nats = "broker = \"nats\"\nversion = \"2.12\"\nmode = \"at-least-once\"\n[workload]\nkind = \"queue\"\n";
+        let e = Campaign::parse("c.toml", nats).unwrap_err().to_string();
+        assert!(e.contains("runs one pinned version here"), "{e}");
     }
 
     #[test]

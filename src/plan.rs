@@ -180,6 +180,19 @@ impl Plan {
         self.campaign.broker
     }
 
+    /// The broker version the run asks for (the campaign's `version`, else the driver's default
+    /// where it runs several); `None` for external brokers, whose version ackcheck cannot know.
+    pub fn broker_version(&self) -> Option<String> {
+        match self.placement {
+            Placement::External { .. } => None,
+            Placement::Local { .. } => self
+                .campaign
+                .version
+                .clone()
+                .or_else(|| self.broker().driver().versions().first().map(|v| v.to_string())),
+        }
+    }
+
     pub fn duration(&self) -> Duration {
         self.campaign.duration
     }
@@ -203,6 +216,9 @@ impl Plan {
             positions: Some(self.broker().driver().positions()),
             ..Header::default()
         };
+        if let Some(version) = self.broker_version() {
+            header.extra.insert("broker_version".into(), version.into());
+        }
         header.extra.insert("run".into(), self.run_id.clone().into());
         header.extra.insert("campaign".into(), self.name.clone().into());
         header

@@ -89,6 +89,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
                 &home,
                 &plan.campaign.server_settings,
                 Some(plan.campaign.node_network()),
+                plan.campaign.version.as_deref(),
             )?);
             // A run killed with -9 in the middle of a fault left it in force: heal it first.
             if let Some(healed) = crate::faults::heal_leftovers(c.as_ref(), &home).await? {

@@ -80,7 +80,7 @@ async fn an_isolated_kafka_leader_acknowledges_no_acks_all_write_until_the_cut_h
     let home = Home::from_env();
     let kind = ackcheck::brokers::kafka::KIND;
     let cluster: std::sync::Arc<dyn Cluster> = kind
-        .open_cluster_on(Some(3), &home, &Default::default(), Some(NodeNetwork::Namespaces))
+        .open_cluster_on(Some(3), &home, &Default::default(), Some(NodeNetwork::Namespaces), None)
         .expect("a node count Kafka runs")
         .into();
     cluster.down().await.expect("down before the test");

@@ -152,9 +152,17 @@ pub trait BrokerDriver: Sync + Send {
     }
 
     /// What its local nodes are, for a cluster of `nodes` nodes under `home` (node count already
-    /// checked) with the campaign's `[server]` settings, listening where `hosts` says;
+    /// checked) with the campaign's `[server]` settings, listening where `hosts` says, of
+    /// `version` (one of [`Self::versions`], or empty where there is no choice);
     /// `crate::nodes::LocalCluster` runs them.
-    fn recipe(&self, home: &Home, nodes: usize, server: &Props, hosts: NodeHosts) -> Box<dyn NodeRecipe>;
+    fn recipe(&self, home: &Home, nodes: usize, server: &Props, hosts: NodeHosts, version: &str)
+        -> Box<dyn NodeRecipe>;
+
+    /// The versions ackcheck can install and run locally (`version = "…"` in a campaign,
+    /// `cluster up --version`), the default first; empty when only its one pinned version runs.
+    fn versions(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// The key a node coordinates for the producer or processor named `identity` in run `run`
     /// (Kafka: its `transactional.id`), for `target = "coordinator"`; `None` where nodes
@@ -244,7 +252,7 @@ impl BrokerKind {
         home: &Home,
         server: &Props,
     ) -> Result<Box<dyn Cluster>, ClusterError> {
-        self.open_cluster_on(nodes, home, server, None)
+        self.open_cluster_on(nodes, home, server, None, None)
     }
 
     /// [`Self::open_cluster_with`], on `network` (`None`: the network the cluster was started
@@ -255,9 +263,18 @@ impl BrokerKind {
         home: &Home,
         server: &Props,
         network: Option<NodeNetwork>,
+        version: Option<&str>,
     ) -> Result<Box<dyn Cluster>, ClusterError> {
         let nodes = nodes.or(process::recorded_nodes(home, self.name())).unwrap_or(1);
         let network = network.unwrap_or_else(|| crate::nodes::local::recorded_network(home, self.name()));
+        // Not asked: the version the cluster is up with (a restart must not switch a node's
+        // binaries under its data), else the default.
+        let version = match version {
+            Some(v) => self.check_version(v)?,
+            None => crate::nodes::local::recorded_version(home, self.name())
+                .filter(|v| self.0.versions().contains(&v.as_str()))
+                .unwrap_or_else(|| self.0.versions().first().map_or(String::new(), |v| v.to_string())),
+        };
         if !self.allowed_nodes().contains(&nodes) {
             let allowed: Vec<String> = self.allowed_nodes().iter().map(|n| n.to_string()).collect();
             return Err(ClusterError::NodeCount {
@@ -273,6 +290,7 @@ impl BrokerKind {
             ports: self.port_block(),
             server_settings: serde_json::to_string(server).unwrap_or_default(),
             network,
+            version: version.clone(),
         };
         let hosts = NodeHosts {
             network,
@@ -281,8 +299,27 @@ impl BrokerKind {
         Ok(Box::new(LocalCluster::new(
             home.clone(),
             shape,
-            self.0.recipe(home, nodes, server, hosts),
+            self.0.recipe(home, nodes, server, hosts, &version),
         )))
+    }
+
+    /// `version` if the driver runs it locally; else a sentence naming the versions it runs.
+    pub fn check_version(self, version: &str) -> Result<String, ClusterError> {
+        if self.0.versions().contains(&version) {
+            return Ok(version.to_string());
+        }
+        Err(ClusterError::Version(match self.0.versions() {
+            [] => format!(
+                "{} runs one pinned version here ({}); remove the version",
+                self.name(),
+                self.0.describe()
+            ),
+            versions => format!(
+                "{} {version} is not a version ackcheck runs; choose one of {}",
+                self.name(),
+                versions.join(", ")
+            ),
+        }))
     }
 
     /// The largest cluster it runs locally.

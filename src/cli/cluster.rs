@@ -71,6 +71,10 @@ pub struct ClusterArgs {
     /// The partition's shape.
     #[arg(long, value_enum, default_value = "one")]
     pub shape: ShapeArg,
+    /// The broker's version for `up` (Kafka: 4.1.1, the default, or 3.9.1). Default: the running
+    /// cluster's, else the broker's default.
+    #[arg(long = "version")]
+    pub broker_version: Option<String>,
 }
 
 pub fn run(args: ClusterArgs) -> anyhow::Result<i32> {
@@ -87,9 +91,13 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
     if network == Some(nodes::NodeNetwork::Namespaces) {
         nodes::netns::capability().map_err(anyhow::Error::msg)?;
     }
-    let c = args
-        .broker
-        .open_cluster_on(args.nodes, &home, &Default::default(), network)?;
+    let c = args.broker.open_cluster_on(
+        args.nodes,
+        &home,
+        &Default::default(),
+        network,
+        args.broker_version.as_deref(),
+    )?;
     // A run killed with -9 in the middle of a fault left it in force: heal it first.
     if matches!(args.action, Action::Up | Action::Status | Action::Endpoints) {
         if let Some(healed) = crate::faults::heal_leftovers(c.as_ref(), &home).await? {

@@ -79,6 +79,7 @@ pub fn exit_code_of(e: &anyhow::Error) -> i32 {
                         | ClusterError::AlreadyUp { .. }
                         | ClusterError::OtherSettings { .. }
                         | ClusterError::NodeNotRunning { .. }
+                        | ClusterError::Version(_)
                 )
             )
     });

@@ -77,6 +77,9 @@ pub struct ClusterShape {
     /// Where the nodes run (recorded like the settings: a cluster on loopback is not reused for
     /// a campaign that partitions it, nor the other way round).
     pub network: NodeNetwork,
+    /// The broker's version (empty where the driver runs one pinned version); recorded like the
+    /// settings: a cluster up with another version is not reused.
+    pub version: String,
 }
 
 /// One broker's local cluster, run by the one lifecycle.
@@ -385,6 +388,8 @@ impl LocalCluster {
         let network = self.network_file();
         let recorded = serde_json::to_string(&self.shape.network).unwrap_or_default();
         fs::write(&network, recorded).map_err(ClusterError::io(format!("writing {}", network.display())))?;
+        let version = self.home.run_dir(self.name()).join("version");
+        fs::write(&version, &self.shape.version).map_err(ClusterError::io(format!("writing {}", version.display())))?;
         if self.shape.network == NodeNetwork::Namespaces {
             netns::capability().map_err(ClusterError::Other)?;
             for node in self.all_nodes() {
@@ -421,6 +426,14 @@ impl LocalCluster {
 }
 
 /// The network `broker`'s cluster in `home` was started on (none recorded: loopback).
+/// The version `broker`'s cluster in `home` was last started with, if one was recorded.
+pub fn recorded_version(home: &Home, broker: &str) -> Option<String> {
+    fs::read_to_string(home.run_dir(broker).join("version"))
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 pub fn recorded_network(home: &Home, broker: &str) -> NodeNetwork {
     fs::read_to_string(home.run_dir(broker).join("network.json"))
         .ok()
@@ -501,8 +514,9 @@ impl Cluster for LocalCluster {
                 nodes: recorded.unwrap_or(running.len()),
             });
         }
-        let same_settings =
-            self.recorded_settings() == self.shape.server_settings && self.recorded_network() == self.shape.network;
+        let same_settings = self.recorded_settings() == self.shape.server_settings
+            && self.recorded_network() == self.shape.network
+            && recorded_version(&self.home, self.name()).unwrap_or_default() == self.shape.version;
         if !running.is_empty() && !same_settings {
             return Err(ClusterError::OtherSettings { broker: self.name() });
         }

@@ -218,6 +218,9 @@ pub enum ClusterError {
     },
     #[error("{broker} runs its nodes on loopback, where traffic between nodes cannot be cut; a campaign with partition faults starts it in network namespaces (`ackcheck cluster down {broker}` first if it is up)")]
     NoPartitions { broker: &'static str },
+    /// A version the broker's driver does not run (the message names the ones it does).
+    #[error("{0}")]
+    Version(String),
     #[error("{0}")]
     Other(String),
 }

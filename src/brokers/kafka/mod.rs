@@ -72,8 +72,15 @@ impl BrokerDriver for KafkaDriver {
         nodes: usize,
         server: &crate::broker::Props,
         hosts: NodeHosts,
+        version: &str,
     ) -> Box<dyn NodeRecipe> {
-        Box::new(node::KafkaNodes::new(home.clone(), nodes, server.clone(), hosts))
+        Box::new(node::KafkaNodes::new(home.clone(), nodes, server.clone(), hosts).with_version(version))
+    }
+
+    /// Kafka's jars come from Maven Central at any version; these are the ones ackcheck's
+    /// server settings are written for (KRaft, combined broker and controller nodes).
+    fn versions(&self) -> &'static [&'static str] {
+        node::VERSIONS
     }
 
     /// The transactional id the client gives a transactional producer or processor.

@@ -30,6 +30,9 @@ use crate::nodes::{ClusterError, Home, NodeHosts, NodePort, NodeRecipe, PortRole
 
 /// The pinned Kafka release (the jars `org.apache.kafka:kafka_2.13` and `kafka-tools`).
 pub const VERSION: &str = "4.1.1";
+/// The versions a campaign may ask for (`version = "3.9.1"`), the default first: 3.9 is the last
+/// line before 4.0 (its transaction protocol predates KIP-890 on the server too).
+pub const VERSIONS: &[&str] = &[VERSION, "3.9.1"];
 const LOG4J_VERSION: &str = "2.25.3";
 /// log4j-slf4j2-impl binds slf4j 2; Kafka's own pom brings slf4j-api 1.7, which would not find it.
 const SLF4J_VERSION: &str = "2.0.17";
@@ -75,6 +78,8 @@ pub struct KafkaNodes {
     server: Props,
     /// Where each node listens (loopback, or its own network namespace).
     hosts: NodeHosts,
+    /// Kafka's version (its jars from Maven Central).
+    version: String,
 }
 
 impl KafkaNodes {
@@ -84,7 +89,16 @@ impl KafkaNodes {
             nodes,
             server,
             hosts,
+            version: VERSION.to_string(),
         }
+    }
+
+    /// The same nodes running Kafka `version` (one of [`VERSIONS`]; empty keeps the default).
+    pub fn with_version(mut self, version: &str) -> KafkaNodes {
+        if !version.is_empty() {
+            self.version = version.to_string();
+        }
+        self
     }
 
     /// `host:port,...` of every node's proxy, for `bootstrap.servers`.
@@ -96,7 +110,7 @@ impl KafkaNodes {
     }
 
     fn install_dir(&self) -> PathBuf {
-        self.home.install_dir(&format!("kafka-{VERSION}"))
+        self.home.install_dir(&format!("kafka-{}", self.version))
     }
 
     /// `java <heap> -cp lib/* <main> <args>` with the install's log4j2 config.
@@ -193,7 +207,12 @@ broker.heartbeat.interval.ms=500
 impl NodeRecipe for KafkaNodes {
     /// Resolve the jars with Maven (cached) and write the logging config.
     fn install(&self) -> Result<()> {
-        maven::install_jars_with_log4j2(&self.install_dir(), &format!("Kafka {VERSION}"), &pom(), LOG4J2_XML)
+        maven::install_jars_with_log4j2(
+            &self.install_dir(),
+            &format!("Kafka {}", self.version),
+            &pom(&self.version),
+            LOG4J2_XML,
+        )
     }
 
     fn ports(&self, node: usize) -> Vec<NodePort> {
@@ -232,7 +251,7 @@ impl NodeRecipe for KafkaNodes {
         format
             .args(["format", "--cluster-id", CLUSTER_ID, "--config"])
             .arg(self.config_file(node));
-        process::run_step(&format!("Kafka {VERSION}"), "kafka.tools.StorageTool format", &mut format).map_err(|e| match e {
+        process::run_step(&format!("Kafka {}", self.version), "kafka.tools.StorageTool format", &mut format).map_err(|e| match e {
             ClusterError::Install { reason, output, .. } => ClusterError::Other(format!(
                 "formatting kafka node {node}'s storage failed ({reason}); if the install at {} is damaged, delete it so that `up` reinstalls it\n{output}",
                 self.install_dir().display()
@@ -373,7 +392,7 @@ pub(super) async fn metadata_round_trip(bootstrap: String) -> std::result::Resul
     task.await.map_err(|e| format!("the metadata probe failed: {e}"))?
 }
 
-fn pom() -> String {
+fn pom(version: &str) -> String {
     let dep = |group: &str, artifact: &str, version: &str| {
         format!("    <dependency><groupId>{group}</groupId><artifactId>{artifact}</artifactId><version>{version}</version></dependency>\n")
     };
@@ -383,14 +402,14 @@ fn pom() -> String {
   <modelVersion>4.0.0</modelVersion>
   <groupId>ackcheck</groupId>
   <artifactId>kafka-install</artifactId>
-  <version>{VERSION}</version>
+  <version>{version}</version>
   <packaging>pom</packaging>
   <dependencies>
 {}{}{}{}{}  </dependencies>
 </project>
 ",
-        dep("org.apache.kafka", "kafka_2.13", VERSION),
-        dep("org.apache.kafka", "kafka-tools", VERSION),
+        dep("org.apache.kafka", "kafka_2.13", version),
+        dep("org.apache.kafka", "kafka-tools", version),
         dep("org.slf4j", "slf4j-api", SLF4J_VERSION),
         dep("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
         dep("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),

@@ -52,6 +52,7 @@ impl BrokerDriver for NatsDriver {
         nodes: usize,
         _server: &crate::broker::Props,
         hosts: NodeHosts,
+        _version: &str,
     ) -> Box<dyn NodeRecipe> {
         Box::new(node::NatsNodes::new(home.clone(), nodes, hosts))
     }

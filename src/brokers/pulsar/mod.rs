@@ -70,6 +70,7 @@ impl BrokerDriver for PulsarDriver {
         _nodes: usize,
         server: &crate::broker::Props,
         _hosts: NodeHosts,
+        _version: &str,
     ) -> Box<dyn NodeRecipe> {
         Box::new(node::PulsarNodes::with_server_settings(home.clone(), server.clone()))
     }

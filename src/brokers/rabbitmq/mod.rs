@@ -66,7 +66,14 @@ impl BrokerDriver for RabbitDriver {
         props::server_settings(table)
     }
 
-    fn recipe(&self, home: &Home, nodes: usize, server: &Props, hosts: NodeHosts) -> Box<dyn NodeRecipe> {
+    fn recipe(
+        &self,
+        home: &Home,
+        nodes: usize,
+        server: &Props,
+        hosts: NodeHosts,
+        _version: &str,
+    ) -> Box<dyn NodeRecipe> {
         Box::new(node::RabbitNodes::new(home.clone(), nodes, server.clone(), hosts))
     }
 

@@ -78,6 +78,7 @@ impl BrokerDriver for SqsDriver {
         _nodes: usize,
         _server: &crate::broker::Props,
         _hosts: NodeHosts,
+        _version: &str,
     ) -> Box<dyn NodeRecipe> {
         Box::new(node::SqsNodes::new(home.clone()))
     }
