@@ -162,26 +162,8 @@ impl ExternalCluster {
             )));
         };
         let line = self.fill(template, node);
-        let limit = Duration::from_secs_f64(self.commands.timeout.max(0.1));
         let started = Instant::now();
-        let child = tokio::process::Command::new("sh")
-            .args(["-c", &line])
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let outcome = match tokio::time::timeout(limit, child).await {
-            Err(_) => Err(format!("did not finish within {:.0} s", limit.as_secs_f64())),
-            Ok(Err(e)) => Err(format!("could not be started: {e}")),
-            Ok(Ok(out)) => {
-                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&out.stderr));
-                let text = tail(text.trim(), OUTPUT_LIMIT);
-                match out.status.success() {
-                    true => Ok(text),
-                    false => Err(format!("{}: {text}", out.status)),
-                }
-            }
-        };
+        let outcome = self.shell(&line).await;
         let took = started.elapsed().as_secs_f64();
         match outcome {
             Ok(output) => {
@@ -206,26 +188,33 @@ impl ExternalCluster {
     async fn node_health(&self, node: usize) -> std::result::Result<String, String> {
         if let Some(health) = &self.commands.health {
             let line = self.fill(health, node);
-            let out = tokio::time::timeout(
-                Duration::from_secs_f64(self.commands.timeout.max(0.1)),
-                tokio::process::Command::new("sh")
-                    .args(["-c", &line])
-                    .stdin(std::process::Stdio::null())
-                    .kill_on_drop(true)
-                    .output(),
-            )
-            .await;
-            match out {
-                Ok(Ok(out)) if out.status.success() => {}
-                Ok(Ok(out)) => {
-                    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-                    return Err(format!("`{line}` {}: {}", out.status, tail(text.trim(), 300)));
-                }
-                Ok(Err(e)) => return Err(format!("`{line}` could not be started: {e}")),
-                Err(_) => return Err(format!("`{line}` did not finish in time")),
-            }
+            self.shell(&line).await.map_err(|why| format!("`{line}` {why}"))?;
         }
         (self.round_trip)(self.endpoints[node].0.clone()).await
+    }
+
+    /// Run `line` through `sh -c` within the commands' timeout: its output (stdout, then
+    /// stderr, the last [`OUTPUT_LIMIT`] characters) when it succeeds, else why not.
+    async fn shell(&self, line: &str) -> std::result::Result<String, String> {
+        let limit = Duration::from_secs_f64(self.commands.timeout.max(0.1));
+        let child = tokio::process::Command::new("sh")
+            .args(["-c", line])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(limit, child).await {
+            Err(_) => Err(format!("did not finish within {:.0} s", limit.as_secs_f64())),
+            Ok(Err(e)) => Err(format!("could not be started: {e}")),
+            Ok(Ok(out)) => {
+                let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&out.stderr));
+                let text = tail(text.trim(), OUTPUT_LIMIT);
+                match out.status.success() {
+                    true => Ok(text),
+                    false => Err(format!("{}: {text}", out.status)),
+                }
+            }
+        }
     }
 
     /// Wait until `node` answers again, at most [`READY_TIMEOUT`].
