@@ -99,7 +99,7 @@ fn what_the_tables_say_traces_back_to_the_fixture() {
         "{guarantees}"
     );
     let streams = std::fs::read_to_string(dir.path().join("kafka-streams-eos.md")).expect("generated");
-    assert!(streams.contains("PLACEHOLDER"), "{streams}");
+    assert!(streams.contains("docs/kafka-streams.md"), "{streams}");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `kafka-streams-eos.md`: what Kafka Streams' `processing.guarantee=exactly_once_v2` sets
 //! underneath, beside what ackcheck's own read-process-write pipeline configures (from the
 //! pipeline cells' history headers) and what the matrix measured for it. The results of a real
-//! Kafka Streams application belong to another piece of work: a marked placeholder.
+//! Kafka Streams application are measured outside the matrix: the section points to them.
 
 use std::fmt::Write;
 
@@ -143,9 +143,10 @@ The left column is what Kafka Streams sets (its documented defaults under EOS); 
         s.push_str("No Kafka exactly-once cell has a verdict yet.\n");
     }
     s.push_str(
-        "\n## A real Kafka Streams application (placeholder: results pending)\n\n\
-> **PLACEHOLDER — not measured here.** A Kafka Streams application with `processing.guarantee=exactly_once_v2`, driven and checked by ackcheck, is being built separately (branch `streams`). \
-Its configuration and the matrix cells that measure it belong in this section, side by side with the pipeline above, when that work lands. Nothing in this file claims a result for Kafka Streams itself.\n",
+        "\n## A real Kafka Streams application\n\n\
+A Kafka Streams application (`processors/kafka-streams/`, the Java library at the broker's version, two instances as separate JVMs that ackcheck kills with SIGKILL and restarts) runs as the pipeline's processor in three campaigns of its own: \
+`workloads/kafka-streams-exactly-once.toml`, `workloads/kafka-streams-exactly-once-standby.toml` (a state store with a standby replica) and `workloads/kafka-streams-at-least-once.toml`. \
+They are not cells of this matrix, so this file states no result about them: their runs, seeds 1–3, and what the history can and cannot observe of a Streams application are in [docs/kafka-streams.md](../docs/kafka-streams.md).\n",
     );
     s
 }
