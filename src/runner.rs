@@ -309,10 +309,12 @@ fn external_cluster(plan: &Plan, endpoints: &[String], log: &RunLog) -> Result<O
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let cluster = crate::nodes::external::ExternalCluster::new(
         plan.broker().name(),
-        endpoints,
-        x.hosts.as_deref(),
-        x.commands.clone().unwrap_or_default(),
-        x.toxiproxy.as_ref(),
+        crate::nodes::external::ExternalNodes {
+            endpoints,
+            hosts: x.hosts.as_deref(),
+            commands: x.commands.clone().unwrap_or_default(),
+            toxiproxy: x.toxiproxy.as_ref(),
+        },
         Arc::new(move |endpoint| driver.round_trip(endpoint)),
         log.sink(),
         scratch,

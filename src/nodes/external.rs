@@ -94,19 +94,33 @@ pub struct ExternalCluster {
     killed: Mutex<BTreeSet<usize>>,
 }
 
+/// Where the external nodes are and how to break them: the campaign's `[external]` table.
+pub struct ExternalNodes<'a> {
+    /// Client addresses, one per node, in node order.
+    pub endpoints: &'a [String],
+    /// What `{host}` stands for, per node (default: each endpoint's host).
+    pub hosts: Option<&'a [String]>,
+    pub commands: ExternalCommands,
+    pub toxiproxy: Option<&'a ExternalToxiproxy>,
+}
+
 impl ExternalCluster {
-    /// The cluster at `endpoints` (one per node, in node order). Every endpoint must resolve.
-    #[allow(clippy::too_many_arguments)]
+    /// The cluster of `nodes`, of `broker`, whose health is `round_trip` (and the health
+    /// command), whose commands report to `log`, with its fault record under `scratch`. Every
+    /// endpoint must resolve.
     pub fn new(
         broker: &'static str,
-        endpoints: &[String],
-        hosts: Option<&[String]>,
-        commands: ExternalCommands,
-        toxiproxy: Option<&ExternalToxiproxy>,
+        nodes: ExternalNodes<'_>,
         round_trip: RoundTrip,
         log: CommandLog,
         scratch: std::path::PathBuf,
     ) -> Result<ExternalCluster> {
+        let ExternalNodes {
+            endpoints,
+            hosts,
+            commands,
+            toxiproxy,
+        } = nodes;
         let mut resolved = Vec::new();
         for endpoint in endpoints {
             let address = endpoint
@@ -390,10 +404,12 @@ mod tests {
         let round_trip: RoundTrip = Arc::new(|endpoint| Box::pin(async move { Ok(format!("{endpoint} answered")) }));
         ExternalCluster::new(
             "nats",
-            &["127.0.0.1:4222".into(), "localhost:4223".into()],
-            None,
-            commands,
-            None,
+            ExternalNodes {
+                endpoints: &["127.0.0.1:4222".into(), "localhost:4223".into()],
+                hosts: None,
+                commands,
+                toxiproxy: None,
+            },
             round_trip,
             Arc::new(|_| {}),
             std::env::temp_dir().join("ackcheck-external-test"),
