@@ -60,6 +60,9 @@ pub struct RunResult {
     /// The `verdict.json` it came from.
     pub source: PathBuf,
     pub verdict: Value,
+    /// The broker and its version, as the history header records them (`kafka 4.1.1`), when
+    /// it does: an upgrade check compares two of them.
+    pub broker: Option<String>,
 }
 
 impl RunResult {
@@ -138,6 +141,9 @@ pub struct Diff {
     /// Runs (campaign and seed) only one side has.
     pub only_old: Vec<String>,
     pub only_new: Vec<String>,
+    /// The brokers and versions each side ran (`kafka 3.9.1`), as their histories record them.
+    pub old_brokers: BTreeSet<String>,
+    pub new_brokers: BTreeSet<String>,
 }
 
 impl Diff {
@@ -209,11 +215,19 @@ fn read_run(file: &Path) -> Result<RunResult, DiffError> {
         .map(str::to_string)
         .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "run".into());
+    let broker = header.as_ref().and_then(|h| {
+        let name = h.broker.clone()?;
+        Some(match h.extra.get("broker_version").and_then(Value::as_str) {
+            Some(version) => format!("{name} {version}"),
+            None => name,
+        })
+    });
     Ok(RunResult {
         campaign,
         seed: header.and_then(|h| h.seed),
         source: file.to_path_buf(),
         verdict,
+        broker,
     })
 }
 
@@ -240,6 +254,8 @@ pub fn diff(old: &[RunResult], new: &[RunResult]) -> Diff {
     let mut d = Diff {
         old_runs: old.len(),
         new_runs: new.len(),
+        old_brokers: old.iter().filter_map(|r| r.broker.clone()).collect(),
+        new_brokers: new.iter().filter_map(|r| r.broker.clone()).collect(),
         ..Diff::default()
     };
     if old.len() == 1 && new.len() == 1 {
@@ -537,6 +553,13 @@ pub fn human(d: &Diff, old: &Path, new: &Path) -> String {
         new.display(),
         d.pairs
     );
+    if !d.old_brokers.is_empty() || !d.new_brokers.is_empty() {
+        let list = |set: &BTreeSet<String>| match set.is_empty() {
+            true => "(not recorded)".to_string(),
+            false => set.iter().cloned().collect::<Vec<_>>().join(", "),
+        };
+        let _ = writeln!(out, "brokers: {} → {}", list(&d.old_brokers), list(&d.new_brokers));
+    }
     for (direction, title) in [(Direction::Weaker, "WEAKER"), (Direction::Stronger, "STRONGER")] {
         let lines: Vec<&Change> = d.changes.iter().filter(|c| c.direction == direction).collect();
         if lines.is_empty() {
@@ -588,6 +611,7 @@ mod tests {
             seed: Some(seed),
             source: PathBuf::from("verdict.json"),
             verdict,
+            broker: None,
         }
     }
 
@@ -602,6 +626,17 @@ mod tests {
             "violations": [format!("{lost} acknowledged messages lost")],
             "counts": {"acknowledged": 6000, "duplicated": 3, "lost": lost},
             "evidence": {"grade": "strong", "run_phase": 60_000_000_000u64, "reasons": []}})
+    }
+
+    #[test]
+    fn the_brokers_and_versions_of_each_side_are_shown() {
+        let mut old = run("kafka-at-least-once", 1, held(3, "strong", 100));
+        old.broker = Some("kafka 3.9.1".into());
+        let mut new = run("kafka-at-least-once", 1, held(3, "strong", 100));
+        new.broker = Some("kafka 4.1.1".into());
+        let d = diff(&[old], &[new]);
+        let text = human(&d, Path::new("old"), Path::new("new"));
+        assert!(text.contains("brokers: kafka 3.9.1 → kafka 4.1.1"), "{text}");
     }
 
     #[test]
