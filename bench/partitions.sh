@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every campaign in workloads/partitions/ with seeds 1-3 (60 s each, about 25 minutes in
+# Runs every campaign in workloads/partitions/ with seeds 1-3 (60 s each, about 45 minutes in
 # all on 2 cores) and prints the table of docs/partitions.md from the verdicts.
 # Usage: bench/partitions.sh [OUT_DIR]   (needs root: nodes run in network namespaces)
 set -euo pipefail
