@@ -145,6 +145,30 @@ pub struct RabbitBroker {
 }
 
 impl RabbitBroker {
+    /// `op` on a channel of a fresh connection to node 0, as the producers' user (the one that
+    /// publishes to a queue declares it); channel and connection are closed after, whatever
+    /// happened. The outer error: no connection; the inner one: `op` or the channel failed.
+    async fn on_admin_channel<F, Fut>(&self, op: F) -> Result<Result<(), lapin::Error>, ClientError>
+    where
+        F: FnOnce(lapin::Channel) -> Fut,
+        Fut: std::future::Future<Output = Result<(), lapin::Error>>,
+    {
+        let credentials = self.producer_config(Guarantee::AtLeastOnce).credentials;
+        let (conn, _) = self
+            .shared
+            .connect(0, "admin", &credentials)
+            .await
+            .map_err(ClientError::new)?;
+        let done = async {
+            let channel = conn.create_channel().await?;
+            op(channel.clone()).await?;
+            channel.close(200, "done".into()).await
+        };
+        let result = done.await;
+        let _ = conn.close(200, "done".into()).await;
+        Ok(result)
+    }
+
     /// Clients with the preset of each spec's mode, on durable queues of `queue_type`.
     /// `endpoints`: `host:port` of every node's client proxy.
     pub fn new(endpoints: &[String], queue_type: QueueType, log: LogSink) -> RabbitBroker {
@@ -234,21 +258,11 @@ impl Broker for RabbitBroker {
                 self.queue.queue_type.name()
             ));
         }
-        // As the producers' user: the one that publishes to it declares it.
-        let credentials = self.producer_config(Guarantee::AtLeastOnce).credentials;
-        let (conn, _) = self
-            .shared
-            .connect(0, "admin", &credentials)
-            .await
-            .map_err(ClientError::new)?;
-        let declared = async {
-            let channel = conn.create_channel().await?;
-            declare(&channel, name, &self.queue).await?;
-            channel.close(200, "declared".into()).await
-        };
-        let result = declared.await;
-        let _ = conn.close(200, "declared".into()).await;
-        result.map_err(|e| {
+        let queue = &self.queue;
+        let declared = self
+            .on_admin_channel(|channel| async move { declare(&channel, name, queue).await })
+            .await?;
+        declared.map_err(|e| {
             ClientError::new(format!(
                 "declaring the {} queue {name}: {e}",
                 self.queue.queue_type.name()
@@ -257,23 +271,16 @@ impl Broker for RabbitBroker {
     }
 
     async fn delete_dest(&self, name: &str) -> Result<(), ClientError> {
-        let credentials = self.producer_config(Guarantee::AtLeastOnce).credentials;
-        let (conn, _) = self
-            .shared
-            .connect(0, "admin", &credentials)
-            .await
-            .map_err(ClientError::new)?;
-        let deleted = async {
-            let channel = conn.create_channel().await?;
-            // Deleting a queue that does not exist is a success in AMQP 0-9-1 (RabbitMQ 3.x).
-            channel
-                .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
-                .await?;
-            channel.close(200, "deleted".into()).await
-        };
-        let result = deleted.await;
-        let _ = conn.close(200, "deleted".into()).await;
-        result.map_err(|e| ClientError::new(format!("deleting the queue {name}: {e}")))
+        // Deleting a queue that does not exist is a success in AMQP 0-9-1 (RabbitMQ 3.x).
+        let deleted = self
+            .on_admin_channel(|channel| async move {
+                channel
+                    .queue_delete(name.into(), lapin::options::QueueDeleteOptions::default())
+                    .await
+                    .map(|_| ())
+            })
+            .await?;
+        deleted.map_err(|e| ClientError::new(format!("deleting the queue {name}: {e}")))
     }
 
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
