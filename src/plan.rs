@@ -41,15 +41,14 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// The options of `run CAMPAIGN --external` with nothing else asked: what `validate
-    /// --external` resolves to check a campaign's [external] table.
-    pub fn external_check(campaign: &Path) -> RunOptions {
+    /// `run CAMPAIGN` with nothing else asked: the defaults the other commands start from.
+    pub fn for_campaign(campaign: &Path) -> RunOptions {
         RunOptions {
             campaign: campaign.to_path_buf(),
             out: None,
             seed: None,
             duration: None,
-            external: true,
+            external: false,
             no_faults: false,
             keep_cluster: false,
             keep_dests: false,
@@ -57,6 +56,15 @@ impl RunOptions {
             min_evidence: None,
             discard_history: false,
             junit: None,
+        }
+    }
+
+    /// The options of `run CAMPAIGN --external` with nothing else asked: what `validate
+    /// --external` resolves to check a campaign's [external] table.
+    pub fn external_check(campaign: &Path) -> RunOptions {
+        RunOptions {
+            external: true,
+            ..RunOptions::for_campaign(campaign)
         }
     }
 }

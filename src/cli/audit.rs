@@ -97,18 +97,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<i32> {
         eprintln!("\n== {} ({}): {}", family.name, i + 1, family.what);
         let dir = out.join(family.name);
         let options = RunOptions {
-            campaign,
             out: Some(dir.clone()),
             seed: Some(args.seed),
-            duration: None,
-            external: false,
-            no_faults: false,
             keep_cluster: true,
-            keep_dests: false,
-            examples: 3,
             min_evidence,
-            discard_history: false,
-            junit: None,
+            ..RunOptions::for_campaign(&campaign)
         };
         let verdict = match runtime.block_on(runner::run(options)) {
             Ok(_) => std::fs::read_to_string(dir.join("verdict.json"))

@@ -125,19 +125,12 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<i32> {
         bar.suspend(|| eprintln!("\n== matrix cell {} of {}: {}", i + 1, cells.len(), cell.name));
         let dir = out.join("cells").join(&cell.name);
         let options = RunOptions {
-            campaign: campaigns.join(format!("{}.toml", cell.name)),
             out: Some(dir.clone()),
             seed: Some(cell.seed),
-            duration: None,
-            external: false,
-            no_faults: false,
             // Kept for the next cell on the same cluster; stopped below when the segment ends.
             keep_cluster: true,
-            keep_dests: false,
-            examples: 3,
             min_evidence,
-            discard_history: false,
-            junit: None,
+            ..RunOptions::for_campaign(&campaigns.join(format!("{}.toml", cell.name)))
         };
         let exit = bar.suspend(|| runtime.block_on(runner::run(options)));
         let exit = exit.map_err(|e| format!("{e:#}"));

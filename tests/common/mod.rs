@@ -24,18 +24,10 @@ pub async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, Strin
     let out = dir.path().join("out");
     let started = Instant::now();
     let options = RunOptions {
-        campaign: file,
         out: Some(out.clone()),
         seed: Some(7),
         duration: Some(Duration::from_secs(seconds)),
-        external: false,
-        no_faults: false,
-        keep_cluster: false,
-        keep_dests: false,
-        examples: 3,
-        min_evidence: None,
-        discard_history: false,
-        junit: None,
+        ..RunOptions::for_campaign(&file)
     };
     let code = match runner::run(options).await {
         Ok(code) => code,
