@@ -388,8 +388,8 @@ impl Campaign {
                 }
             })?;
         let (driver, mode) = (campaign.broker.driver(), campaign.mode);
-        campaign.client_settings = driver.client_settings(mode, &campaign.client).map_err(|e| {
-            // `producer.acks` → the line of `acks` under [client.producer].
+        // `producer.acks` → the line of `acks` under [client.producer].
+        let client_error = |e: crate::broker::OptionError| {
             let (table, key) = match e.key.split_once('.') {
                 Some((role, key)) => (format!("client.{role}"), key.to_string()),
                 None => ("client".to_string(), e.key.clone()),
@@ -399,7 +399,28 @@ impl Campaign {
                 line: line_of(text, &table, &key),
                 message: format!("{}: {}", qualified(&table, &key), e.message),
             }
-        })?;
+        };
+        // Secrets given as `{ env = … }` / `{ file = … }` are read into a copy: the campaign as
+        // written (which a matrix copies into its cells) keeps the references, not the values.
+        let mut client = campaign.client.clone();
+        let mut read = Vec::new();
+        for (role, table) in [("producer", &mut client.producer), ("consumer", &mut client.consumer)] {
+            for key in crate::broker::props::read_references(table).map_err(|e| {
+                client_error(crate::broker::OptionError {
+                    key: format!("{role}.{}", e.key),
+                    message: e.message,
+                })
+            })? {
+                read.push((role, key));
+            }
+        }
+        campaign.client_settings = driver.client_settings(mode, &client).map_err(client_error)?;
+        for (role, key) in read {
+            match role {
+                "producer" => campaign.client_settings.producer.hide(&key),
+                _ => campaign.client_settings.consumer.hide(&key),
+            }
+        }
         campaign.server_settings = driver.server_settings(&campaign.server).map_err(|e| CampaignError {
             file: file.to_string(),
             line: line_of(text, "server", &e.key),

@@ -304,6 +304,7 @@ fn external_cluster(plan: &Plan, endpoints: &[String], log: &RunLog) -> Result<O
         return Ok(None);
     }
     let driver = plan.broker().driver();
+    let client = plan.campaign.client_settings.clone();
     // The fault record and the (never written) pid files of the external nodes live here.
     let scratch = Home::from_env().run_dir(&external_key(plan));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
@@ -315,7 +316,7 @@ fn external_cluster(plan: &Plan, endpoints: &[String], log: &RunLog) -> Result<O
             commands: x.commands.clone().unwrap_or_default(),
             toxiproxy: x.toxiproxy.as_ref(),
         },
-        Arc::new(move |endpoint| driver.round_trip(endpoint)),
+        Arc::new(move |endpoint| driver.round_trip(endpoint, &client)),
         log.sink(),
         scratch,
     )?;

@@ -177,8 +177,14 @@ pub trait BrokerDriver: Sync + Send {
 
     /// One client round trip against the broker at `endpoint` (`host:port`), for the health of
     /// nodes ackcheck did not start: `Ok(what answered)`. By default a TCP connection, for
-    /// brokers whose driver has no lighter probe of its own protocol.
-    fn round_trip(&self, endpoint: String) -> futures::future::BoxFuture<'static, Result<String, String>> {
+    /// brokers whose driver has no lighter probe of its own protocol. `client` is the run's
+    /// effective client settings, for a probe that needs the user's credentials or TLS.
+    fn round_trip(
+        &self,
+        endpoint: String,
+        client: &ClientSettings,
+    ) -> futures::future::BoxFuture<'static, Result<String, String>> {
+        let _ = client;
         Box::pin(async move {
             match tokio::time::timeout(
                 std::time::Duration::from_secs(5),

@@ -9,7 +9,7 @@
 //! Values that look like secrets are never written out: [`Props`] serializes them as
 //! `"<redacted>"`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::ser::SerializeMap;
 
@@ -30,6 +30,9 @@ pub enum PropSource {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Props {
     entries: BTreeMap<String, (String, PropSource)>,
+    /// Keys whose values were read from the environment or a file ([`read_references`]):
+    /// secrets whatever their names, never written out.
+    hidden: BTreeSet<String>,
 }
 
 impl Props {
@@ -39,7 +42,23 @@ impl Props {
             .into_iter()
             .map(|(k, v)| (k.as_ref().to_string(), (v.as_ref().to_string(), PropSource::Preset)))
             .collect();
-        Props { entries }
+        Props {
+            entries,
+            hidden: BTreeSet::new(),
+        }
+    }
+
+    /// Never write `key`'s value out, whatever its name (it was read from the environment or a
+    /// file, where users keep secrets).
+    pub fn hide(&mut self, key: &str) {
+        if self.entries.contains_key(key) {
+            self.hidden.insert(key.to_string());
+        }
+    }
+
+    /// `key`'s value is written as [`REDACTED`].
+    pub fn is_hidden(&self, key: &str) -> bool {
+        is_secret(key) || self.hidden.contains(key)
     }
 
     /// The user's value for `key`, over the preset's if there is one.
@@ -85,11 +104,47 @@ impl Serialize for Props {
         }
         let mut map = s.serialize_map(Some(self.entries.len()))?;
         for (key, (value, from)) in &self.entries {
-            let value = if is_secret(key) { REDACTED } else { value.as_str() };
+            let value = if self.is_hidden(key) { REDACTED } else { value.as_str() };
             map.serialize_entry(key, &Entry { value, from: *from })?;
         }
         map.end()
     }
+}
+
+/// Replaces every `{ env = "NAME" }` and `{ file = "PATH" }` value of a `[client.*]` table by
+/// the environment variable's value or the file's contents (one trailing newline dropped), so
+/// that passwords and tokens never need to be in a campaign file. Returns the keys it read: their
+/// values are secrets whatever their names ([`Props::hide`]). A relative `PATH` is taken from the
+/// working directory.
+pub fn read_references(table: &mut toml::Table) -> Result<Vec<String>, OptionError> {
+    let mut read = Vec::new();
+    for (key, value) in table.iter_mut() {
+        let Some(reference) = value.as_table() else { continue };
+        let bad = |message: String| OptionError {
+            key: key.clone(),
+            message,
+        };
+        let text = match (reference.len(), reference.get("env"), reference.get("file")) {
+            (1, Some(toml::Value::String(name)), None) => std::env::var(name).map_err(|_| {
+                bad(format!(
+                    "reads the environment variable {name}, which is not set (or not UTF-8); export it before the run"
+                ))
+            })?,
+            (1, None, Some(toml::Value::String(path))) => std::fs::read_to_string(path).map_err(|e| {
+                bad(format!(
+                    "reads the file {path}, which cannot be read ({e}); check the path"
+                ))
+            })?,
+            // Not a reference (a dotted key written without quotes, say): the driver's check
+            // says what is wrong with it.
+            _ => continue,
+        };
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let text = text.strip_suffix('\r').unwrap_or(text).to_string();
+        *value = toml::Value::String(text);
+        read.push(key.clone());
+    }
+    Ok(read)
 }
 
 /// What a secret's value is written as.
@@ -283,6 +338,49 @@ mod tests {
             "a path to a key is no secret: {text}"
         );
         assert_eq!(p.get("sasl.password"), Some("hunter2"));
+    }
+
+    #[test]
+    fn references_read_the_environment_and_files_and_hide_the_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("password");
+        std::fs::write(&path, "s3cr3t-from-file\n").unwrap();
+        // SAFETY: the variable's name is this test's own; no other test reads or writes it.
+        unsafe { std::env::set_var("ACKCHECK_TEST_REFERENCE_TOKEN", "t0ken-from-env") };
+        let mut t: toml::Table = toml::from_str(&format!(
+            "\"sasl.password\" = {{ file = {:?} }}\n\"sasl.oauthbearer.config\" = {{ env = \"ACKCHECK_TEST_REFERENCE_TOKEN\" }}\nacks = \"all\"\n",
+            path.display().to_string()
+        ))
+        .unwrap();
+        let read = read_references(&mut t).unwrap();
+        assert_eq!(read, vec!["sasl.oauthbearer.config", "sasl.password"]);
+        assert_eq!(t["sasl.password"].as_str(), Some("s3cr3t-from-file"));
+        assert_eq!(t["sasl.oauthbearer.config"].as_str(), Some("t0ken-from-env"));
+
+        // A value read from a file is hidden even under a name that does not look secret.
+        let mut p = Props::default();
+        p.set_user("client.rack", "from-a-file");
+        p.hide("client.rack");
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!text.contains("from-a-file") && text.contains(REDACTED), "{text}");
+        assert_eq!(p.get("client.rack"), Some("from-a-file"));
+
+        let mut unset: toml::Table =
+            toml::from_str("\"sasl.password\" = { env = \"ACKCHECK_TEST_UNSET_VARIABLE\" }").unwrap();
+        let e = read_references(&mut unset).unwrap_err();
+        assert_eq!(e.key, "sasl.password");
+        assert!(
+            e.message.contains("ACKCHECK_TEST_UNSET_VARIABLE, which is not set"),
+            "{e}"
+        );
+        let mut missing: toml::Table =
+            toml::from_str("password = { file = \"/nonexistent/ackcheck-password\" }").unwrap();
+        let e = read_references(&mut missing).unwrap_err();
+        assert!(
+            e.message
+                .contains("/nonexistent/ackcheck-password, which cannot be read"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -194,6 +194,9 @@ impl KafkaBroker {
 
     fn base_config(&self) -> ClientConfig {
         let mut c = super::props::base_config(&self.bootstrap);
+        for (key, value) in super::props::connection_props(&self.client) {
+            c.set(key, value);
+        }
         // librdkafka's own debug contexts (e.g. `cgrp,eos`) into run.log, for troubleshooting.
         if let Ok(debug) = std::env::var("ACKCHECK_KAFKA_DEBUG") {
             c.set("debug", debug).set("log_level", "7");

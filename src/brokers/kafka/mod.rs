@@ -99,10 +99,16 @@ impl BrokerDriver for KafkaDriver {
         )))
     }
 
-    /// A metadata request with a fresh client whose only bootstrap address is `endpoint`.
-    fn round_trip(&self, endpoint: String) -> futures::future::BoxFuture<'static, Result<String, String>> {
+    /// A metadata request with a fresh client whose only bootstrap address is `endpoint`, over
+    /// the connection settings (TLS, SASL) of the run's producers.
+    fn round_trip(
+        &self,
+        endpoint: String,
+        client: &crate::broker::ClientSettings,
+    ) -> futures::future::BoxFuture<'static, Result<String, String>> {
+        let connection = props::connection_props(client);
         Box::pin(async move {
-            let brokers = node::metadata_round_trip(endpoint.clone()).await?;
+            let brokers = node::metadata_round_trip(endpoint.clone(), connection).await?;
             Ok(format!("metadata through {endpoint} lists brokers {brokers:?}"))
         })
     }

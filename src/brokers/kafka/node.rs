@@ -370,16 +370,25 @@ fn client_addr(node: usize) -> SocketAddr {
 /// so the request goes through that proxy to that node. Returns the ids of the brokers the
 /// cluster lists (registered and not fenced).
 async fn probe(node: usize) -> std::result::Result<Vec<i32>, String> {
-    metadata_round_trip(client_addr(node).to_string()).await
+    metadata_round_trip(client_addr(node).to_string(), Vec::new()).await
 }
 
-/// One metadata round trip with a fresh client whose only bootstrap address is `bootstrap`.
+/// One metadata round trip with a fresh client whose only bootstrap address is `bootstrap`,
+/// over the `connection` settings given (TLS, SASL; none for ackcheck's own nodes).
 /// Returns the ids of the brokers the cluster lists.
-pub(super) async fn metadata_round_trip(bootstrap: String) -> std::result::Result<Vec<i32>, String> {
+pub(super) async fn metadata_round_trip(
+    bootstrap: String,
+    connection: Vec<(String, String)>,
+) -> std::result::Result<Vec<i32>, String> {
     let task = tokio::task::spawn_blocking(move || {
-        let client: BaseConsumer = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", &bootstrap)
-            .set("socket.timeout.ms", "4000")
+            .set("socket.timeout.ms", "4000");
+        for (key, value) in connection {
+            config.set(key, value);
+        }
+        let client: BaseConsumer = config
             .create()
             .map_err(|e| format!("creating a Kafka client failed: {e}"))?;
         let metadata = client

@@ -114,6 +114,30 @@ pub const STATIC_MEMBER: &str = "<run>-<group>-<member>";
 /// empty offsets must read from the start, or it misses what was sent before it joined).
 const CONSUMER_LIBRARY: &[(&str, &str)] = &[("auto.offset.reset", "earliest")];
 
+/// Whether `key` sets up the connection itself (security protocol, TLS, SASL) rather than a
+/// producer's or consumer's behaviour: the run's admin and metadata clients, which no campaign
+/// table names, need these too.
+pub fn is_connection_key(key: &str) -> bool {
+    key == "security.protocol"
+        || key == "enable.ssl.certificate.verification"
+        || key.starts_with("ssl.")
+        || key.starts_with("ssl_")
+        || key.starts_with("sasl.")
+        || key.starts_with("enable.sasl.")
+}
+
+/// The connection settings of a run's effective producer properties, for the clients a campaign
+/// does not configure (topic admin, metadata probes): a broker that takes only TLS or SASL
+/// connections takes the user's producer settings there too.
+pub fn connection_props(client: &ClientSettings) -> Vec<(String, String)> {
+    client
+        .producer
+        .iter()
+        .filter(|(key, _)| is_connection_key(key))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
 /// Settings every client of a run gets, not properties of the user's application.
 pub fn base_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();

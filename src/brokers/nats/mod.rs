@@ -66,7 +66,11 @@ impl BrokerDriver for NatsDriver {
     }
 
     /// A JetStream round trip (account info) with a fresh connection to `endpoint` alone.
-    fn round_trip(&self, endpoint: String) -> futures::future::BoxFuture<'static, Result<String, String>> {
+    fn round_trip(
+        &self,
+        endpoint: String,
+        _client: &crate::broker::ClientSettings,
+    ) -> futures::future::BoxFuture<'static, Result<String, String>> {
         Box::pin(async move {
             let server = node::round_trip(&endpoint).await?;
             Ok(format!("JetStream round trip through {endpoint} ok (server {server})"))
