@@ -295,7 +295,8 @@ impl Workload {
 
     /// Let consumers read until every acknowledged message arrived (then a short settle for
     /// late duplicates), or nothing arrived for `quiet` while every group's members held all
-    /// their shares (a rebalancing group is silent for other reasons), or `timeout` passed.
+    /// their shares and kept reading (a rebalancing group, or a member stuck in a call, is
+    /// silent for other reasons), or `timeout` passed.
     pub async fn drain(&self, quiet: Duration, timeout: Duration, interrupt: &CancellationToken) -> DrainEnd {
         let started = Instant::now();
         let settle = quiet.min(Duration::from_secs(2));
@@ -306,7 +307,8 @@ impl Workload {
             if self.ctx.tracker.outstanding() == 0 && idle >= settle && since_start >= settle {
                 return DrainEnd::Complete;
             }
-            if !self.ctx.members.complete() {
+            // A member silent for the whole quiet time is stuck in a call, not idle.
+            if !self.ctx.members.complete(quiet) {
                 settled_since = None;
             } else if settled_since.is_none() {
                 settled_since = Some(Instant::now());

@@ -249,14 +249,16 @@ impl EffectStore {
 
 /// Which shares (Kafka: partitions) each member of each consumer group holds, as the members
 /// last reported: a group whose members do not hold every share is still rebalancing, and its
-/// silence says nothing yet.
+/// silence says nothing yet. Members report after every receive, so one that has not reported
+/// for a while is stuck in a call (a transaction commit waiting out a fenced epoch, say): its
+/// shares are held but not read, and that silence says nothing either.
 #[derive(Debug, Default)]
 pub struct Membership {
-    /// Group → (shares in all, member → shares it holds).
+    /// Group → (shares in all, member → shares it holds and when it said so).
     groups: Mutex<HashMap<String, GroupShares>>,
 }
 
-type GroupShares = (usize, HashMap<usize, Option<usize>>);
+type GroupShares = (usize, HashMap<usize, (Option<usize>, Instant)>);
 
 impl Membership {
     /// `group` reads `shares` shares in all.
@@ -269,16 +271,29 @@ impl Membership {
 
     pub fn report(&self, group: &str, member: usize, assigned: Option<usize>) {
         if let Some((_, members)) = self.groups.lock().unwrap_or_else(|p| p.into_inner()).get_mut(group) {
-            members.insert(member, assigned);
+            members.insert(member, (assigned, Instant::now()));
         }
     }
 
-    /// Every group's members hold all its shares (a member that cannot tell counts as holding).
-    pub fn complete(&self) -> bool {
+    /// Every group's members hold all its shares (a member that cannot tell counts as holding),
+    /// counting only members that reported within `busy`: a member silent for longer is stuck
+    /// in a call and reads nothing.
+    pub fn complete(&self, busy: Duration) -> bool {
+        self.complete_at(Instant::now(), busy)
+    }
+
+    fn complete_at(&self, now: Instant, busy: Duration) -> bool {
         let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         groups.values().all(|(expected, members)| {
-            members.values().any(Option::is_none)
-                || members.values().map(|n| n.unwrap_or(0)).sum::<usize>() >= *expected
+            let mut held = 0;
+            for (assigned, at) in members.values() {
+                match assigned {
+                    None => return true,
+                    Some(n) if now.saturating_duration_since(*at) < busy => held += n,
+                    Some(_) => {}
+                }
+            }
+            held >= *expected
         })
     }
 }
@@ -357,15 +372,28 @@ mod tests {
     #[test]
     fn a_group_is_complete_when_its_members_hold_every_share() {
         let m = Membership::default();
+        const BUSY: Duration = Duration::from_secs(5);
         m.expect("g", 4);
-        assert!(!m.complete());
+        assert!(!m.complete(BUSY));
         m.report("g", 0, Some(2));
         m.report("g", 1, Some(1));
-        assert!(!m.complete());
+        assert!(!m.complete(BUSY));
         m.report("g", 1, Some(2));
-        assert!(m.complete());
+        assert!(m.complete(BUSY));
         m.report("g", 0, Some(0));
-        assert!(!m.complete(), "a member that lost its shares in a rebalance");
+        assert!(!m.complete(BUSY), "a member that lost its shares in a rebalance");
+        m.report("g", 0, Some(2));
+        let now = Instant::now();
+        assert!(m.complete_at(now, BUSY));
+        assert!(
+            !m.complete_at(now + BUSY, BUSY),
+            "members silent for the whole quiet time are stuck in a call: their shares are not read"
+        );
+        m.report("g", 2, None);
+        assert!(
+            m.complete_at(now + BUSY, BUSY),
+            "a member that cannot tell counts as holding"
+        );
     }
 
     fn keys(k: &[&str]) -> impl Iterator<Item = String> {
