@@ -94,61 +94,101 @@ pub fn schedule(seed: u64, interval: f64, slots: usize, duration: Duration, proc
     }
 }
 
-/// A crash its slot has not taken this long after its planned time is given up: the slot had
-/// nothing to consume (its group rebalancing, its broker down), and carrying the crash out later,
-/// at the first batch after recovery, crashed members in bursts that kept groups from recovering.
-pub const STALE_CRASH: Duration = Duration::from_secs(5);
+/// A slot whose previous batch is older than this was idle (its group rebalancing, its broker
+/// down, nothing to consume): a crash planned meanwhile is not carried out at its first batch
+/// after that, but [`RESUMED_FOR`] later, so that a recovering group is not hit at once.
+pub const IDLE_SLOT: Duration = Duration::from_secs(5);
 
-/// Pending crashes, one per slot, taken by the slot's task at its next batch.
+/// How long a slot must have been receiving again (after being idle, or since its previous
+/// crash) before it takes a pending crash: crashes carried out at the first batch after a
+/// recovery came in bursts that kept groups from ever recovering, and giving such crashes up
+/// instead left most of a Kafka run's planned crashes undone.
+pub const RESUMED_FOR: Duration = Duration::from_secs(3);
+
+/// A planned crash waiting for its slot's next batch.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    point: Point,
+    /// Not before this: [`RESUMED_FOR`] after the slot's previous crash, or after it came back
+    /// from being idle.
+    not_before: Instant,
+}
+
+/// Pending crashes, one per slot, taken by the slot's task at a batch.
 #[derive(Debug)]
 pub(super) struct Board {
-    pending: Mutex<Vec<Option<(Point, Instant)>>>,
+    slots: Mutex<Vec<SlotState>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct SlotState {
+    pending: Option<Pending>,
+    /// When the slot last had a batch in hand (asked for its crash).
+    last_batch: Option<Instant>,
+    /// When it last crashed.
+    last_crash: Option<Instant>,
 }
 
 impl Board {
     pub(super) fn new(slots: usize) -> Board {
         Board {
-            pending: Mutex::new(vec![None; slots]),
+            slots: Mutex::new(vec![SlotState::default(); slots]),
         }
     }
 
-    /// Plan a crash at the next batch of `slot`, or, when that slot has not taken its previous
+    /// Plan a crash at a coming batch of `slot`, or, when that slot has not taken its previous
     /// crash yet (its replacement is still connecting), of the next slot without one: a crash
     /// planned soon after another on the same slot used to replace it, and a third of the
     /// crashes of a run were lost that way. Returns the slot, or `None` when every slot still
-    /// has a crash pending.
+    /// has a crash pending (the injector then waits for one to be taken).
     fn set(&self, slot: usize, point: Point) -> Option<usize> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let slots = pending.len();
-        let free = (0..slots).map(|k| (slot + k) % slots).find(|&s| pending[s].is_none())?;
-        pending[free] = Some((point, Instant::now()));
+        let now = Instant::now();
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let count = slots.len();
+        let free = (0..count)
+            .map(|k| (slot + k) % count)
+            .find(|&s| slots[s].pending.is_none())?;
+        let state = &mut slots[free];
+        let not_before = state.last_crash.map_or(now, |at| (at + RESUMED_FOR).max(now));
+        state.pending = Some(Pending { point, not_before });
         Some(free)
     }
 
     /// Take every crash still pending: (slot, point).
     pub(super) fn clear(&self) -> Vec<(usize, Point)> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots
             .iter_mut()
             .enumerate()
-            .filter_map(|(slot, p)| p.take().map(|(p, _)| (slot, p)))
+            .filter_map(|(slot, s)| s.pending.take().map(|p| (slot, p.point)))
             .collect()
     }
 
-    /// The crash planned for `slot`'s batch in hand, if any; a stale one (see [`STALE_CRASH`]) is
-    /// returned as `Err` with its point, to be recorded as skipped.
-    pub(super) fn take(&self, slot: Option<usize>) -> Option<Result<Point, Point>> {
-        let slot = slot?;
-        let (point, armed) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(slot)?
-            .take()?;
-        Some(match armed.elapsed() > STALE_CRASH {
-            false => Ok(point),
-            true => Err(point),
-        })
+    /// At a batch of `slot`: the crash to carry out at it, if one is pending and due.
+    pub(super) fn take(&self, slot: Option<usize>) -> Option<Point> {
+        self.take_at(slot?, Instant::now())
+    }
+
+    fn take_at(&self, slot: usize, now: Instant) -> Option<Point> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let state = slots.get_mut(slot)?;
+        let was_idle = state
+            .last_batch
+            .is_none_or(|at| now.saturating_duration_since(at) > IDLE_SLOT);
+        state.last_batch = Some(now);
+        let pending = state.pending.as_mut()?;
+        if was_idle {
+            // Back from idle: let the slot (and its group) run for a while first.
+            pending.not_before = pending.not_before.max(now + RESUMED_FOR);
+            return None;
+        }
+        if now < pending.not_before {
+            return None;
+        }
+        let point = pending.point;
+        state.pending = None;
+        state.last_crash = Some(now);
+        Some(point)
     }
 }
 
@@ -157,20 +197,27 @@ impl Board {
 pub(super) async fn inject(ctx: Arc<Ctx>, plan: Vec<CrashPlan>, stop: CancellationToken) {
     let started = Instant::now();
     let mut plan = plan.into_iter();
-    for crash in plan.by_ref() {
+    'plan: for crash in plan.by_ref() {
         tokio::select! {
-            _ = tokio::time::sleep_until((started + crash.at).into()) => {
-                if ctx.crashes.set(crash.slot, crash.point).is_none() {
-                    let reason = format!(
-                        "every client slot still had a planned crash pending at {:.1} s (none had received a batch since)",
-                        crash.at.as_secs_f64()
-                    );
-                    ctx.crash_skipped(crash.slot, crash.point, &reason);
-                }
-            }
+            _ = tokio::time::sleep_until((started + crash.at).into()) => {}
             _ = stop.cancelled() => {
                 ctx.crash_skipped(crash.slot, crash.point, &format!("the run phase ended before it was due at {:.1} s", crash.at.as_secs_f64()));
                 break;
+            }
+        }
+        // Every slot still has a crash pending (none has had a batch since): wait for one to
+        // be taken rather than drop this one; the ones after it wait their turn.
+        while ctx.crashes.set(crash.slot, crash.point).is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.cancelled() => {
+                    let reason = format!(
+                        "the run phase ended while every client slot still had an earlier crash pending (due at {:.1} s)",
+                        crash.at.as_secs_f64()
+                    );
+                    ctx.crash_skipped(crash.slot, crash.point, &reason);
+                    break 'plan;
+                }
             }
         }
     }
@@ -197,6 +244,31 @@ pub(super) fn give_up_pending(ctx: &Ctx) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crash_waits_until_its_slot_has_run_for_a_while() {
+        let board = Board::new(2);
+        let t0 = Instant::now();
+        // Slot 0 is receiving steadily: a fresh crash is taken at its next batch.
+        assert_eq!(board.take_at(0, t0), None, "nothing pending");
+        assert_eq!(board.set(0, Point::Early), Some(0));
+        assert_eq!(board.take_at(0, t0 + Duration::from_secs(1)), Some(Point::Early));
+        // The next crash of that slot waits RESUMED_FOR after the last one.
+        assert_eq!(board.set(0, Point::Late), Some(0));
+        assert_eq!(board.take_at(0, t0 + Duration::from_secs(2)), None);
+        assert_eq!(board.take_at(0, t0 + Duration::from_secs(4)), Some(Point::Late));
+        // A slot back from being idle is left to run RESUMED_FOR first; the crash is kept.
+        assert_eq!(board.set(0, Point::Early), Some(0));
+        let back = t0 + Duration::from_secs(20);
+        assert_eq!(board.take_at(0, back), None, "first batch after 16 s idle");
+        assert_eq!(board.take_at(0, back + Duration::from_secs(1)), None);
+        assert_eq!(board.take_at(0, back + Duration::from_secs(3)), Some(Point::Early));
+        // With every slot holding a pending crash, set says so (the injector waits).
+        assert_eq!(board.set(0, Point::Early), Some(0));
+        assert_eq!(board.set(0, Point::Late), Some(1));
+        assert_eq!(board.set(1, Point::Late), None);
+        assert_eq!(board.clear(), vec![(0, Point::Early), (1, Point::Late)]);
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_crashes() {
