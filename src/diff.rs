@@ -208,26 +208,51 @@ fn read_run(file: &Path) -> Result<RunResult, DiffError> {
     // The campaign and seed are in the run's history header, beside the verdict.
     let dir = file.parent().unwrap_or(Path::new("."));
     let header = crate::report::read_header(&dir.join("history.jsonl"));
+    // Without the history (a matrix's committed results keep only the verdicts), the run
+    // directory's name: a matrix names its cells `<campaign>-seed<N>`.
+    let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let from_dir_name = dir_name.as_deref().and_then(|name| {
+        let (campaign, seed) = name.rsplit_once("-seed")?;
+        Some((campaign.to_string(), seed.parse::<u64>().ok()?))
+    });
     let campaign = header
         .as_ref()
         .and_then(|h| h.extra.get("campaign"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .or_else(|| from_dir_name.as_ref().map(|(campaign, _)| campaign.clone()))
+        .or(dir_name)
         .unwrap_or_else(|| "run".into());
-    let broker = header.as_ref().and_then(|h| {
-        let name = h.broker.clone()?;
-        Some(match h.extra.get("broker_version").and_then(Value::as_str) {
-            Some(version) => format!("{name} {version}"),
-            None => name,
-        })
-    });
+    let broker = match header.as_ref() {
+        Some(h) => h
+            .broker
+            .clone()
+            .map(|name| match h.extra.get("broker_version").and_then(Value::as_str) {
+                Some(version) => format!("{name} {version}"),
+                None => name,
+            }),
+        None => matrix_cell_broker(dir),
+    };
     Ok(RunResult {
         campaign,
-        seed: header.and_then(|h| h.seed),
+        seed: header.and_then(|h| h.seed).or(from_dir_name.map(|(_, seed)| seed)),
         source: file.to_path_buf(),
         verdict,
         broker,
+    })
+}
+
+/// The broker (and version, if the campaign names one) of a matrix cell whose history is not
+/// kept: from the campaign file the matrix wrote for it (`<results>/campaigns/<cell>.toml`).
+fn matrix_cell_broker(cell_dir: &Path) -> Option<String> {
+    let cell = cell_dir.file_name()?.to_string_lossy().into_owned();
+    let results = cell_dir.parent()?.parent()?;
+    let text = std::fs::read_to_string(results.join("campaigns").join(format!("{cell}.toml"))).ok()?;
+    let campaign: toml::Table = toml::from_str(&text).ok()?;
+    let broker = campaign.get("broker")?.as_str()?;
+    Some(match campaign.get("version").and_then(toml::Value::as_str) {
+        Some(version) => format!("{broker} {version}"),
+        None => broker.to_string(),
     })
 }
 
@@ -626,6 +651,29 @@ mod tests {
             "violations": [format!("{lost} acknowledged messages lost")],
             "counts": {"acknowledged": 6000, "duplicated": 3, "lost": lost},
             "evidence": {"grade": "strong", "run_phase": 60_000_000_000u64, "reasons": []}})
+    }
+
+    #[test]
+    fn a_matrix_cell_without_its_history_is_named_by_its_directory_and_campaign_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = dir.path().join("cells").join("kafka-3node-txn-seed2");
+        std::fs::create_dir_all(&cell).unwrap();
+        std::fs::create_dir_all(dir.path().join("campaigns")).unwrap();
+        std::fs::write(
+            cell.join("verdict.json"),
+            json!({"verdict": "exactly-once", "claim_holds": true}).to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("campaigns").join("kafka-3node-txn-seed2.toml"),
+            "broker = \"kafka\"\nversion = \"3.9.1\"\nmode = \"exactly-once\"\n",
+        )
+        .unwrap();
+        let runs = load(dir.path()).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].campaign, "kafka-3node-txn");
+        assert_eq!(runs[0].seed, Some(2));
+        assert_eq!(runs[0].broker.as_deref(), Some("kafka 3.9.1"));
     }
 
     #[test]

@@ -316,3 +316,100 @@ async fn three_nodes_keep_serving_a_quorum_queue_while_one_is_killed_and_it_rejo
     })
     .await;
 }
+
+/// `ackcheck cluster ARGS` as a user runs it: (exit code, stdout + stderr).
+fn cluster_cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ackcheck"))
+        .arg("cluster")
+        .args(args)
+        .output()
+        .expect("the ackcheck binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// RabbitMQ 4.0 (issue 15's upgrade checks): `cluster up rabbitmq --version 4.0.5` installs
+/// Debian 13's package into a Debian 13 root of ackcheck's own (the first time, with
+/// debootstrap), runs 1 and then 3 nodes from it, which take confirmed publishes on a quorum
+/// queue; `down` leaves no node, epmd or mount behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_4_from_debian_13_runs_one_and_three_nodes_and_down_leaves_nothing() {
+    let _serial = SERIAL.lock().await;
+    let home = Home::from_env();
+    let (code, text) = cluster_cli(&["down", "rabbitmq"]);
+    assert_eq!(code, 0, "{text}");
+    for nodes in ["1", "3"] {
+        let (code, text) = cluster_cli(&["up", "rabbitmq", "--version", "4.0.5", "--nodes", nodes]);
+        let log0 = fs::read_to_string(home.node_dir("rabbitmq", 0).join("node.log")).unwrap_or_default();
+        if code != 0 {
+            let _ = cluster_cli(&["down", "rabbitmq"]);
+            panic!("up with {nodes} node(s) failed: {text}\nnode 0's log:\n{log0}");
+        }
+        // The node says what it is when it boots.
+        assert!(
+            log0.contains("RabbitMQ 4.0.5") && log0.contains("Erlang 27"),
+            "node 0 is RabbitMQ 4.0.5 on Erlang 27: {}",
+            log0.lines()
+                .filter(|l| l.contains("Erlang"))
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let (code, status) = cluster_cli(&["status", "rabbitmq"]);
+        assert_eq!(code, 0, "every node healthy: {status}");
+        assert_eq!(
+            status.matches("healthy").count(),
+            nodes.parse::<usize>().unwrap(),
+            "{status}"
+        );
+
+        // Confirmed publishes on a quorum queue, read back through another node's proxy.
+        let url = |node: usize| {
+            format!(
+                "amqp://guest:guest@127.0.0.1:{}/%2f",
+                ackcheck::brokers::rabbitmq::KIND.port(node, 0)
+            )
+        };
+        let (conn, channel) = open(&url(0)).await;
+        declare(&channel, "ackcheck-v4", true).await;
+        let ids: Vec<String> = (0..20).map(|i| format!("v4-{i}")).collect();
+        publish_confirmed(&channel, "ackcheck-v4", &ids).await;
+        close(conn).await;
+        let last = nodes.parse::<usize>().unwrap() - 1;
+        let (conn, channel) = open(&url(last)).await;
+        let mut got = Vec::new();
+        while let Some(m) = channel
+            .basic_get("ackcheck-v4".into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+        {
+            got.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
+        }
+        close(conn).await;
+        assert_eq!(got, ids, "every confirmed message, in order, through node {last}");
+
+        let (code, text) = cluster_cli(&["down", "rabbitmq"]);
+        assert_eq!(code, 0, "{text}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let root = home.install_dir("rabbitmq-4.0.5").join("root");
+        let root = std::path::absolute(&root).unwrap_or(root);
+        let mounts = fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+        assert!(
+            !mounts.contains(root.to_str().unwrap()),
+            "nothing stays mounted in the root: {mounts}"
+        );
+        let beams = std::process::Command::new("pgrep")
+            .args(["-f", "ackcheck-rabbit"])
+            .output()
+            .expect("pgrep runs");
+        assert!(
+            String::from_utf8_lossy(&beams.stdout).trim().is_empty(),
+            "no node left running after down"
+        );
+        assert!(epmd_process(&home).pid().is_none(), "no epmd left after down");
+    }
+}

@@ -30,7 +30,7 @@ impl BrokerDriver for RabbitDriver {
     }
 
     fn describe(&self) -> &'static str {
-        "RabbitMQ 3.10 from Debian, 1 or 3 nodes"
+        "RabbitMQ 3.10 (Debian 12) or 4.0 (Debian 13, --version 4.0.5), 1 or 3 nodes"
     }
 
     fn allowed_nodes(&self) -> &'static [usize] {
@@ -72,9 +72,14 @@ impl BrokerDriver for RabbitDriver {
         nodes: usize,
         server: &Props,
         hosts: NodeHosts,
-        _version: &str,
+        version: &str,
     ) -> Box<dyn NodeRecipe> {
-        Box::new(node::RabbitNodes::new(home.clone(), nodes, server.clone(), hosts))
+        Box::new(node::RabbitNodes::new(home.clone(), nodes, server.clone(), hosts).with_version(version))
+    }
+
+    /// Debian 12's package (the default) and Debian 13's, run from a Debian 13 root of its own.
+    fn versions(&self) -> &'static [&'static str] {
+        node::VERSIONS
     }
 
     fn client(&self, ctx: &ClientContext) -> anyhow::Result<Arc<dyn crate::broker::Broker>> {

@@ -31,6 +31,26 @@ use crate::nodes::{ClusterError, Home, NodeHosts, NodeNetwork, NodePort, NodeRec
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 /// Installs the package without starting its node (also usable by hand: `bash install-debian.sh`).
 const INSTALL_SCRIPT: &str = include_str!("install-debian.sh");
+/// Installs Debian 13's package into a root of its own (`bash install-debian13.sh ROOT`).
+const INSTALL_DEBIAN13_SCRIPT: &str = include_str!("install-debian13.sh");
+
+/// The RabbitMQ versions ackcheck runs: Debian 12's package (the default, on the system) and
+/// Debian 13's (RabbitMQ 4.0 on Erlang 27, which Debian 12 cannot install beside its own C
+/// library: it runs from a Debian 13 root, see [`RabbitNodes::program`]).
+pub const VERSIONS: &[&str] = &["3.10.8", DEBIAN13_VERSION];
+const DEBIAN13_VERSION: &str = "4.0.5";
+
+/// Runs a program of a Debian 13 root: in a mount namespace of its own (nothing is left mounted
+/// when it ends, also after kill -9), with ackcheck's home bound at the same path inside, so that
+/// every path in the environment means the same in the root, and /dev and /proc. `exec` all the
+/// way down, so the pid ackcheck records is the program's own (for rabbitmq-server: the VM's).
+const ENTER_ROOT: &str = r#"set -e
+root=$1; home=$2; shift 2
+mkdir -p "$root$home" "$root/dev" "$root/proc" "$root/tmp"
+mount --bind "$home" "$root$home"
+mount --rbind /dev "$root/dev"
+mount -t proc proc "$root/proc"
+exec chroot "$root" "$@""#;
 const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 const AMQP_SLOT: u16 = 1;
 const DIST_SLOT: u16 = 2;
@@ -61,6 +81,8 @@ pub struct RabbitNodes {
     server: Props,
     /// Where each node listens (loopback, or its own network namespace).
     hosts: NodeHosts,
+    /// The Debian 13 root the nodes run from (`version = "4.0.5"`); `None`: the system's package.
+    root: Option<PathBuf>,
 }
 
 impl RabbitNodes {
@@ -70,7 +92,40 @@ impl RabbitNodes {
             nodes,
             server,
             hosts,
+            root: None,
         }
+    }
+
+    /// Run `version` (one of [`VERSIONS`]; anything else is the system's package).
+    pub fn with_version(mut self, version: &str) -> RabbitNodes {
+        self.root = (version == DEBIAN13_VERSION).then(|| {
+            let dir = self.home.install_dir(&format!("rabbitmq-{version}")).join("root");
+            std::path::absolute(&dir).unwrap_or(dir)
+        });
+        self
+    }
+
+    /// `program` as a command: the system's, or the Debian 13 root's (see [`ENTER_ROOT`]).
+    /// Arguments added to the command go to `program`.
+    fn program(&self, program: &str) -> Command {
+        let Some(root) = &self.root else {
+            return Command::new(program);
+        };
+        let home = std::path::absolute(self.home.root()).unwrap_or_else(|_| self.home.root().to_path_buf());
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            ENTER_ROOT,
+            "enter-root",
+        ])
+        .arg(root)
+        .arg(home)
+        .arg(program);
+        cmd
     }
 
     fn namespaced(&self) -> bool {
@@ -213,7 +268,7 @@ impl RabbitNodes {
         if epmd.pid().is_some() {
             return Ok(());
         }
-        let mut cmd = Command::new("epmd");
+        let mut cmd = self.program("epmd");
         let listening = std::net::SocketAddr::from((self.hosts.ip(node), epmd_port()));
         if netns.is_none() {
             process::ensure_ports_free(&[epmd_port()], "RabbitMQ's epmd")?;
@@ -241,7 +296,7 @@ impl RabbitNodes {
 
     /// Run `rabbitmqctl -n <node> args…`; Ok(stdout) or Err(what it printed).
     async fn ctl(&self, node: usize, args: &[&str], timeout: Duration) -> Result<String, String> {
-        let mut cmd = Command::new(CTL);
+        let mut cmd = self.program(CTL);
         self.common_env(&mut cmd);
         cmd.arg("-n").arg(self.node_name(node)).args(args);
         let mut cmd = tokio::process::Command::from(cmd);
@@ -284,12 +339,44 @@ impl RabbitNodes {
     }
 }
 
+impl RabbitNodes {
+    /// Debian 13's rabbitmq-server in a Debian 13 root (debootstrap from Debian's archive),
+    /// cached under ackcheck's installs.
+    fn install_debian13(&self, root: &Path) -> Result<()> {
+        if root.join(SERVER.trim_start_matches('/')).exists() {
+            return Ok(());
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(ClusterError::Other(format!(
+                "RabbitMQ {DEBIAN13_VERSION} runs from a Debian 13 root that only root can build and enter (debootstrap, chroot); run ackcheck as root, or use the default version (Debian 12's package)"
+            )));
+        }
+        tracing::info!(
+            "installing Debian 13's rabbitmq-server into {} (debootstrap, a few minutes)",
+            root.display()
+        );
+        process::run_step(
+            &format!("RabbitMQ {DEBIAN13_VERSION} (Debian 13's rabbitmq-server package)"),
+            "debootstrap trixie with rabbitmq-server",
+            Command::new("bash")
+                .arg("-c")
+                .arg(INSTALL_DEBIAN13_SCRIPT)
+                .arg("install-debian13")
+                .arg(root),
+        )?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl NodeRecipe for RabbitNodes {
     /// Debian's `rabbitmq-server` package is ackcheck's RabbitMQ: installed here when missing
     /// and ackcheck runs as root (apt, without letting the package start a node of its own, see
     /// install-debian.sh); otherwise one sentence says what to run.
     fn install(&self) -> Result<()> {
+        if let Some(root) = &self.root {
+            return self.install_debian13(root);
+        }
         if Path::new(SERVER).exists() {
             return Ok(());
         }
@@ -314,7 +401,10 @@ impl NodeRecipe for RabbitNodes {
     }
 
     fn installed(&self) -> bool {
-        Path::new(SERVER).exists()
+        match &self.root {
+            Some(root) => root.join(SERVER.trim_start_matches('/')).exists(),
+            None => Path::new(SERVER).exists(),
+        }
     }
 
     fn ports(&self, node: usize) -> Vec<NodePort> {
@@ -396,7 +486,7 @@ impl NodeRecipe for RabbitNodes {
     /// itself; `-noinput` keeps the shell off.
     fn command(&self, node: usize) -> Command {
         let dir = self.node_dir(node);
-        let mut cmd = Command::new(SERVER);
+        let mut cmd = self.program(SERVER);
         self.common_env(&mut cmd);
         let ip = self.hosts.ip(node);
         let [a, b, c, d] = ip.octets();
