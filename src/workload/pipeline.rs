@@ -227,6 +227,21 @@ async fn processor(
             Ok(inputs) => inputs,
             Err(e) => {
                 ctx.note(&format!("processor {slot} (process {process}): {e}"));
+                if e.fatal {
+                    // Its consumer is unusable (fenced as a static member, say): a processor
+                    // that went on polling it would hold its partitions and never read them.
+                    ctx.note(&format!(
+                        "processor {slot} (process {process}) is replaced: its consumer failed"
+                    ));
+                    p.close().await;
+                    ctx.members.report(PROCESSORS, slot, Some(0));
+                    process = ctx.new_process();
+                    seq = 0;
+                    let Some(next) = stage.open(&ctx, &stop).await else {
+                        return Ok(());
+                    };
+                    p = next;
+                }
                 continue;
             }
         };
