@@ -56,6 +56,9 @@ pub(crate) struct Ctx {
     log: LogSink,
     /// A consumer's assignment changed since the workload last asked (`Consumer::rebalanced`).
     rebalanced: std::sync::atomic::AtomicBool,
+    /// The last error librdkafka reported for this client: an admin request that only times
+    /// out can then say why (a failed SASL authentication, a TLS handshake refused).
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Ctx {
@@ -64,7 +67,17 @@ impl Ctx {
             name,
             log,
             rebalanced: std::sync::atomic::AtomicBool::new(false),
+            last_error: std::sync::Mutex::new(None),
         }
+    }
+
+    /// " (the client's last error: …)", or nothing.
+    pub(crate) fn last_error_note(&self) -> String {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or_else(String::new, |e| format!(" (the client's last error: {e})"))
     }
 }
 
@@ -73,10 +86,19 @@ impl ClientContext for Ctx {
         if (level as i32) <= RDKafkaLogLevel::Warning as i32 || std::env::var_os("ACKCHECK_KAFKA_DEBUG").is_some() {
             (self.log)(&format!("{} [{fac}] {message}", self.name));
         }
+        // Connection failures (a refused SASL login, a TLS handshake) arrive as logs at once,
+        // and as error events only when someone polls the client (an admin client does not).
+        if (level as i32) <= RDKafkaLogLevel::Error as i32 {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         (self.log)(&format!("{} error: {error}: {reason}", self.name));
+        // "All brokers are down" follows the error that brought them down: keep that one.
+        if !matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{error}: {reason}"));
+        }
     }
 }
 
@@ -264,6 +286,29 @@ impl KafkaBroker {
     }
 
     /// Wait until every partition of `topic` has a leader (a fresh topic is not usable at once).
+    /// Why clients cannot reach the brokers, if they cannot: an admin client's requests only
+    /// time out when, say, its SASL login is refused, and it never polls the events that say
+    /// so. A metadata request from a consumer that is then polled surfaces librdkafka's own
+    /// error (" (the client's last error: …)"), or nothing when the brokers answer.
+    async fn connection_trouble(&self) -> String {
+        let Ok(client) = self
+            .base_config()
+            .create_with_context::<Ctx, BaseConsumer<Ctx>>(self.ctx("connection check".into()))
+        else {
+            return String::new();
+        };
+        blocking(move || {
+            if client.fetch_metadata(None, Duration::from_secs(5)).is_ok() {
+                return String::new();
+            }
+            for _ in 0..5 {
+                let _ = client.poll(Duration::from_millis(100));
+            }
+            client.context().last_error_note()
+        })
+        .await
+    }
+
     async fn wait_for_leaders(&self, topic: &str, partitions: u32) -> Result<(), ClientError> {
         let client: BaseConsumer = self
             .base_config()
@@ -321,23 +366,35 @@ impl Broker for KafkaBroker {
     }
 
     async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError> {
-        let admin: AdminClient<DefaultClientContext> = self
+        let admin: AdminClient<Ctx> = self
             .base_config()
-            .create()
+            .create_with_context(self.ctx("admin".into()))
             .map_err(|e| ClientError::fatal(format!("creating a Kafka admin client: {e}")))?;
+        let why = || admin.inner().context().last_error_note();
         let mut topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(self.replicas));
         for (key, value) in &self.topic_configs {
             topic = topic.set(key, value);
         }
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = admin
-            .create_topics(&[topic], &options)
-            .await
-            .map_err(|e| ClientError::new(format!("creating topic {name} failed: {e}")))?;
+        let results = match admin.create_topics(&[topic], &options).await {
+            Ok(results) => results,
+            Err(e) => {
+                let mut why = why();
+                if why.is_empty() {
+                    why = self.connection_trouble().await;
+                }
+                return Err(ClientError::new(format!("creating topic {name} failed: {e}{why}")));
+            }
+        };
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => return Err(ClientError::new(format!("creating topic {name} failed: {code}"))),
+                Err((_, code)) => {
+                    return Err(ClientError::new(format!(
+                        "creating topic {name} failed: {code}{}",
+                        why()
+                    )))
+                }
             }
         }
         self.wait_for_leaders(name, partitions).await

@@ -14,7 +14,7 @@
 //! local lifecycle (`crate::nodes::local`) does the rest.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -113,21 +113,8 @@ impl KafkaNodes {
         self.home.install_dir(&format!("kafka-{}", self.version))
     }
 
-    /// `java <heap> -cp lib/* <main> <args>` with the install's log4j2 config.
     fn java(&self, heap: &[&str], main: &str) -> Command {
-        let install = self.install_dir();
-        let mut cmd = Command::new("java");
-        cmd.args(heap)
-            .arg("-XX:+ExitOnOutOfMemoryError")
-            .arg("-Djava.awt.headless=true")
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                install.join("log4j2.xml").display()
-            ))
-            .arg("-cp")
-            .arg(install.join("lib").join("*"))
-            .arg(main);
-        cmd
+        java_command(&self.install_dir(), heap, main)
     }
 
     fn data_dir(&self, node: usize) -> PathBuf {
@@ -360,6 +347,23 @@ impl KafkaNodes {
         });
         task.await.ok().flatten()
     }
+}
+
+/// `java <heap> -cp <install>/lib/* <main>` with the install's log4j2 config: a Kafka class
+/// (the broker, its storage tool) run from an install of ackcheck's.
+pub fn java_command(install: &Path, heap: &[&str], main: &str) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.args(heap)
+        .arg("-XX:+ExitOnOutOfMemoryError")
+        .arg("-Djava.awt.headless=true")
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            install.join("log4j2.xml").display()
+        ))
+        .arg("-cp")
+        .arg(install.join("lib").join("*"))
+        .arg(main);
+    cmd
 }
 
 fn client_addr(node: usize) -> SocketAddr {
