@@ -56,8 +56,9 @@ pub(crate) struct Ctx {
     log: LogSink,
     /// A consumer's assignment changed since the workload last asked (`Consumer::rebalanced`).
     rebalanced: std::sync::atomic::AtomicBool,
-    /// The last error librdkafka reported for this client: an admin request that only times
-    /// out can then say why (a failed SASL authentication, a TLS handshake refused).
+    /// The last error librdkafka reported for this client (but "all brokers down", which only
+    /// follows another): a request that only timed out can then say why (a failed SASL
+    /// authentication, a TLS handshake refused).
     last_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -85,11 +86,6 @@ impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         if (level as i32) <= RDKafkaLogLevel::Warning as i32 || std::env::var_os("ACKCHECK_KAFKA_DEBUG").is_some() {
             (self.log)(&format!("{} [{fac}] {message}", self.name));
-        }
-        // Connection failures (a refused SASL login, a TLS handshake) arrive as logs at once,
-        // and as error events only when someone polls the client (an admin client does not).
-        if (level as i32) <= RDKafkaLogLevel::Error as i32 {
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.to_string());
         }
     }
 
@@ -285,7 +281,6 @@ impl KafkaBroker {
         ))
     }
 
-    /// Wait until every partition of `topic` has a leader (a fresh topic is not usable at once).
     /// Why clients cannot reach the brokers, if they cannot: an admin client's requests only
     /// time out when, say, its SASL login is refused, and it never polls the events that say
     /// so. A metadata request from a consumer that is then polled surfaces librdkafka's own
@@ -309,6 +304,7 @@ impl KafkaBroker {
         .await
     }
 
+    /// Wait until every partition of `topic` has a leader (a fresh topic is not usable at once).
     async fn wait_for_leaders(&self, topic: &str, partitions: u32) -> Result<(), ClientError> {
         let client: BaseConsumer = self
             .base_config()
@@ -366,11 +362,10 @@ impl Broker for KafkaBroker {
     }
 
     async fn create_dest(&self, name: &str, partitions: u32) -> Result<(), ClientError> {
-        let admin: AdminClient<Ctx> = self
+        let admin: AdminClient<DefaultClientContext> = self
             .base_config()
-            .create_with_context(self.ctx("admin".into()))
+            .create()
             .map_err(|e| ClientError::fatal(format!("creating a Kafka admin client: {e}")))?;
-        let why = || admin.inner().context().last_error_note();
         let mut topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(self.replicas));
         for (key, value) in &self.topic_configs {
             topic = topic.set(key, value);
@@ -379,22 +374,14 @@ impl Broker for KafkaBroker {
         let results = match admin.create_topics(&[topic], &options).await {
             Ok(results) => results,
             Err(e) => {
-                let mut why = why();
-                if why.is_empty() {
-                    why = self.connection_trouble().await;
-                }
+                let why = self.connection_trouble().await;
                 return Err(ClientError::new(format!("creating topic {name} failed: {e}{why}")));
             }
         };
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => {
-                    return Err(ClientError::new(format!(
-                        "creating topic {name} failed: {code}{}",
-                        why()
-                    )))
-                }
+                Err((_, code)) => return Err(ClientError::new(format!("creating topic {name} failed: {code}"))),
             }
         }
         self.wait_for_leaders(name, partitions).await

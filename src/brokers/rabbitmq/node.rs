@@ -339,11 +339,16 @@ impl RabbitNodes {
     }
 }
 
+/// `rabbitmq-server` inside the Debian 13 root `root`.
+fn server_in(root: &Path) -> PathBuf {
+    root.join(SERVER.trim_start_matches('/'))
+}
+
 impl RabbitNodes {
     /// Debian 13's rabbitmq-server in a Debian 13 root (debootstrap from Debian's archive),
     /// cached under ackcheck's installs.
     fn install_debian13(&self, root: &Path) -> Result<()> {
-        if root.join(SERVER.trim_start_matches('/')).exists() {
+        if server_in(root).exists() {
             return Ok(());
         }
         if !nix::unistd::geteuid().is_root() {
@@ -402,7 +407,7 @@ impl NodeRecipe for RabbitNodes {
 
     fn installed(&self) -> bool {
         match &self.root {
-            Some(root) => root.join(SERVER.trim_start_matches('/')).exists(),
+            Some(root) => server_in(root).exists(),
             None => Path::new(SERVER).exists(),
         }
     }
