@@ -1,6 +1,7 @@
 //! Partitions between nodes, on real nodes in network namespaces that ackcheck creates: a cut
 //! really stops an isolated Kafka leader from acknowledging `acks=all` writes and healing lets
-//! them through, and the active controller cut off is replaced by another; a NATS run interrupted with Ctrl-C in the middle of a partition, and a cluster
+//! them through, and the active controller cut off is replaced by another; a replication-only
+//! cut holds acks=all writes while the leader keeps its partition; a NATS run interrupted with Ctrl-C in the middle of a partition, and a cluster
 //! whose partitioning run was killed with -9, leave no namespace, no nftables rule, no proxy
 //! and no broker process behind. Needs root, `ip` and `nft` (`.ci/run` installs nftables).
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ackcheck::faults::{partition, FaultKind};
 use ackcheck::nodes::toxiproxy::Toxiproxy;
-use ackcheck::nodes::{netns, Cluster, Home, NodeNetwork};
+use ackcheck::nodes::{netns, Cluster, Home, NodeNetwork, Traffic};
 
 /// Every test here uses the same brokers' ports and the one bridge.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -128,7 +129,7 @@ async fn an_isolated_kafka_leader_acknowledges_no_acks_all_write_until_the_cut_h
             .expect("acks=all is acknowledged before the cut");
 
         let grudge = partition::grudge(FaultKind::PartitionOne, leader, 3).expect("a 3-node grudge");
-        cluster.partition(&grudge).await.expect("the cut is made");
+        cluster.partition(&grudge, Traffic::All).await.expect("the cut is made");
         assert!(
             rules_in(cluster.as_ref(), leader).contains("drop"),
             "the leader drops its peers' packets"
@@ -168,7 +169,10 @@ async fn an_isolated_kafka_leader_acknowledges_no_acks_all_write_until_the_cut_h
         // the other two elect another one, which the target then names.
         let controller = cluster.controller().await.expect("the active controller is known");
         let grudge = partition::grudge(FaultKind::PartitionOne, controller, 3).expect("a 3-node grudge");
-        cluster.partition(&grudge).await.expect("the controller is cut off");
+        cluster
+            .partition(&grudge, Traffic::All)
+            .await
+            .expect("the controller is cut off");
         let deadline = Instant::now() + Duration::from_secs(30);
         let successor = loop {
             match cluster.controller().await {
@@ -184,6 +188,65 @@ async fn an_isolated_kafka_leader_acknowledges_no_acks_all_write_until_the_cut_h
         };
         eprintln!("controller {controller} cut off; node {successor} took over");
         cluster.heal_partitions().await.expect("the cut heals");
+
+        // `partition-replication`: only the replication listener is cut around the leader. Its
+        // followers cannot fetch, so an acks=all write (min.insync.replicas=2) waits; but the
+        // KRaft quorum still hears it, so it is not fenced and stays the leader (a full cut
+        // fences it within 4 s, as above).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let leader = loop {
+            if let Some(leader) = cluster.leader(topic).await {
+                break leader;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader for {topic} within 30 s after the heal"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", all.join(","))
+            .set("acks", "all")
+            .set("message.timeout.ms", "120000")
+            .create()
+            .expect("a producer");
+        producer
+            .send(
+                FutureRecord::to(topic).key("k").payload("before"),
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("acks=all is acknowledged before the replication cut");
+        let kind = FaultKind::PartitionReplication;
+        let grudge = partition::grudge(kind, leader, 3).expect("a 3-node grudge");
+        cluster
+            .partition(&grudge, partition::traffic(kind))
+            .await
+            .expect("the replication cut is made");
+        let rules = rules_in(cluster.as_ref(), leader);
+        assert!(rules.contains("tcp dport"), "only some ports are cut: {rules}");
+        let during = producer.send(
+            FutureRecord::to(topic).key("k").payload("during the replication cut"),
+            Duration::from_secs(30),
+        );
+        tokio::pin!(during);
+        let within_cut = tokio::time::timeout(Duration::from_secs(10), &mut during).await;
+        assert!(
+            within_cut.is_err(),
+            "acks=all was acknowledged while the followers could not fetch: {within_cut:?}"
+        );
+        assert_eq!(
+            cluster.leader(topic).await,
+            Some(leader),
+            "the controllers still hear the leader, so it keeps its partition"
+        );
+        cluster.heal_partitions().await.expect("the replication cut heals");
+        let after = tokio::time::timeout(Duration::from_secs(90), &mut during).await;
+        assert!(
+            matches!(after, Ok(Ok(_))),
+            "the write was not acknowledged within 90 s of the heal: {after:?}"
+        );
+        eprintln!("replication cut around leader {leader}: no ack for 10 s, leader kept, acknowledged after the heal");
     };
     let result = tokio::spawn(outcome).await;
     cluster.down().await.expect("down after the test");

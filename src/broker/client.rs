@@ -286,6 +286,13 @@ pub trait Producer: Send + Sync {
         Err((message, done))
     }
 
+    /// Why this client can send nothing more, when it cannot (an idempotent Kafka producer after
+    /// a fatal error, such as a sequence gap after an unclean leader election): the application
+    /// must create a new one, as a real one would.
+    fn failed_fatally(&self) -> Option<String> {
+        None
+    }
+
     /// Wait up to `timeout` for sends still in flight, then release the client (by default
     /// there is nothing in flight: every send was awaited by its caller).
     async fn close(self: Box<Self>, timeout: Duration) {

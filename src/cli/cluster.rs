@@ -53,6 +53,9 @@ pub enum ShapeArg {
     Ring,
     /// --node hears no other node; they still hear it.
     OneWay,
+    /// Replication only (Kafka's inter-broker listener) between --node and the others, both
+    /// ways; the controllers' quorum and clients still pass.
+    Replication,
 }
 
 #[derive(Debug, Args)]
@@ -150,10 +153,11 @@ async fn run_async(args: ClusterArgs) -> anyhow::Result<i32> {
                 ShapeArg::Bridge => FaultKind::PartitionBridge,
                 ShapeArg::Ring => FaultKind::PartitionRing,
                 ShapeArg::OneWay => FaultKind::PartitionOneWay,
+                ShapeArg::Replication => FaultKind::PartitionReplication,
             };
             c.check_node(args.node)?;
             let grudge = crate::faults::partition::grudge(kind, args.node, c.nodes())?;
-            c.partition(&grudge).await?;
+            c.partition(&grudge, crate::faults::partition::traffic(kind)).await?;
             eprintln!("{} partitioned: {}", c.broker(), grudge.describe());
         }
         Action::Heal => {

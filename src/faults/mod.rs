@@ -224,6 +224,9 @@ pub enum FaultKind {
     PartitionRing,
     /// The node hears no other node; they still hear it.
     PartitionOneWay,
+    /// Replication between the node and every other node is cut both ways (Kafka: the
+    /// inter-broker listener); the controllers' consensus and clients still reach it.
+    PartitionReplication,
 }
 
 impl FaultKind {
@@ -240,6 +243,7 @@ impl FaultKind {
             FaultKind::PartitionBridge => "partition-bridge",
             FaultKind::PartitionRing => "partition-ring",
             FaultKind::PartitionOneWay => "partition-one-way",
+            FaultKind::PartitionReplication => "partition-replication",
         }
     }
 

@@ -14,7 +14,12 @@
 //! - `partition-ring`: majorities ring — every node hears itself and the next ⌊n/2⌋ nodes after
 //!   it, so each sees a majority but no two see the same one (the drawn node only orders it);
 //! - `partition-one-way`: the node hears no other node, but the others still hear it (packets
-//!   are dropped on input only).
+//!   are dropped on input only);
+//! - `partition-replication`: as `partition-one`, but only packets to the nodes' replication
+//!   ports are dropped (Kafka's inter-broker listener): followers stop fetching from the node
+//!   and it from them, while the KRaft quorum and the clients still reach everyone — so a
+//!   Kafka leader shrinks its ISR to itself and goes on acknowledging `acks=all` writes alone
+//!   when `min.insync.replicas` is 1.
 //!
 //! Cuts drop packets on input at the deaf node, as Jepsen's iptables nemesis does: a TCP
 //! connection across a one-way cut stalls both ways once acknowledgements go missing, while
@@ -26,7 +31,7 @@ use anyhow::{bail, Result};
 use async_trait::async_trait;
 
 use super::{Fault, FaultKind};
-use crate::nodes::{Cluster, Grudge};
+use crate::nodes::{Cluster, Grudge, Traffic};
 
 pub struct PartitionFaults;
 
@@ -37,6 +42,7 @@ pub const KINDS: &[FaultKind] = &[
     FaultKind::PartitionBridge,
     FaultKind::PartitionRing,
     FaultKind::PartitionOneWay,
+    FaultKind::PartitionReplication,
 ];
 
 /// The grudge of `kind` drawn around `node` in a cluster of `nodes` nodes.
@@ -50,7 +56,7 @@ pub fn grudge(kind: FaultKind, node: usize, nodes: usize) -> Result<Grudge> {
     let after = |k: usize| -> Vec<usize> { (1..=k).map(|i| (node + i) % nodes).collect() };
     let others: Vec<usize> = after(nodes - 1);
     Ok(match kind {
-        FaultKind::PartitionOne => Grudge::between(&[node], &others),
+        FaultKind::PartitionOne | FaultKind::PartitionReplication => Grudge::between(&[node], &others),
         FaultKind::PartitionHalves => {
             let mut minority = vec![node];
             minority.extend(after(nodes / 2 - 1));
@@ -82,6 +88,14 @@ pub fn grudge(kind: FaultKind, node: usize, nodes: usize) -> Result<Grudge> {
     })
 }
 
+/// What a partition of `kind` cuts.
+pub fn traffic(kind: FaultKind) -> Traffic {
+    match kind {
+        FaultKind::PartitionReplication => Traffic::Replication,
+        _ => Traffic::All,
+    }
+}
+
 /// Its shape's name in events (`one`, `halves`, …).
 pub fn shape(kind: FaultKind) -> &'static str {
     kind.name().strip_prefix("partition-").unwrap_or(kind.name())
@@ -95,7 +109,7 @@ impl Fault for PartitionFaults {
 
     async fn start(&self, kind: FaultKind, node: usize, cluster: &dyn Cluster) -> Result<()> {
         let grudge = grudge(kind, node, cluster.nodes())?;
-        cluster.partition(&grudge).await?;
+        cluster.partition(&grudge, traffic(kind)).await?;
         Ok(())
     }
 
@@ -114,6 +128,9 @@ impl Fault for PartitionFaults {
     fn details(&self, kind: FaultKind, node: usize, nodes: usize) -> serde_json::Map<String, serde_json::Value> {
         let mut details = serde_json::Map::new();
         details.insert("shape".into(), shape(kind).into());
+        if traffic(kind) == Traffic::Replication {
+            details.insert("traffic".into(), "replication".into());
+        }
         if let Ok(g) = grudge(kind, node, nodes) {
             if let Ok(value) = serde_json::to_value(&g) {
                 details.insert("grudge".into(), value);

@@ -49,7 +49,7 @@ use super::netns::{self, Grudge, NodeHosts, NodeNetwork};
 use super::process::{self, NodeProcess};
 use super::recipe::{NodePort, NodeRecipe, PortRole};
 use super::toxiproxy::{self, Toxiproxy};
-use super::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, PortBlock, Result, CLIENT_PROXY_SLOT};
+use super::{Cluster, ClusterError, Home, NodeEndpoint, NodeStatus, PortBlock, Result, Traffic, CLIENT_PROXY_SLOT};
 
 /// How long a node's own ports may stay held after it died (a JVM killed with -9 is a zombie
 /// while its other threads still hold the listeners for a moment).
@@ -466,13 +466,33 @@ impl Cluster for LocalCluster {
         self.shape.network
     }
 
-    async fn partition(&self, grudge: &Grudge) -> Result<()> {
+    async fn partition(&self, grudge: &Grudge, traffic: Traffic) -> Result<()> {
         if self.shape.network != NodeNetwork::Namespaces {
             return Err(ClusterError::NoPartitions { broker: self.name() });
         }
         let hosts = self.hosts();
         for node in self.all_nodes() {
             self.check_node(node)?;
+            let to_ports: Vec<u16> = match traffic {
+                Traffic::All => Vec::new(),
+                Traffic::Replication => {
+                    let ports: Vec<u16> = self
+                        .recipe
+                        .ports(node)
+                        .iter()
+                        .filter(|p| p.role == PortRole::Peer)
+                        .map(|p| p.address.port())
+                        .collect();
+                    // Every port would be the wrong fault: refuse rather than cut more.
+                    if ports.is_empty() || self.recipe.ports(node).iter().all(|p| p.role != PortRole::Controller) {
+                        return Err(ClusterError::Other(format!(
+                            "{} has no replication port apart from its consensus traffic, so a replication-only partition cannot be made; use another partition shape",
+                            self.name()
+                        )));
+                    }
+                    ports
+                }
+            };
             let from: Vec<std::net::Ipv4Addr> = grudge
                 .0
                 .get(&node)
@@ -484,7 +504,7 @@ impl Cluster for LocalCluster {
                         .collect()
                 })
                 .unwrap_or_default();
-            netns::drop_from(self.proxy_port(node), &from)?;
+            netns::drop_from(self.proxy_port(node), &from, &to_ports)?;
         }
         Ok(())
     }
@@ -494,7 +514,7 @@ impl Cluster for LocalCluster {
     async fn heal_partitions(&self) -> Result<()> {
         let mut first_error = None;
         for node in self.all_nodes() {
-            if let Err(e) = netns::drop_from(self.proxy_port(node), &[]) {
+            if let Err(e) = netns::drop_from(self.proxy_port(node), &[], &[]) {
                 first_error.get_or_insert(e);
             }
         }

@@ -18,6 +18,17 @@ use serde::Serialize;
 
 pub use local::{ClusterShape, LocalCluster};
 pub use netns::{Grudge, NodeHosts, NodeNetwork};
+
+/// Which traffic between nodes a partition cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// Everything: replication, consensus, membership.
+    All,
+    /// Only what arrives at the nodes' replication ports ([`PortRole::Peer`]: Kafka's
+    /// inter-broker listener), so that replicas stop fetching while the consensus among
+    /// controllers (Kafka's KRaft quorum) still sees every node.
+    Replication,
+}
 pub use process::NodeProcess;
 pub use recipe::{NodePort, NodeRecipe, PortRole};
 
@@ -291,10 +302,10 @@ pub trait Cluster: Send + Sync {
         NodeNetwork::Loopback
     }
 
-    /// Cut traffic between nodes as `grudge` says (replacing any partition in force). Only a
+    /// Cut `traffic` between nodes as `grudge` says (replacing any partition in force). Only a
     /// cluster whose nodes run in network namespaces can.
-    async fn partition(&self, grudge: &Grudge) -> Result<()> {
-        let _ = grudge;
+    async fn partition(&self, grudge: &Grudge, traffic: Traffic) -> Result<()> {
+        let _ = (grudge, traffic);
         Err(ClusterError::NoPartitions { broker: self.broker() })
     }
 

@@ -304,9 +304,10 @@ pub fn remove_bridge_if_unused() -> Result<()> {
     Ok(())
 }
 
-/// Make `proxy_port`'s node drop every packet from `from` (addresses); empty `from` heals it.
-/// The table is replaced whole, so a new grudge never adds to an old one.
-pub fn drop_from(proxy_port: u16, from: &[Ipv4Addr]) -> Result<()> {
+/// Make `proxy_port`'s node drop every packet from `from` (addresses) — only TCP packets to
+/// `to_ports` when that is not empty; empty `from` heals it. The table is replaced whole, so a
+/// new grudge never adds to an old one.
+pub fn drop_from(proxy_port: u16, from: &[Ipv4Addr], to_ports: &[u16]) -> Result<()> {
     let netns = netns_name(proxy_port);
     if !exists(&netns) {
         return if from.is_empty() {
@@ -321,8 +322,15 @@ pub fn drop_from(proxy_port: u16, from: &[Ipv4Addr]) -> Result<()> {
     let mut script = format!("add table inet {TABLE}\ndelete table inet {TABLE}\n");
     if !from.is_empty() {
         let addresses: Vec<String> = from.iter().map(|a| a.to_string()).collect();
+        let ports = match to_ports {
+            [] => String::new(),
+            ports => {
+                let ports: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+                format!(" tcp dport {{ {} }}", ports.join(", "))
+            }
+        };
         script.push_str(&format!(
-            "table inet {TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip saddr {{ {} }} drop\n  }}\n}}\n",
+            "table inet {TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip saddr {{ {} }}{ports} drop\n  }}\n}}\n",
             addresses.join(", ")
         ));
     }

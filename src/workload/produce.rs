@@ -42,43 +42,86 @@ pub(super) async fn run(ctx: Arc<Ctx>, role: ProducerRole, stop: CancellationTok
         identity: producer_identity(role.index),
     };
     let what = format!("producer {}", role.index);
-    let Some(producer) = open_until(&ctx, &what, &stop, || ctx.broker.producer(&spec)).await else {
+    let Some(mut producer) = open_until(&ctx, &what, &stop, || ctx.broker.producer(&spec)).await else {
         return Ok(());
     };
-    let producer: Arc<Box<dyn Producer>> = Arc::new(producer);
     if producer.transactional() {
-        transactions(&ctx, &role, producer.as_ref().as_ref(), &stop).await?;
-    } else {
-        plain(&ctx, &role, &producer, &stop).await?;
-    }
-    if let Ok(producer) = Arc::try_unwrap(producer) {
+        transactions(&ctx, &role, producer.as_ref(), &stop).await?;
         producer.close(CLOSE_TIMEOUT).await;
+        return Ok(());
     }
-    Ok(())
+    // What the application has to send next and again, kept across replaced clients.
+    let (again_tx, again) = mpsc::unbounded_channel::<(Outgoing, Instant)>();
+    let mut sending = Sending {
+        seq: 0,
+        again_tx,
+        again,
+    };
+    loop {
+        let producer_now: Arc<Box<dyn Producer>> = Arc::new(producer);
+        let ended = plain(&ctx, &role, &producer_now, &mut sending, &stop).await?;
+        // Every send's callback has run (`plain` waited for their permits), so this is the
+        // only reference left.
+        if let Ok(old) = Arc::try_unwrap(producer_now) {
+            old.close(CLOSE_TIMEOUT).await;
+        }
+        let PlainEnd::Failed(reason) = ended else {
+            return Ok(());
+        };
+        // What an application does when its client can send no more: a new client.
+        ctx.note(&format!(
+            "producer {} (process {}) can send no more ({reason}); replaced by a new producer",
+            role.index, role.process
+        ));
+        let Some(new) = open_until(&ctx, &what, &stop, || ctx.broker.producer(&spec)).await else {
+            return Ok(());
+        };
+        producer = new;
+    }
+}
+
+/// A plain producer's application state: the next message's sequence number, and the messages
+/// to send again (a send that did not end ok, at least once).
+struct Sending {
+    seq: u64,
+    again_tx: mpsc::UnboundedSender<(Outgoing, Instant)>,
+    again: mpsc::UnboundedReceiver<(Outgoing, Instant)>,
+}
+
+/// Why [`plain`] returned.
+enum PlainEnd {
+    Stopped,
+    /// The client failed fatally (the reason): the caller replaces it.
+    Failed(String),
 }
 
 /// A plain producer: one message per send, up to `in_flight` sends at a time. Each send ends
 /// in a callback (no task per send); in at-least-once, one that did not end ok comes back here
-/// to be sent again, as the same logical message.
+/// to be sent again, as the same logical message. Returns when the run stops or the client
+/// failed fatally, once every send in flight has ended.
 async fn plain(
     ctx: &Arc<Ctx>,
     role: &ProducerRole,
     producer: &Arc<Box<dyn Producer>>,
+    sending: &mut Sending,
     stop: &CancellationToken,
-) -> Result<()> {
+) -> Result<PlainEnd> {
     let in_flight = ctx.settings.config.in_flight as usize;
     let permits = Arc::new(Semaphore::new(in_flight));
-    let (again_tx, mut again) = mpsc::unbounded_channel::<(Outgoing, Instant)>();
     // Only at-most-once gives up on a message: an exactly-once mode without transactions is the
     // at-least-once producer plus an idempotent consumer.
-    let again_tx = (ctx.settings.mode != Guarantee::AtMostOnce).then_some(again_tx);
-    let mut seq = 0;
+    let again_tx = (ctx.settings.mode != Guarantee::AtMostOnce).then(|| sending.again_tx.clone());
+    let mut end = PlainEnd::Stopped;
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             _ = stop.cancelled() => break,
         };
-        let message = match again.try_recv() {
+        if let Some(reason) = producer.failed_fatally() {
+            end = PlainEnd::Failed(reason);
+            break;
+        }
+        let message = match sending.again.try_recv() {
             Ok((message, not_before)) => {
                 tokio::select! {
                     _ = tokio::time::sleep_until(not_before.into()) => message,
@@ -90,8 +133,8 @@ async fn plain(
                     _ = ctx.pacer.wait(1) => {}
                     _ = stop.cancelled() => break,
                 }
-                seq += 1;
-                ctx.outgoing(role.index, role.process, seq - 1, &role.dest)
+                sending.seq += 1;
+                ctx.outgoing(role.index, role.process, sending.seq - 1, &role.dest)
             }
         };
         if stop.is_cancelled() {
@@ -119,7 +162,7 @@ async fn plain(
     }
     // The sends in flight end when their permits come back.
     let _ = permits.acquire_many(in_flight as u32).await;
-    Ok(())
+    Ok(end)
 }
 
 /// A transactional producer: each send is a transaction of `txn_size` messages.

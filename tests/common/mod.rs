@@ -42,6 +42,16 @@ pub async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, Strin
         "{name}: counts {}\n  causes {}\n  evidence {}",
         verdict["counts"], verdict["duplicate_causes"], verdict["evidence"]
     );
+    // The test harness shows this only when the test fails: the run log says what the clients
+    // and the nemesis did, which a verdict alone cannot (a drain that timed out, say).
+    let log = read(&out.join("run.log"));
+    let lines: Vec<&str> = log.lines().collect();
+    eprintln!(
+        "{name}: run.log (last {} of {} lines):\n{}",
+        lines.len().min(120),
+        lines.len(),
+        lines[lines.len().saturating_sub(120)..].join("\n")
+    );
     (code, verdict, read(&out.join("history.jsonl")))
 }
 

@@ -217,7 +217,9 @@ impl KafkaBroker {
         }
         // librdkafka's own debug contexts (e.g. `cgrp,eos`) into run.log, for troubleshooting.
         if let Ok(debug) = std::env::var("ACKCHECK_KAFKA_DEBUG") {
-            c.set("debug", debug).set("log_level", "7");
+            // The crate sets librdkafka's log level from the `log` crate's, which ackcheck
+            // leaves off: without this the debug lines never reach the context.
+            c.set("debug", debug).set_log_level(RDKafkaLogLevel::Debug);
         }
         c
     }

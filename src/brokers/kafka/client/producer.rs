@@ -104,6 +104,12 @@ impl Producer for KafkaProducer {
         Ok(())
     }
 
+    fn failed_fatally(&self) -> Option<String> {
+        use rdkafka::producer::Producer as _;
+        let (code, reason) = self.plain.as_ref()?.client().fatal_error()?;
+        Some(format!("{code}: {reason}"))
+    }
+
     async fn close(self: Box<Self>, timeout: Duration) {
         use rdkafka::producer::Producer as _;
         if let Some(p) = self.plain {
