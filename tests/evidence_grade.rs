@@ -149,6 +149,38 @@ fn thorough() -> Run {
 }
 
 #[test]
+fn a_fault_overlapped_by_the_next_is_not_asked_to_recover_before_it() {
+    // A scripted kill inside a partition: nothing is acknowledged between the partition's
+    // start and the kill's end, and no recovery is due before the kill began.
+    let overlapping = Run::new(30, |t| !(4 * S..13 * S).contains(&t))
+        .fault("partition", 4.0, 12.0)
+        .fault("kill", 8.0, 11.0)
+        .fault("pause", 16.0, 18.0)
+        .fault("kill", 22.0, 24.0)
+        .crash(14.0, "early")
+        .crash(20.0, "late");
+    let e = evidence_of(&overlapping.history());
+    assert!(
+        !reasons(&e).iter().any(|r| r.starts_with("no recovery")),
+        "the partition is not judged before the kill that overlaps it: {e}"
+    );
+    // The same partition ending before the kill, with nothing acknowledged or delivered in
+    // between, did not recover before the next fault.
+    let apart = Run::new(30, |t| !(4 * S..13 * S).contains(&t))
+        .fault("partition", 4.0, 7.0)
+        .fault("kill", 8.0, 11.0)
+        .fault("pause", 16.0, 18.0)
+        .fault("kill", 22.0, 24.0)
+        .crash(14.0, "early")
+        .crash(20.0, "late");
+    let e = evidence_of(&apart.history());
+    assert!(
+        reasons(&e).iter().any(|r| r.starts_with("no recovery after")),
+        "a fault that ended with no progress before the next is unrecovered: {e}"
+    );
+}
+
+#[test]
 fn a_run_that_carried_out_its_faults_and_kept_going_is_strong() {
     let e = evidence_of(&thorough().history());
     assert_eq!(e["grade"], "strong", "{e}");

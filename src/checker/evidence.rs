@@ -472,19 +472,16 @@ pub fn grade(e: &Evidence, c: &Counts) -> (Grade, Vec<String>) {
             ));
         }
     }
-    let unrecovered: Vec<&FaultWindow> = e
-        .fault_windows
-        .iter()
-        .enumerate()
-        .filter(|(i, w)| {
-            let next = e.fault_windows.get(i + 1).map_or(e.run_phase, |n| n.from);
+    let unrecovered: Vec<&FaultWindow> = judged_recoveries(&e.fault_windows, e.run_phase)
+        .into_iter()
+        .filter(|(w, next)| {
             let before_next = |r: Option<u64>| match (w.lifted, r) {
-                (Some(lifted), Some(r)) => lifted + r <= next,
+                (Some(lifted), Some(r)) => lifted + r <= *next,
                 _ => false,
             };
             !(before_next(w.recovery_acked) && before_next(w.recovery_delivered))
         })
-        .map(|(_, w)| w)
+        .map(|(w, _)| w)
         .collect();
     if unrecovered.len() as u64 * 100 > e.faults_started * MAX_UNRECOVERED_PERCENT {
         let first = unrecovered[0];
@@ -509,6 +506,34 @@ pub fn grade(e: &Evidence, c: &Counts) -> (Grade, Vec<String>) {
         true => (Grade::Strong, Vec::new()),
         false => (Grade::Weak, weak),
     }
+}
+
+/// The fault windows whose recovery is judged, each with the time the next fault began (or the
+/// end of the run phase). Faults that overlap — the next began while an earlier one was still in
+/// force, as scripted steps do on purpose (a kill during a partition) — leave no fault-free time
+/// in between: of each group of overlapping faults, only the one lifted last is judged, against
+/// the first fault after the group.
+fn judged_recoveries(windows: &[FaultWindow], run_phase: u64) -> Vec<(&FaultWindow, u64)> {
+    let mut judged = Vec::new();
+    let mut i = 0;
+    while i < windows.len() {
+        // The group: windows starting before every earlier one of it was lifted.
+        let mut last = &windows[i];
+        let mut until = last.lifted.unwrap_or(u64::MAX);
+        let mut j = i + 1;
+        while j < windows.len() && windows[j].from < until {
+            let lifted = windows[j].lifted.unwrap_or(u64::MAX);
+            if lifted >= until {
+                last = &windows[j];
+                until = lifted;
+            }
+            j += 1;
+        }
+        let next = windows.get(j).map_or(run_phase, |n| n.from);
+        judged.push((last, next));
+        i = j;
+    }
+    judged
 }
 
 #[cfg(test)]
