@@ -16,7 +16,7 @@
 //! ack timeout while it holds a batch.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,16 @@ use crate::history::Guarantee;
 
 /// How long one receive waits for a batch.
 const RECEIVE_WAIT: Duration = Duration::from_millis(200);
+
+/// A member that has held no share of its group for this long, while some share had no
+/// reading member, is replaced by a new client, as a supervisor restarts a consumer that stopped
+/// consuming. Kafka groups with static members have stayed so for minutes after members were
+/// replaced together (no member assigned anything again; a CI run's drain timed out on it),
+/// which no rebalance of a live group takes: those finish within a session timeout or two.
+const HOLDING_NOTHING_LIMIT: Duration = Duration::from_secs(20);
+
+/// The members whose reports count when judging that a group's shares have no reader.
+const RECENT_REPORT: Duration = Duration::from_secs(5);
 
 /// How a consumer handles a batch: when it acknowledges (commit, ack, delete) relative to
 /// processing, whether it is idempotent, and how long processing one message takes.
@@ -85,10 +95,32 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
         return Ok(());
     };
     let max = ctx.settings.config.poll_batch as usize;
+    let mut holding_nothing_since: Option<Instant> = None;
     while !stop.is_cancelled() {
         let batch = match consumer.receive(max, RECEIVE_WAIT).await {
             Ok(batch) => {
-                ctx.members.report(&role.group, role.member, consumer.assigned());
+                let assigned = consumer.assigned();
+                ctx.members.report(&role.group, role.member, assigned);
+                if assigned != Some(0) {
+                    holding_nothing_since = None;
+                } else if holding_nothing_since.get_or_insert_with(Instant::now).elapsed() > HOLDING_NOTHING_LIMIT
+                    && !ctx.members.complete(RECENT_REPORT)
+                {
+                    ctx.note(&format!(
+                        "process {} ({}): held no share of its group for {} s while some share had no reader; replaced by a new consumer",
+                        role.process,
+                        role.group,
+                        HOLDING_NOTHING_LIMIT.as_secs()
+                    ));
+                    holding_nothing_since = None;
+                    // Bounded: closing a member stuck in a group can wait on that group too.
+                    let _ = tokio::time::timeout(HOLDING_NOTHING_LIMIT, consumer.close()).await;
+                    let Some(c) = open_until(&ctx, &what, &stop, || ctx.broker.consumer(&role.spec)).await else {
+                        return Ok(());
+                    };
+                    consumer = c;
+                    continue;
+                }
                 if let Some(held) = consumer.rebalanced() {
                     ctx.rebalance(role.process, &role.group, &held)?;
                 }
