@@ -150,30 +150,26 @@ fn thorough() -> Run {
 
 #[test]
 fn a_fault_overlapped_by_the_next_is_not_asked_to_recover_before_it() {
-    // A scripted kill inside a partition: nothing is acknowledged between the partition's
-    // start and the kill's end, and no recovery is due before the kill began.
-    let overlapping = Run::new(30, |t| !(4 * S..13 * S).contains(&t))
-        .fault("partition", 4.0, 12.0)
-        .fault("kill", 8.0, 11.0)
-        .fault("pause", 16.0, 18.0)
-        .fault("kill", 22.0, 24.0)
-        .crash(14.0, "early")
-        .crash(20.0, "late");
-    let e = evidence_of(&overlapping.history());
+    // Nothing is acknowledged or delivered from 4 s to 13 s; a partition from 4 s to `until`,
+    // a kill from 8 s to 11 s, then faults the run recovers from.
+    let with_partition_until = |until: f64| {
+        Run::new(30, |t| !(4 * S..13 * S).contains(&t))
+            .fault("partition", 4.0, until)
+            .fault("kill", 8.0, 11.0)
+            .fault("pause", 16.0, 18.0)
+            .fault("kill", 22.0, 24.0)
+            .crash(14.0, "early")
+            .crash(20.0, "late")
+    };
+    // A scripted kill inside the partition: no recovery is due before the kill began.
+    let e = evidence_of(&with_partition_until(12.0).history());
     assert!(
         !reasons(&e).iter().any(|r| r.starts_with("no recovery")),
         "the partition is not judged before the kill that overlaps it: {e}"
     );
     // The same partition ending before the kill, with nothing acknowledged or delivered in
     // between, did not recover before the next fault.
-    let apart = Run::new(30, |t| !(4 * S..13 * S).contains(&t))
-        .fault("partition", 4.0, 7.0)
-        .fault("kill", 8.0, 11.0)
-        .fault("pause", 16.0, 18.0)
-        .fault("kill", 22.0, 24.0)
-        .crash(14.0, "early")
-        .crash(20.0, "late");
-    let e = evidence_of(&apart.history());
+    let e = evidence_of(&with_partition_until(7.0).history());
     assert!(
         reasons(&e).iter().any(|r| r.starts_with("no recovery after")),
         "a fault that ended with no progress before the next is unrecovered: {e}"
