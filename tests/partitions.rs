@@ -52,6 +52,18 @@ async fn leftovers(broker: &str, process_pattern: &str) -> Vec<String> {
     left
 }
 
+/// The leader of `topic`'s partition 0, waiting for one at most 30 s (`when` says in the failure).
+async fn leader_within_30_s(cluster: &dyn Cluster, topic: &str, when: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(leader) = cluster.leader(topic).await {
+            return leader;
+        }
+        assert!(Instant::now() < deadline, "no leader for {topic} within 30 s {when}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// The nftables ruleset inside node `node`'s namespace (empty when no cut is in force there).
 fn rules_in(cluster: &dyn Cluster, node: usize) -> String {
     let proxy_port: u16 = cluster.endpoints()[node].client.port();
@@ -106,14 +118,7 @@ async fn an_isolated_kafka_leader_acknowledges_no_acks_all_write_until_the_cut_h
             .await
             .expect("create_topics answered");
         // The leader is known once the topic's metadata reached the nodes.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let leader = loop {
-            if let Some(leader) = cluster.leader(topic).await {
-                break leader;
-            }
-            assert!(Instant::now() < deadline, "no leader for {topic} within 30 s");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
+        let leader = leader_within_30_s(cluster.as_ref(), topic, "after creating it").await;
         // A producer that knows only the leader (through its proxy): its metadata comes from the
         // leader alone, so while the cut lasts it keeps sending there.
         let producer: FutureProducer = ClientConfig::new()
@@ -193,17 +198,7 @@ async fn an_isolated_kafka_leader_acknowledges_no_acks_all_write_until_the_cut_h
         // followers cannot fetch, so an acks=all write (min.insync.replicas=2) waits; but the
         // KRaft quorum still hears it, so it is not fenced and stays the leader (a full cut
         // fences it within 4 s, as above).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let leader = loop {
-            if let Some(leader) = cluster.leader(topic).await {
-                break leader;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no leader for {topic} within 30 s after the heal"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
+        let leader = leader_within_30_s(cluster.as_ref(), topic, "after the heal").await;
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", all.join(","))
             .set("acks", "all")
