@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
+use super::state::Stats;
 use super::{drop_crashed, open_until, state, Ctx, Point};
 use crate::broker::{Consumer, ConsumerSpec, Received};
 use crate::campaign::{AckOrder, ProcessingTime};
@@ -35,6 +36,16 @@ const RECEIVE_WAIT: Duration = Duration::from_millis(200);
 /// replaced together (no member assigned anything again; a CI run's drain timed out on it),
 /// which no rebalance of a live group takes: those finish within a session timeout or two.
 const HOLDING_NOTHING_LIMIT: Duration = Duration::from_secs(20);
+
+/// A consumer of a broker without shares (every member may receive any message: Pulsar's Shared
+/// subscriptions, RabbitMQ, SQS, NATS) that has received nothing for this long, while nothing at
+/// all was delivered or committed in the run and the producers had sends acknowledged meanwhile,
+/// is replaced by a new client, as a supervisor restarts a consumer that stopped consuming.
+/// Pulsar consumers subscribed while a killed standalone broker came back received nothing for
+/// 30 s although the producers' sends were acknowledged again at 200/s, until the client timed
+/// something out and reconnected. Kafka members are left to the share rule above: a group
+/// rebalancing after a restart legitimately delivers nothing for a session timeout or two.
+const RECEIVING_NOTHING_LIMIT: Duration = Duration::from_secs(8);
 
 /// The members whose reports count when judging that a group's shares have no reader.
 const RECENT_REPORT: Duration = Duration::from_secs(5);
@@ -96,9 +107,32 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
     };
     let max = ctx.settings.config.poll_batch as usize;
     let mut holding_nothing_since: Option<Instant> = None;
+    // When this consumer last had a batch (or was opened), and the acknowledged sends then.
+    let mut last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
     while !stop.is_cancelled() {
         let batch = match consumer.receive(max, RECEIVE_WAIT).await {
             Ok(batch) => {
+                if !batch.is_empty() {
+                    last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
+                } else if consumer.assigned().is_none()
+                    && last_batch.0.elapsed() > RECEIVING_NOTHING_LIMIT
+                    && ctx.stats.idle() > RECEIVING_NOTHING_LIMIT
+                    && Stats::get(&ctx.stats.acked) > last_batch.1
+                {
+                    ctx.note(&format!(
+                        "process {} ({}): received nothing for {} s while nothing was delivered anywhere and sends were acknowledged; replaced by a new consumer",
+                        role.process,
+                        role.group,
+                        RECEIVING_NOTHING_LIMIT.as_secs()
+                    ));
+                    let _ = tokio::time::timeout(RECEIVING_NOTHING_LIMIT, consumer.close()).await;
+                    let Some(c) = open_until(&ctx, &what, &stop, || ctx.broker.consumer(&role.spec)).await else {
+                        return Ok(());
+                    };
+                    consumer = c;
+                    last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
+                    continue;
+                }
                 let assigned = consumer.assigned();
                 ctx.members.report(&role.group, role.member, assigned);
                 if assigned != Some(0) {
@@ -113,6 +147,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
                         HOLDING_NOTHING_LIMIT.as_secs()
                     ));
                     holding_nothing_since = None;
+                    last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
                     // Bounded: closing a member stuck in a group can wait on that group too.
                     let _ = tokio::time::timeout(HOLDING_NOTHING_LIMIT, consumer.close()).await;
                     let Some(c) = open_until(&ctx, &what, &stop, || ctx.broker.consumer(&role.spec)).await else {
@@ -134,6 +169,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
                         return Ok(());
                     };
                     consumer = c;
+                    last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
                 }
                 continue;
             }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
@@ -64,8 +65,16 @@ impl fmt::Display for CrashPlan {
     }
 }
 
+/// No crash is planned in the last this of the run phase: a crash there could not be carried
+/// out (its slot must have been receiving for [`RESUMED_FOR`] first) and its group would have no
+/// time left to recover before the drain, so it could only be recorded as skipped.
+pub const CRASH_FREE_TAIL: Duration = Duration::from_secs(6);
+
 /// The crashes of a run of `duration` with `slots` crashable clients, from the seed alone.
-/// Mean `interval` seconds apart (exponential gaps); none when `interval` is 0.
+/// `interval` seconds apart on average, each gap jittered uniformly within ±50 % (exponential
+/// gaps came in bursts that left every slot with a crash pending and the rest of the plan
+/// undone); none when `interval` is 0. The crash points are dealt from a shuffled deck, refilled
+/// when empty, so that each point the mode depends on comes up as often as any other (±1).
 pub fn schedule(seed: u64, interval: f64, slots: usize, duration: Duration, processors: bool) -> Vec<CrashPlan> {
     let mut plan = Vec::new();
     if interval <= 0.0 || slots == 0 {
@@ -73,19 +82,25 @@ pub fn schedule(seed: u64, interval: f64, slots: usize, duration: Duration, proc
     }
     // Its own stream, apart from the nemesis's, so that changing one does not move the other.
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x6372_6173_6865_7321);
+    let last = duration.saturating_sub(CRASH_FREE_TAIL).as_secs_f64();
+    let points: &[Point] = if processors {
+        &[Point::Early, Point::Late, Point::Stall]
+    } else {
+        &[Point::Early, Point::Late]
+    };
+    let mut deck: Vec<Point> = Vec::new();
     let mut at = 0.0;
     loop {
-        let u: f64 = rng.gen_range(f64::EPSILON..1.0);
-        at += -u.ln() * interval;
-        if at >= duration.as_secs_f64() {
+        at += interval * rng.gen_range(0.5..=1.5);
+        if at >= last {
             return plan;
         }
+        if deck.is_empty() {
+            deck = points.to_vec();
+            deck.shuffle(&mut rng);
+        }
+        let point = deck.pop().expect("refilled from a non-empty list");
         let slot = rng.gen_range(0..slots);
-        let point = match rng.gen_range(0..if processors { 3 } else { 2 }) {
-            0 => Point::Early,
-            1 => Point::Late,
-            _ => Point::Stall,
-        };
         plan.push(CrashPlan {
             at: Duration::from_secs_f64(at),
             slot,
@@ -280,5 +295,26 @@ mod tests {
             .iter()
             .all(|c| c.point != Point::Stall));
         assert!(schedule(7, 0.0, 3, Duration::from_secs(60), true).is_empty());
+    }
+
+    #[test]
+    fn crashes_are_spread_over_the_run_and_deal_every_point() {
+        for seed in 1..=50 {
+            let plan = schedule(seed, 8.0, 2, Duration::from_secs(60), true);
+            // Gaps of 4 to 12 s over the 54 s before the crash-free tail: 4 to 13 crashes.
+            assert!((4..=13).contains(&plan.len()), "seed {seed}: {plan:?}");
+            assert!(
+                plan.iter().all(|c| c.at < Duration::from_secs(54)),
+                "seed {seed}: {plan:?}"
+            );
+            for pair in plan.windows(2) {
+                let gap = (pair[1].at - pair[0].at).as_secs_f64();
+                assert!((3.99..=12.01).contains(&gap), "seed {seed}: gap {gap}");
+            }
+            // The first three crashes are one of each point, whatever the seed.
+            let mut first: Vec<&str> = plan[..3].iter().map(|c| c.point.name()).collect();
+            first.sort_unstable();
+            assert_eq!(first, ["early", "late", "stall"], "seed {seed}");
+        }
     }
 }
