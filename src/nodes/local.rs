@@ -26,7 +26,8 @@
 //!   every node must see all the others. A failed fresh start is taken down again.
 //! - **`restart`**: the cluster must be recorded. The node's proxy is remade if it is gone, a
 //!   paused node is resumed, a dead node is started on its data; then it must answer and see
-//!   every node that is running.
+//!   every node that is running. A node started on its data that is not ready within its
+//!   recipe's [`NodeRecipe::stuck_restart_after`] is killed and started once more.
 //! - **`down`**: every node up to the largest size stopped at once (SIGCONT, SIGTERM, SIGKILL
 //!   after the broker's grace period, each to the node's whole process group, then SIGKILL to
 //!   whatever of the group is left), our proxies deleted, what the cluster shares stopped,
@@ -258,8 +259,12 @@ impl LocalCluster {
 
     /// Poll `node` until it answers and sees `members`; fails early if its process exits.
     async fn wait_ready(&self, node: usize, members: &[usize]) -> Result<String> {
+        self.wait_ready_within(node, members, self.recipe.ready_timeout()).await
+    }
+
+    /// [`Self::wait_ready`] with a timeout of its own.
+    async fn wait_ready_within(&self, node: usize, members: &[usize], timeout: Duration) -> Result<String> {
         let started = Instant::now();
-        let timeout = self.recipe.ready_timeout();
         let proc = self.node_process(node);
         loop {
             if proc.pid().is_none() {
@@ -638,14 +643,30 @@ impl Cluster for LocalCluster {
         let proxy = toxiproxy::ensure_running(&self.home).await?;
         self.ensure_proxy(&proxy, &proxy.proxies().await?, node).await?;
         let proc = self.node_process(node);
+        let mut started_again = false;
         if proc.is_paused() {
             proc.resume()?;
         } else if proc.pid().is_none() {
             self.start_node(node).await?;
+            started_again = true;
         }
         let mut members = self.live_nodes();
         if !members.contains(&node) {
             members.push(node);
+        }
+        if let Some(limit) = self.recipe.stuck_restart_after().filter(|_| started_again) {
+            match self.wait_ready_within(node, &members, limit).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(
+                        "{} node {node} was not ready {} s after its restart ({e}); killing it and starting it once more",
+                        self.name(),
+                        limit.as_secs()
+                    );
+                    proc.kill()?;
+                    self.start_node(node).await?;
+                }
+            }
         }
         self.wait_ready(node, &members).await.map(|_| ())
     }

@@ -132,6 +132,13 @@ pub trait NodeRecipe: Send + Sync {
     /// How long a node may take from start to ready.
     fn ready_timeout(&self) -> Duration;
 
+    /// A node started again on its data (after a kill) that is not ready within this is stuck
+    /// rather than slow: `restart` kills it and starts it once more, as a supervisor's liveness
+    /// probe would. `None` (the default): wait the whole [`NodeRecipe::ready_timeout`].
+    fn stuck_restart_after(&self) -> Option<Duration> {
+        None
+    }
+
     /// How long a node may take to exit after SIGTERM before it gets SIGKILL.
     fn stop_grace(&self) -> Duration;
 
