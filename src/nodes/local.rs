@@ -270,10 +270,12 @@ impl LocalCluster {
             if proc.pid().is_none() {
                 return Err(self.not_ready(node, started, "the node process exited".into()));
             }
-            let step = match tokio::time::timeout(PROBE_LIMIT, self.recipe.probe(node, members)).await {
+            // No probe outlasts the timeout by much: a stuck node must be told apart in time.
+            let limit = PROBE_LIMIT.min(timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1)));
+            let step = match tokio::time::timeout(limit, self.recipe.probe(node, members)).await {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(e)) => e,
-                Err(_) => format!("a readiness probe took more than {} s", PROBE_LIMIT.as_secs()),
+                Err(_) => format!("a readiness probe took more than {} s", limit.as_secs()),
             };
             if started.elapsed() >= timeout {
                 return Err(self.not_ready(node, started, step));

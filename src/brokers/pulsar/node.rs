@@ -54,8 +54,8 @@ const JVM_OPENS: &str = "java.base/java.io java.base/java.util.zip java.base/sun
     java.base/sun.nio.ch java.base/jdk.internal.misc";
 /// A cold start on 2 busy cores takes 15–60 s (bookie, broker, namespaces, system topics).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
-/// See [`NodeRecipe::stuck_restart_after`]: three times a normal restart.
-const STUCK_RESTART_AFTER: Duration = Duration::from_secs(25);
+/// See [`NodeRecipe::stuck_restart_after`]: twice the slowest normal restart seen (5-10 s).
+const STUCK_RESTART_AFTER: Duration = Duration::from_secs(20);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_GRACE: Duration = Duration::from_secs(20);
 /// The topic the readiness probe writes to (no subscription, so nothing piles up).
