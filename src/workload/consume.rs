@@ -108,29 +108,28 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
     let max = ctx.settings.config.poll_batch as usize;
     let mut holding_nothing_since: Option<Instant> = None;
     // When this consumer last had a batch (or was opened), and the acknowledged sends then.
-    let mut last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
+    let mut last_batch = progress_mark(&ctx);
     while !stop.is_cancelled() {
         let batch = match consumer.receive(max, RECEIVE_WAIT).await {
             Ok(batch) => {
                 if !batch.is_empty() {
-                    last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
+                    last_batch = progress_mark(&ctx);
                 } else if consumer.assigned().is_none()
                     && last_batch.0.elapsed() > RECEIVING_NOTHING_LIMIT
                     && ctx.stats.idle() > RECEIVING_NOTHING_LIMIT
                     && Stats::get(&ctx.stats.acked) > last_batch.1
                 {
-                    ctx.note(&format!(
-                        "process {} ({}): received nothing for {} s while nothing was delivered anywhere and sends were acknowledged; replaced by a new consumer",
-                        role.process,
-                        role.group,
+                    let why = format!(
+                        "received nothing for {} s while nothing was delivered anywhere and sends were acknowledged",
                         RECEIVING_NOTHING_LIMIT.as_secs()
-                    ));
-                    let _ = tokio::time::timeout(RECEIVING_NOTHING_LIMIT, consumer.close()).await;
-                    let Some(c) = open_until(&ctx, &what, &stop, || ctx.broker.consumer(&role.spec)).await else {
+                    );
+                    let Some(c) =
+                        replace_stalled(&ctx, &role, &what, &stop, consumer, &why, RECEIVING_NOTHING_LIMIT).await
+                    else {
                         return Ok(());
                     };
                     consumer = c;
-                    last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
+                    last_batch = progress_mark(&ctx);
                     continue;
                 }
                 let assigned = consumer.assigned();
@@ -140,20 +139,18 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
                 } else if holding_nothing_since.get_or_insert_with(Instant::now).elapsed() > HOLDING_NOTHING_LIMIT
                     && !ctx.members.complete(RECENT_REPORT)
                 {
-                    ctx.note(&format!(
-                        "process {} ({}): held no share of its group for {} s while some share had no reader; replaced by a new consumer",
-                        role.process,
-                        role.group,
+                    let why = format!(
+                        "held no share of its group for {} s while some share had no reader",
                         HOLDING_NOTHING_LIMIT.as_secs()
-                    ));
+                    );
                     holding_nothing_since = None;
-                    last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
-                    // Bounded: closing a member stuck in a group can wait on that group too.
-                    let _ = tokio::time::timeout(HOLDING_NOTHING_LIMIT, consumer.close()).await;
-                    let Some(c) = open_until(&ctx, &what, &stop, || ctx.broker.consumer(&role.spec)).await else {
+                    let Some(c) =
+                        replace_stalled(&ctx, &role, &what, &stop, consumer, &why, HOLDING_NOTHING_LIMIT).await
+                    else {
                         return Ok(());
                     };
                     consumer = c;
+                    last_batch = progress_mark(&ctx);
                     continue;
                 }
                 if let Some(held) = consumer.rebalanced() {
@@ -169,7 +166,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
                         return Ok(());
                     };
                     consumer = c;
-                    last_batch = (Instant::now(), Stats::get(&ctx.stats.acked));
+                    last_batch = progress_mark(&ctx);
                 }
                 continue;
             }
@@ -202,6 +199,31 @@ pub(super) async fn run(ctx: Arc<Ctx>, mut role: ConsumerRole, stop: Cancellatio
     }
     consumer.close().await;
     Ok(())
+}
+
+/// Now, and the sends acknowledged so far: what the receiving-nothing rule compares against.
+fn progress_mark(ctx: &Ctx) -> (Instant, u64) {
+    (Instant::now(), Stats::get(&ctx.stats.acked))
+}
+
+/// Replace a consumer that stopped consuming, as a supervisor restarts one: say `why` in the run
+/// log, close it within `close_within` (closing a member stuck in a group can wait on that group
+/// too) and open a new one; `None` when the run phase ended first.
+async fn replace_stalled(
+    ctx: &Ctx,
+    role: &ConsumerRole,
+    what: &str,
+    stop: &CancellationToken,
+    consumer: Box<dyn Consumer>,
+    why: &str,
+    close_within: Duration,
+) -> Option<Box<dyn Consumer>> {
+    ctx.note(&format!(
+        "process {} ({}): {why}; replaced by a new consumer",
+        role.process, role.group
+    ));
+    let _ = tokio::time::timeout(close_within, consumer.close()).await;
+    open_until(ctx, what, stop, || ctx.broker.consumer(&role.spec)).await
 }
 
 fn ids(batch: &[Received]) -> Vec<String> {
