@@ -23,8 +23,9 @@ pub enum Point {
     /// A processor that wrote its transaction stalls before committing, is replaced, and then
     /// tries to commit (a zombie the broker must fence).
     Stall,
-    /// A processor application's instance is killed with SIGKILL wherever it is: ackcheck does
-    /// not see its batches, so it cannot choose a point in one.
+    /// A processor application's instance is killed with SIGKILL at a moment it is processing
+    /// (it reported inputs since the previous look): ackcheck does not see its batches, so it
+    /// cannot choose a point in one.
     Kill,
 }
 
@@ -54,7 +55,7 @@ impl fmt::Display for CrashPlan {
             Point::Early => "after receiving",
             Point::Late => "between its two steps",
             Point::Stall => "stalled before commit, replaced, then committing",
-            Point::Kill => "killed with SIGKILL wherever it is",
+            Point::Kill => "killed with SIGKILL while processing",
         };
         write!(
             f,

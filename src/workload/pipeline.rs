@@ -99,12 +99,22 @@ async fn app_instance(
     if !app.running(slot) {
         start(process)?;
     }
+    // Inputs the current process had reported processing at the previous poll.
+    let mut processed_before = 0;
     while !stop.is_cancelled() {
         tokio::select! {
             _ = tokio::time::sleep(INSTANCE_POLL) => {}
             _ = stop.cancelled() => break,
         }
-        if ctx.crash_for_batch(Some(slot)).is_some() {
+        // A poll at which the instance processed something counts as its batch: a crash is
+        // carried out while it is processing, as the other crash points are, not while it
+        // starts, waits for the producers' first messages or rebalances (a kill then holds
+        // nothing, and a run's kills all fell there). An idle instance's crash waits, like an
+        // idle consumer's (crash::IDLE_SLOT).
+        let processed = app.processed_count(slot);
+        let processing = processed > processed_before;
+        processed_before = processed;
+        if processing && ctx.crash_for_batch(Some(slot)).is_some() {
             let killer = app.clone();
             let killed = tokio::task::spawn_blocking(move || killer.kill(slot))
                 .await
@@ -123,16 +133,18 @@ async fn app_instance(
                 process,
                 &name,
                 Point::Kill,
-                &format!("killed with SIGKILL (instance {slot}, {pid}) wherever it was"),
+                &format!("killed with SIGKILL (instance {slot}, {pid}) while processing"),
                 &held,
             )?;
             process = ctx.new_process();
+            processed_before = 0;
             start(process)?;
         } else if !app.running(slot) {
             ctx.note(&format!(
                 "{name} instance {slot} (process {process}) exited by itself; restarting it. Its log ends:\n{}",
                 app.log_tail(slot)
             ));
+            processed_before = 0;
             start(process)?;
         }
     }

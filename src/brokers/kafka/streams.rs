@@ -113,21 +113,25 @@ fn own_settings(spec: &ProcessorAppSpec, bootstrap: &str, application_id: &str) 
 impl StreamsApp {
     /// What the instance's current process has logged (since its last start).
     fn lines_since_start(&self, instance: usize) -> String {
-        let start = self
-            .log_starts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(instance)
-            .copied()
-            .unwrap_or(0);
-        let Ok(mut file) = fs::File::open(&self.instance(instance).log_file) else {
-            return String::new();
-        };
+        let start = self.log(instance).start;
+        String::from_utf8_lossy(&self.log_from(instance, start)).into_owned()
+    }
+
+    fn log(&self, instance: usize) -> InstanceLog {
+        let logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.get(instance).copied().unwrap_or_default()
+    }
+
+    /// The instance's log from byte `from` to its end; empty when it cannot be read (the
+    /// process has not written it yet).
+    fn log_from(&self, instance: usize, from: u64) -> Vec<u8> {
         let mut text = Vec::new();
-        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut text).is_err() {
-            return String::new();
+        if let Ok(mut file) = fs::File::open(&self.instance(instance).log_file) {
+            if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut text).is_err() {
+                text.clear();
+            }
         }
-        String::from_utf8_lossy(&text).into_owned()
+        text
     }
 }
 
@@ -136,9 +140,20 @@ pub struct StreamsApp {
     build: PathBuf,
     dir: PathBuf,
     properties: String,
-    /// Per instance: the length of its log when its current process started (where that
-    /// process's lines begin).
-    log_starts: Mutex<Vec<u64>>,
+    /// Per instance: where its current process's lines begin in its log, and how far
+    /// [`ProcessorApp::processed_count`] has counted.
+    logs: Mutex<Vec<InstanceLog>>,
+}
+
+/// One instance's log as seen since its current process started.
+#[derive(Debug, Clone, Copy, Default)]
+struct InstanceLog {
+    /// The log's length when the process started.
+    start: u64,
+    /// Counted up to here (the end of the last whole line read).
+    counted_to: u64,
+    /// `processed` lines up to `counted_to`.
+    processed: usize,
 }
 
 /// The line the application prints for every input it processes ([`ProcessorApp::processed`]).
@@ -164,7 +179,7 @@ impl StreamsApp {
             build,
             dir: spec.dir.clone(),
             properties,
-            log_starts: Mutex::new(Vec::new()),
+            logs: Mutex::new(Vec::new()),
         })
     }
 
@@ -219,11 +234,15 @@ impl ProcessorApp for StreamsApp {
         fs::write(&config, text).map_err(|e| ClientError::new(format!("writing {} failed: {e}", config.display())))?;
         let start = fs::metadata(&node.log_file).map_or(0, |m| m.len());
         {
-            let mut starts = self.log_starts.lock().unwrap_or_else(|p| p.into_inner());
-            if starts.len() <= instance {
-                starts.resize(instance + 1, 0);
+            let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+            if logs.len() <= instance {
+                logs.resize(instance + 1, InstanceLog::default());
             }
-            starts[instance] = start;
+            logs[instance] = InstanceLog {
+                start,
+                counted_to: start,
+                processed: 0,
+            };
         }
         node.spawn(self.command(instance, &config))
             .map_err(client_error(instance, "starting"))
@@ -235,6 +254,28 @@ impl ProcessorApp for StreamsApp {
             .filter_map(|line| line.strip_prefix(PROCESSED))
             .map(|id| id.trim().to_string())
             .collect()
+    }
+
+    fn processed_count(&self, instance: usize) -> usize {
+        let log = self.log(instance);
+        let text = self.log_from(instance, log.counted_to);
+        // Whole lines only: the last one may still be being written.
+        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |end| end + 1);
+        let processed = text[..whole]
+            .split(|&b| b == b'\n')
+            .filter(|line| line.starts_with(PROCESSED.as_bytes()))
+            .count();
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        match logs.get_mut(instance) {
+            // Unless the process was restarted meanwhile (its log start moved).
+            Some(now) if now.start == log.start && now.counted_to == log.counted_to => {
+                now.counted_to += whole as u64;
+                now.processed += processed;
+                now.processed
+            }
+            Some(now) => now.processed,
+            None => 0,
+        }
     }
 
     fn ready(&self, instance: usize) -> bool {
