@@ -6,12 +6,18 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ACKCHECK_LOG")
-                .unwrap_or_else(|_| "warn,pulsar=off,lapin=off".into()),
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let stderr_filter = tracing_subscriber::EnvFilter::try_from_env("ACKCHECK_LOG")
+        .unwrap_or_else(|_| "warn,pulsar=off,lapin=off".into());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(stderr_filter),
         )
-        .with_writer(std::io::stderr)
+        .with(ackcheck::runner::WarningsToRunLog::layer())
         .init();
     let cli = ackcheck::cli::Cli::parse();
     match ackcheck::cli::run(cli) {

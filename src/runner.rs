@@ -25,8 +25,8 @@ use crate::plan::{Placement, Plan};
 use crate::workload::state::Stats;
 use crate::workload::{DrainEnd, Workload};
 use crate::{checker, report};
-pub use console::RunLog;
 use console::{spawn_progress, watch_signals};
+pub use console::{RunLog, WarningsToRunLog};
 
 pub use crate::plan::{RunOptions, UsageError};
 
@@ -42,6 +42,7 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
     let (name, seed, out) = (&plan.name, plan.seed, &plan.out);
     std::fs::create_dir_all(out).with_context(|| format!("creating the output directory {}", out.display()))?;
     let log = RunLog::create(&out.join("run.log"))?;
+    let _warnings_here = log.make_current();
     log.line(&format!(
         "campaign {name} ({}), seed {seed}, run id {}",
         plan.campaign_file.display(),

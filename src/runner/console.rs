@@ -38,6 +38,75 @@ impl RunLog {
         let log = self.clone();
         Arc::new(move |line: &str| log.line(line))
     }
+
+    /// Make this the log that [`WarningsToRunLog`] writes to, until the guard is dropped.
+    pub(super) fn make_current(&self) -> CurrentRunLog {
+        *CURRENT_RUN_LOG.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clone());
+        CurrentRunLog
+    }
+}
+
+/// The log of the run in progress: a process runs one at a time (`matrix` and `audit` run theirs
+/// one after another).
+static CURRENT_RUN_LOG: Mutex<Option<RunLog>> = Mutex::new(None);
+
+/// While alive, warnings go to its run's log too; dropped when the run returns.
+pub(super) struct CurrentRunLog;
+
+impl Drop for CurrentRunLog {
+    fn drop(&mut self) {
+        *CURRENT_RUN_LOG.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// A `tracing` layer that copies ackcheck's warnings and errors into the run log of the run in
+/// progress (as `warning: ...` lines), so that run.log also says what was only on standard
+/// error: a node killed and started again because its restart was stuck, a skipped fault that
+/// could not be recorded. The CLI installs it beside its standard-error output.
+pub struct WarningsToRunLog;
+
+impl WarningsToRunLog {
+    /// The layer with its filter: warnings and errors of ackcheck's own code, not its libraries'.
+    pub fn layer<S>() -> impl tracing_subscriber::Layer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        use tracing_subscriber::Layer;
+        WarningsToRunLog
+            .with_filter(tracing_subscriber::filter::Targets::new().with_target("ackcheck", tracing::Level::WARN))
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarningsToRunLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let Some(log) = CURRENT_RUN_LOG.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return;
+        };
+        let mut message = MessageText(String::new());
+        event.record(&mut message);
+        let level = if *event.metadata().level() == tracing::Level::ERROR {
+            "error"
+        } else {
+            "warning"
+        };
+        log.line(&format!("{level}: {}", message.0));
+    }
+}
+
+/// An event's fields as one line: the message, then any other fields as `name=value`.
+struct MessageText(String);
+
+impl tracing::field::Visit for MessageText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        if field.name() == "message" {
+            self.0.push_str(&format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!("{}={value:?}", field.name()));
+        }
+    }
 }
 
 /// First Ctrl-C or SIGTERM: end the run phase (heal, drain, verdict). Second: cut the drain.
@@ -126,4 +195,36 @@ pub(super) fn spawn_progress(
         bar.finish_and_clear();
     });
     stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn warnings_of_a_run_in_progress_go_to_its_run_log() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("run.log");
+        let log = RunLog::create(&path).expect("run.log created");
+        let subscriber = tracing_subscriber::registry().with(WarningsToRunLog::layer());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!("before the run: nowhere");
+            {
+                let _current = log.make_current();
+                tracing::warn!("pulsar node {} was not ready", 0);
+                tracing::error!(node = 2, "stopping failed");
+                tracing::info!("information is not copied");
+                tracing::warn!(target: "lapin", "a library's warning is not copied");
+            }
+            tracing::warn!("after the run: nowhere");
+        });
+        let text = std::fs::read_to_string(&path).expect("run.log readable");
+        let lines: Vec<&str> = text.lines().map(|l| l.split_once("] ").map_or(l, |(_, t)| t)).collect();
+        assert_eq!(
+            lines,
+            ["warning: pulsar node 0 was not ready", "error: stopping failed node=2"],
+            "{text}"
+        );
+    }
 }
