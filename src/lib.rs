@@ -41,5 +41,6 @@ pub mod nodes;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod seeded;
 pub mod synth;
 pub mod workload;

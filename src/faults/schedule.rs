@@ -5,10 +5,10 @@ use std::fmt;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::{FaultKind, NemesisConfig, Target};
+use crate::seeded::{jitter_factor, Deck};
 
 /// One fault of the schedule. Times are nominal: a fault starts at `at`, or, when healing the
 /// previous one took longer than planned, once the cluster is healthy again and half its `wait`
@@ -56,14 +56,12 @@ pub fn schedule(config: &NemesisConfig, seed: u64, nodes: usize, run_for: Durati
     }
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut end_of_last = Duration::ZERO;
-    let mut deck: Vec<FaultKind> = Vec::new();
+    let mut deck = Deck::new(&config.faults);
     loop {
         let wait = jitter(&mut rng, config.interval);
-        if deck.is_empty() {
-            deck = config.faults.clone();
-            deck.shuffle(&mut rng);
-        }
-        let kind = deck.pop().expect("refilled from a non-empty list");
+        let Some(kind) = deck.deal(&mut rng) else {
+            return faults;
+        };
         let node = rng.gen_range(0..nodes);
         let duration = jitter(&mut rng, config.duration);
         let at = end_of_last + wait;
@@ -84,7 +82,7 @@ pub fn schedule(config: &NemesisConfig, seed: u64, nodes: usize, run_for: Durati
 
 /// `mean` seconds × a factor in [0.5, 1.5], in whole milliseconds.
 fn jitter(rng: &mut SmallRng, mean: f64) -> Duration {
-    Duration::from_millis((mean * rng.gen_range(0.5..=1.5) * 1000.0).round() as u64)
+    Duration::from_millis((mean * jitter_factor(rng) * 1000.0).round() as u64)
 }
 
 #[cfg(test)]

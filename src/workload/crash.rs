@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
+use crate::seeded::{jitter_factor, Deck};
 
 /// Where in its next batch a client crashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,18 +89,16 @@ pub fn schedule(seed: u64, interval: f64, slots: usize, duration: Duration, proc
     } else {
         &[Point::Early, Point::Late]
     };
-    let mut deck: Vec<Point> = Vec::new();
+    let mut deck = Deck::new(points);
     let mut at = 0.0;
     loop {
-        at += interval * rng.gen_range(0.5..=1.5);
+        at += interval * jitter_factor(&mut rng);
         if at >= last {
             return plan;
         }
-        if deck.is_empty() {
-            deck = points.to_vec();
-            deck.shuffle(&mut rng);
-        }
-        let point = deck.pop().expect("refilled from a non-empty list");
+        let Some(point) = deck.deal(&mut rng) else {
+            return plan;
+        };
         let slot = rng.gen_range(0..slots);
         plan.push(CrashPlan {
             at: Duration::from_secs_f64(at),
