@@ -5,7 +5,14 @@
 # bash src/brokers/rabbitmq/install-debian.sh
 set -euo pipefail
 
-if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] && dpkg -s rabbitmq-server >/dev/null 2>&1; then
+# Every program ackcheck runs from the package: a CI run once found the package installed with
+# part of /usr/lib/rabbitmq/bin missing (rabbitmqctl among them), so the files are what counts.
+complete() {
+    [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] && [ -x /usr/lib/rabbitmq/bin/rabbitmqctl ] \
+        && dpkg -s rabbitmq-server >/dev/null 2>&1
+}
+
+if complete; then
     echo "rabbitmq-server is already installed: $(dpkg-query -W -f='${Version}' rabbitmq-server)"
 else
     # A policy-rc.d that exits 101 tells invoke-rc.d not to start services during the install.
@@ -23,10 +30,15 @@ else
     chmod 755 "$policy"
 
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y rabbitmq-server; then
+    # --reinstall: also mends a package whose files went missing (it is a plain install otherwise).
+    if ! apt-get install -y --reinstall rabbitmq-server; then
         # A fresh machine may have no package lists yet.
         apt-get update
-        apt-get install -y rabbitmq-server
+        apt-get install -y --reinstall rabbitmq-server
+    fi
+    if ! complete; then
+        echo "rabbitmq-server installed without all of its programs; installing it again" >&2
+        apt-get install -y --reinstall rabbitmq-server
     fi
     restore_policy
     trap - EXIT

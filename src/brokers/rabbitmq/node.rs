@@ -382,7 +382,7 @@ impl NodeRecipe for RabbitNodes {
         if let Some(root) = &self.root {
             return self.install_debian13(root);
         }
-        if Path::new(SERVER).exists() {
+        if self.installed() {
             return Ok(());
         }
         if !nix::unistd::geteuid().is_root() {
@@ -396,11 +396,11 @@ impl NodeRecipe for RabbitNodes {
             "apt-get install rabbitmq-server",
             Command::new("bash").arg("-c").arg(INSTALL_SCRIPT),
         )?;
-        if Path::new(SERVER).exists() {
+        if self.installed() {
             Ok(())
         } else {
             Err(ClusterError::Other(format!(
-                "the rabbitmq-server package installed without {SERVER}; check `dpkg -L rabbitmq-server` and the Debian release"
+                "the rabbitmq-server package installed without {SERVER} or {CTL}; run `apt-get install --reinstall rabbitmq-server` and check `dpkg -L rabbitmq-server`"
             )))
         }
     }
@@ -408,7 +408,8 @@ impl NodeRecipe for RabbitNodes {
     fn installed(&self) -> bool {
         match &self.root {
             Some(root) => server_in(root).exists(),
-            None => Path::new(SERVER).exists(),
+            // Both programs ackcheck runs: a package with files missing is not installed.
+            None => Path::new(SERVER).exists() && Path::new(CTL).exists(),
         }
     }
 
