@@ -30,11 +30,42 @@ pub use console::{RunLog, WarningsToRunLog};
 
 pub use crate::plan::{RunOptions, UsageError};
 
+/// How long the broker's account of a stalled drain may take ([`crate::broker::Broker::stall_report`]).
+const STALL_REPORT_WAIT: Duration = Duration::from_secs(60);
 /// How long sends in flight may take to finish once producing stops.
 const SEND_GRACE: Duration = Duration::from_secs(30);
 /// How long ports held by something else may take to come free (a broker that is just
 /// stopping) before the run fails, naming the port, its holder and ACKCHECK_PORT_BASE.
 const PORT_WAIT: Duration = Duration::from_secs(15);
+
+/// The most of a node's log a run keeps: its end (a broker looping on an error can write
+/// tens of megabytes a minute).
+const NODE_LOG_KEEP: u64 = 16 << 20;
+
+/// Copy each local node's log into the run's `nodes/` folder (`node<N>.log`, its last
+/// [`NODE_LOG_KEEP`] bytes), because the next run of that broker starts the file afresh: a weak
+/// or violating run must be explainable from its own folder (a broker that stopped serving
+/// says why only there). Best effort: a log that cannot be copied is noted in run.log.
+fn keep_node_logs(cluster: &dyn Cluster, out: &std::path::Path, log: &console::RunLog) {
+    use std::io::{Seek, SeekFrom};
+    let dir = out.join("nodes");
+    for node in 0..cluster.nodes() {
+        let source = cluster.node_process(node).log_file;
+        let copy = || -> std::io::Result<u64> {
+            let mut from = std::fs::File::open(&source)?;
+            let len = from.metadata()?.len();
+            from.seek(SeekFrom::Start(len.saturating_sub(NODE_LOG_KEEP)))?;
+            std::fs::create_dir_all(&dir)?;
+            let mut to = std::fs::File::create(dir.join(format!("node{node}.log")))?;
+            std::io::copy(&mut from, &mut to)
+        };
+        match copy() {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log.line(&format!("keeping node {node}'s log {} failed: {e}", source.display())),
+        }
+    }
+}
 
 /// Run a campaign; returns the exit code (0 claim holds, 1 violated). Errors mean exit 2.
 pub async fn run(opts: RunOptions) -> Result<i32> {
@@ -135,6 +166,9 @@ pub async fn run(opts: RunOptions) -> Result<i32> {
             log.line(&format!("stopping the cluster failed: {e}"));
             eprintln!("warning: stopping the cluster failed: {e}");
         }
+    }
+    if let Some(c) = cluster.as_ref().filter(|c| c.runs_here()) {
+        keep_node_logs(c.as_ref(), out, &log);
     }
     if let Err(e) = outcome {
         log.line(&format!("the run failed: {e:#}"));
@@ -479,6 +513,13 @@ async fn run_phases(
         log.line(&format!(
             "drain ended: {end:?}, {missing} acknowledged message(s) not seen by some group"
         ));
+        if matches!(end, DrainEnd::TimedOut) && missing > 0 {
+            // Why they were not seen, while the clients are still as they were: the broker's side.
+            let report = tokio::time::timeout(STALL_REPORT_WAIT, broker.stall_report(workload.dests())).await;
+            for line in report.unwrap_or_else(|_| vec!["the broker's stall report did not come in time".into()]) {
+                log.line(&format!("at the drain's end: {line}"));
+            }
+        }
         let (kind, error) = match end {
             DrainEnd::Complete | DrainEnd::Quiet => (EventType::Ok, None),
             DrainEnd::TimedOut => (

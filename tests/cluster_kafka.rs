@@ -31,6 +31,112 @@ async fn three_nodes_keep_serving_while_one_is_down_and_it_rejoins() {
     with_cluster(3, three_node_scenario).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stall_report_names_an_open_transaction_and_the_run_groups_offsets() {
+    let _serial = SERIAL.lock().await;
+    with_cluster(1, stall_report_scenario).await;
+}
+
+/// `Broker::stall_report`, which a run writes when its drain timed out: a transaction left open
+/// on partition 0 holds read_committed readers at its first offset, and a group of the run has
+/// its committed offset listed (a group of another run is not).
+async fn stall_report_scenario(cluster: Box<dyn Cluster>) {
+    use ackcheck::broker::{ClientContext, ClientTables};
+    use ackcheck::history::Guarantee;
+    use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
+
+    let bootstrap = bootstrap_servers(cluster.as_ref());
+    let kind = ackcheck::brokers::kafka::KIND;
+    let run = format!("stall{}", std::process::id());
+    let topic = format!("ackcheck-stall-{run}");
+    create_topic(&bootstrap, &topic, 2, 1).await;
+
+    // Partition 1: two committed records; partition 0: three in a transaction never ended.
+    let plain = producer(&bootstrap, "10000");
+    for i in 0..2 {
+        let key = format!("k{i}");
+        plain
+            .send(
+                FutureRecord::to(&topic).partition(1).key(&key).payload("committed"),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("a plain send is acknowledged");
+    }
+    let open: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", format!("{run}-left-open"))
+        .create()
+        .expect("a transactional producer");
+    open.init_transactions(Duration::from_secs(30))
+        .expect("init_transactions");
+    open.begin_transaction().expect("begin_transaction");
+    for i in 0..3 {
+        let key = format!("t{i}");
+        open.send(BaseRecord::to(&topic).partition(0).key(&key).payload("open"))
+            .map_err(|(e, _)| e)
+            .expect("enqueued");
+    }
+    open.flush(Duration::from_secs(10))
+        .expect("the open transaction's records reach the broker");
+
+    // Committed offsets of a group of this run and of a group of another run.
+    for group in [format!("{run}-readers"), "another-run-readers".to_string()] {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group)
+            .create()
+            .expect("a consumer");
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(&topic, 1, Offset::Offset(2))
+            .expect("an offset");
+        consumer
+            .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+            .expect("the offset is committed");
+    }
+
+    let endpoints = vec![bootstrap.clone()];
+    let settings = kind
+        .driver()
+        .dest_settings(&toml::Table::new())
+        .expect("default [dest] settings");
+    let client = kind
+        .driver()
+        .client_settings(Guarantee::ExactlyOnce, &ClientTables::default())
+        .expect("the exactly-once preset");
+    let broker = kind
+        .driver()
+        .client(&ClientContext {
+            endpoints: &endpoints,
+            nodes: 1,
+            mode: Guarantee::ExactlyOnce,
+            run: &run,
+            dest_settings: &settings,
+            client: &client,
+            log: std::sync::Arc::new(|line: &str| eprintln!("  log: {line}")),
+        })
+        .expect("a client");
+    let report = broker.stall_report(&[(topic.clone(), 2)]).await;
+    eprintln!("stall report:\n{}", report.join("\n"));
+    assert_eq!(
+        report.iter().filter(|l| l.starts_with(&topic)).collect::<Vec<_>>(),
+        [&format!(
+            "{topic}: readable to read_committed consumers up to 0: 0 of 3 (3 held back by an open transaction), 1: 2"
+        )],
+        "{report:?}"
+    );
+    let groups: Vec<&String> = report.iter().filter(|l| l.starts_with("group ")).collect();
+    assert_eq!(groups.len(), 1, "only this run's group: {report:?}");
+    assert!(
+        groups[0].starts_with(&format!(
+            "group {run}-readers (Empty, 0 member(s)) committed: {topic}/1 2"
+        )),
+        "{report:?}"
+    );
+    open.abort_transaction(Duration::from_secs(10)).expect("abort");
+}
+
 /// Kafka's nodes under the one local lifecycle, as `ackcheck cluster` runs them.
 fn kafka_cluster(home: &Home, nodes: usize) -> Box<dyn Cluster> {
     ackcheck::brokers::kafka::KIND

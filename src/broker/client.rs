@@ -236,6 +236,16 @@ pub trait Broker: Send + Sync {
         )))
     }
 
+    /// What the broker can tell about deliveries that stopped, asked when a drain timed out
+    /// with acknowledged messages unseen, before the clients close: one sentence per finding
+    /// (for Kafka: where each partition's committed data ends for `read_committed` readers, and
+    /// each group's committed offsets), for run.log. Brokers with nothing to add keep the
+    /// default, nothing. Best effort: what cannot be read is said, not an error.
+    async fn stall_report(&self, dests: &[(String, u32)]) -> Vec<String> {
+        let _ = dests;
+        Vec::new()
+    }
+
     /// Whether a producer of this broker can store one logical message twice even in
     /// exactly-once mode (no producer-side deduplication, e.g. RabbitMQ). The idempotent
     /// consumer of the exactly-once mode then deduplicates by message id; otherwise by

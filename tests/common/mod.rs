@@ -52,6 +52,14 @@ pub async fn run(name: &str, campaign: &str, seconds: u64) -> (i32, Value, Strin
         lines.len(),
         lines[lines.len().saturating_sub(120)..].join("\n")
     );
+    // Every run here starts its own cluster: its nodes' logs are kept in the run's folder, since
+    // the next run of the broker starts them afresh.
+    let node_log = std::fs::metadata(out.join("nodes/node0.log")).map_or(0, |m| m.len());
+    assert!(
+        node_log > 0,
+        "{name}: the run kept node 0's log in {}",
+        out.join("nodes").display()
+    );
     (code, verdict, read(&out.join("history.jsonl")))
 }
 

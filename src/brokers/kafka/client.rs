@@ -112,6 +112,80 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// [`Broker::stall_report`] for Kafka (blocking): for each partition of the run's topics, its
+/// end for `read_committed` readers (the last stable offset) against its end (the high
+/// watermark): a gap that stays after the producers stopped is a transaction left open, which
+/// holds back every exactly-once reader of that partition; then each of the run's consumer
+/// groups with its committed offsets, or why they cannot be read (a group whose offsets are
+/// part of an open transaction answers UNSTABLE_OFFSET_COMMIT until it ends).
+fn stall_lines(
+    uncommitted: &ClientConfig,
+    committed: &ClientConfig,
+    dests: &[(String, u32)],
+    run: &str,
+) -> Vec<String> {
+    const WAIT: Duration = Duration::from_secs(5);
+    let (end, stable): (BaseConsumer, BaseConsumer) = match (uncommitted.create(), committed.create()) {
+        (Ok(end), Ok(stable)) => (end, stable),
+        (Err(e), _) | (_, Err(e)) => return vec![format!("no Kafka client for the stall report: {e}")],
+    };
+    let mut lines = Vec::new();
+    let mut every_partition = TopicPartitionList::new();
+    for (topic, partitions) in dests {
+        let mut ends = Vec::new();
+        for partition in 0..*partitions as i32 {
+            every_partition.add_partition(topic, partition);
+            let high = end.fetch_watermarks(topic, partition, WAIT).map(|(_, high)| high);
+            let last_stable = stable.fetch_watermarks(topic, partition, WAIT).map(|(_, high)| high);
+            ends.push(match (high, last_stable) {
+                (Ok(high), Ok(last_stable)) if last_stable < high => format!(
+                    "{partition}: {last_stable} of {high} ({} held back by an open transaction)",
+                    high - last_stable
+                ),
+                (Ok(high), Ok(_)) => format!("{partition}: {high}"),
+                (Err(e), _) | (_, Err(e)) => format!("{partition}: unreadable ({e})"),
+            });
+        }
+        lines.push(format!(
+            "{topic}: readable to read_committed consumers up to {}",
+            ends.join(", ")
+        ));
+    }
+    let prefix = format!("{run}-");
+    match stable.fetch_group_list(None, WAIT) {
+        Ok(list) => {
+            for group in list.groups().iter().filter(|g| g.name().starts_with(&prefix)) {
+                let mut config = committed.clone();
+                config.set("group.id", group.name());
+                let offsets = config
+                    .create::<BaseConsumer>()
+                    .and_then(|c| c.committed_offsets(every_partition.clone(), WAIT));
+                let text = match offsets {
+                    Ok(offsets) => offsets
+                        .elements()
+                        .iter()
+                        .filter_map(|e| match e.offset() {
+                            rdkafka::Offset::Offset(at) => Some(format!("{}/{} {at}", e.topic(), e.partition())),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Err(e) => format!("unreadable ({e})"),
+                };
+                lines.push(format!(
+                    "group {} ({}, {} member(s)) committed: {}",
+                    group.name(),
+                    group.state(),
+                    group.members().len(),
+                    if text.is_empty() { "nothing" } else { &text }
+                ));
+            }
+        }
+        Err(e) => lines.push(format!("the consumer groups could not be listed: {e}")),
+    }
+    lines
+}
+
 fn describe(tpl: &TopicPartitionList) -> String {
     let parts: Vec<String> = tpl
         .elements()
@@ -406,6 +480,17 @@ impl Broker for KafkaBroker {
             }
         }
         Ok(())
+    }
+
+    async fn stall_report(&self, dests: &[(String, u32)]) -> Vec<String> {
+        let config = |isolation: &str| {
+            let mut c = self.base_config();
+            c.set("isolation.level", isolation);
+            c
+        };
+        let (uncommitted, committed) = (config("read_uncommitted"), config("read_committed"));
+        let (dests, run) = (dests.to_vec(), self.run.clone());
+        blocking(move || stall_lines(&uncommitted, &committed, &dests, &run)).await
     }
 
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
