@@ -23,6 +23,25 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of a retriable transactional call before its result is called unknown.
 const ATTEMPTS: usize = 3;
+/// How much longer than its own timeout a transactional call may take before ackcheck stops
+/// waiting for it. librdkafka 2.12's `send_offsets_to_transaction` ignores its timeout and can
+/// wait for ever for a group coordinator that was killed (confluentinc/librdkafka#5456, #5511):
+/// a Kafka 3-node exactly-once run had both processors stuck in it from a leader kill to the end
+/// of the run, and the drain timed out.
+const HANG_GRACE: Duration = Duration::from_secs(10);
+
+/// The blocking transactional call `f`, whose own timeout is `timeout`, off the async threads;
+/// `None` when it has not returned [`HANG_GRACE`] after that timeout. It is then left running
+/// on its thread, with its own reference to the producer, and the caller gives the producer up
+/// ([`Txn::abandon`]): its replacement's `init_transactions` fences it.
+async fn bounded<T: Send + 'static>(timeout: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    within(timeout + HANG_GRACE, f).await
+}
+
+/// The blocking call `f` off the async threads, waited for at most `limit`.
+async fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::time::timeout(limit, blocking(f)).await.ok()
+}
 
 enum ErrorKind {
     Abortable,
@@ -87,15 +106,16 @@ impl Txn {
             .map_err(|e| format!("creating a transactional producer failed: {e}"))?;
         let producer = Arc::new(producer);
         let p = producer.clone();
-        match blocking(move || p.init_transactions(INIT_TIMEOUT)).await {
-            Ok(()) => {
+        match bounded(INIT_TIMEOUT, move || p.init_transactions(INIT_TIMEOUT)).await {
+            Some(Ok(())) => {
                 self.producer = Some(producer.clone());
                 Ok(producer)
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 blocking(move || drop(producer)).await;
                 Err(format!("initializing transactions failed: {e}"))
             }
+            None => Err(self.hung("init_transactions", INIT_TIMEOUT)),
         }
     }
 
@@ -107,6 +127,26 @@ impl Txn {
             self.note("dropped; the next transaction re-initializes the transactional id");
             blocking(move || drop(p)).await;
         }
+    }
+
+    /// Give the producer up without waiting for it: a call of it did not return (see
+    /// [`bounded`]) and holds it, so dropping it here could block too.
+    fn abandon(&mut self) {
+        self.open = false;
+        self.receipts.clear();
+        self.producer = None;
+    }
+
+    /// Note a transactional call that did not return in time, abandon the producer, and say so.
+    fn hung(&mut self, call: &str, timeout: Duration) -> String {
+        let what = format!(
+            "{call} did not return {} s after its {} s timeout (librdkafka waits for a coordinator that is gone: confluentinc/librdkafka#5456, #5511); the producer is given up and its transactional id re-initialized by the next one",
+            HANG_GRACE.as_secs(),
+            timeout.as_secs()
+        );
+        self.note(&what);
+        self.abandon();
+        what
     }
 
     /// Release the producer quietly (the end of its life, not a failure).
@@ -144,7 +184,10 @@ impl Txn {
         let Some(p) = self.producer.clone() else {
             return Outcome::Fail(reason);
         };
-        let result = blocking(move || p.abort_transaction(CALL_TIMEOUT)).await;
+        let Some(result) = bounded(CALL_TIMEOUT, move || p.abort_transaction(CALL_TIMEOUT)).await else {
+            let hung = self.hung("abort_transaction", CALL_TIMEOUT);
+            return Outcome::Fail(format!("{reason}; {hung}, but the transaction was never committed"));
+        };
         self.open = false;
         self.receipts.clear();
         match result {
@@ -189,7 +232,16 @@ impl Txn {
             loop {
                 attempt += 1;
                 let (q, tpl, group) = (p.clone(), tpl.clone(), group.clone());
-                let Err(e) = blocking(move || q.send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)).await else {
+                let sent = bounded(CALL_TIMEOUT, move || {
+                    q.send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)
+                })
+                .await;
+                let Some(sent) = sent else {
+                    // Commit was never called: the transaction cannot have committed.
+                    let hung = self.hung("send_offsets_to_transaction", CALL_TIMEOUT);
+                    return Outcome::Fail(format!("sending offsets failed, never committed: {hung}"));
+                };
+                let Err(e) = sent else {
                     break;
                 };
                 match classify(&e) {
@@ -209,7 +261,11 @@ impl Txn {
         loop {
             attempt += 1;
             let q = p.clone();
-            match blocking(move || q.commit_transaction(CALL_TIMEOUT)).await {
+            let Some(committed) = bounded(CALL_TIMEOUT, move || q.commit_transaction(CALL_TIMEOUT)).await else {
+                let hung = self.hung("commit_transaction", CALL_TIMEOUT);
+                return Outcome::Info(format!("commit result unknown: {hung}"));
+            };
+            match committed {
                 Ok(()) => {
                     self.open = false;
                     // Where each write of the transaction went, in the order written (none at
@@ -357,5 +413,22 @@ impl Processor for KafkaProcessor {
     async fn close(mut self: Box<Self>) {
         self.input.leave().await;
         self.txn.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_that_does_not_return_in_time_is_left_behind() {
+        let started = std::time::Instant::now();
+        let hung = within(Duration::from_millis(200), || {
+            std::thread::sleep(Duration::from_secs(3))
+        })
+        .await;
+        assert!(hung.is_none(), "a call past its limit gives nothing");
+        assert!(started.elapsed() < Duration::from_secs(2), "and is not waited for");
+        assert_eq!(within(Duration::from_secs(2), || 7).await, Some(7));
     }
 }
