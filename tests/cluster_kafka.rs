@@ -4,6 +4,8 @@
 
 #![cfg(feature = "kafka")]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -41,7 +43,6 @@ async fn the_stall_report_names_an_open_transaction_and_the_run_groups_offsets()
 /// on partition 0 holds read_committed readers at its first offset, and a group of the run has
 /// its committed offset listed (a group of another run is not).
 async fn stall_report_scenario(cluster: Box<dyn Cluster>) {
-    use ackcheck::broker::{ClientContext, ClientTables};
     use ackcheck::history::Guarantee;
     use rdkafka::producer::{BaseRecord, Producer as _, ThreadedProducer};
 
@@ -97,26 +98,7 @@ async fn stall_report_scenario(cluster: Box<dyn Cluster>) {
     }
 
     let endpoints = vec![bootstrap.clone()];
-    let settings = kind
-        .driver()
-        .dest_settings(&toml::Table::new())
-        .expect("default [dest] settings");
-    let client = kind
-        .driver()
-        .client_settings(Guarantee::ExactlyOnce, &ClientTables::default())
-        .expect("the exactly-once preset");
-    let broker = kind
-        .driver()
-        .client(&ClientContext {
-            endpoints: &endpoints,
-            nodes: 1,
-            mode: Guarantee::ExactlyOnce,
-            run: &run,
-            dest_settings: &settings,
-            client: &client,
-            log: std::sync::Arc::new(|line: &str| eprintln!("  log: {line}")),
-        })
-        .expect("a client");
+    let broker = common::adapter::broker_client(kind, &endpoints, &run, Guarantee::ExactlyOnce);
     let report = broker.stall_report(&[(topic.clone(), 2)]).await;
     eprintln!("stall report:\n{}", report.join("\n"));
     assert_eq!(

@@ -12,12 +12,13 @@
 //! A new broker gets its line in `contract_tests!`; `every_registered_broker_has_a_contract_test`
 //! fails until it has one.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ackcheck::broker::{
-    Broker, BrokerKind, ClientContext, ClientTables, Consumer, ConsumerSpec, LogSink, Outcome, Outgoing, Producer,
-    ProducerSpec, Received,
+    Broker, BrokerKind, Consumer, ConsumerSpec, Outcome, Outgoing, Producer, ProducerSpec, Received,
 };
 use ackcheck::history::Guarantee;
 use ackcheck::nodes::toxiproxy::{Toxic, Toxiproxy};
@@ -27,10 +28,6 @@ use ackcheck::nodes::{process, Cluster, Home};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const STEP: Duration = Duration::from_secs(60);
-
-fn log() -> LogSink {
-    Arc::new(|line: &str| eprintln!("  log: {line}"))
-}
 
 fn message(id: &str, dest: &str) -> Outgoing {
     Outgoing {
@@ -137,26 +134,7 @@ async fn checks(kind: BrokerKind, cluster: Arc<dyn Cluster>) {
     let endpoints: Vec<String> = cluster.endpoints().iter().map(|e| e.client.to_string()).collect();
     let proxy = cluster.endpoints()[0].proxy.clone();
     let run = format!("contract{}", std::process::id());
-    let settings = kind
-        .driver()
-        .dest_settings(&toml::Table::new())
-        .expect("default [dest] settings");
-    let client = kind
-        .driver()
-        .client_settings(Guarantee::AtLeastOnce, &ClientTables::default())
-        .expect("the at-least-once preset");
-    let broker = kind
-        .driver()
-        .client(&ClientContext {
-            endpoints: &endpoints,
-            nodes: 1,
-            mode: Guarantee::AtLeastOnce,
-            run: &run,
-            dest_settings: &settings,
-            client: &client,
-            log: log(),
-        })
-        .expect("a client");
+    let broker = common::adapter::broker_client(kind, &endpoints, &run, Guarantee::AtLeastOnce);
     let dest = format!("contract-{run}");
     broker.create_dest(&dest, 1).await.expect("creating the destination");
     let producer = broker

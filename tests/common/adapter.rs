@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ackcheck::broker::{Consumer, ConsumerSpec, LogSink, Outgoing, Received};
+use ackcheck::broker::{
+    Broker, BrokerKind, ClientContext, ClientTables, Consumer, ConsumerSpec, LogSink, Outgoing, Received,
+};
 use ackcheck::history::Guarantee;
 
 /// How long a scenario waits for what it expects before failing.
@@ -13,6 +15,30 @@ pub const STEP: Duration = Duration::from_secs(30);
 /// The adapter's log lines, on the test's output.
 pub fn log() -> LogSink {
     Arc::new(|line: &str| eprintln!("  log: {line}"))
+}
+
+/// A client of `kind`'s broker at `endpoints` (one node) for the run named `run`, with the
+/// driver's preset for `mode` and its default `[dest]` settings, as a campaign without client
+/// tables gets.
+pub fn broker_client(kind: BrokerKind, endpoints: &[String], run: &str, mode: Guarantee) -> Arc<dyn Broker> {
+    let driver = kind.driver();
+    let dest_settings = driver
+        .dest_settings(&toml::Table::new())
+        .expect("default [dest] settings");
+    let client = driver
+        .client_settings(mode, &ClientTables::default())
+        .unwrap_or_else(|e| panic!("the {mode:?} preset: {e}"));
+    driver
+        .client(&ClientContext {
+            endpoints,
+            nodes: 1,
+            mode,
+            run,
+            dest_settings: &dest_settings,
+            client: &client,
+            log: log(),
+        })
+        .unwrap_or_else(|e| panic!("a {kind} client: {e:#}"))
 }
 
 /// A 100-byte message `id` to `dest`, with key `k1`.
