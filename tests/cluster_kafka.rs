@@ -116,7 +116,17 @@ async fn stall_report_scenario(cluster: Box<dyn Cluster>) {
         )),
         "{report:?}"
     );
+    // What a drain asks before it ends for quiet: held back while the transaction is open,
+    // nothing once it ended.
+    let held = broker.held_back(&[(topic.clone(), 2)]).await;
+    assert_eq!(
+        held.as_deref().and_then(|h| h.split(": ").last()),
+        Some(format!("{topic}/0 3 past offset 0").as_str()),
+        "{held:?}"
+    );
     open.abort_transaction(Duration::from_secs(10)).expect("abort");
+    let held = broker.held_back(&[(topic.clone(), 2)]).await;
+    assert_eq!(held, None, "nothing is held back after the abort");
 }
 
 /// Kafka's nodes under the one local lifecycle, as `ackcheck cluster` runs them.

@@ -246,6 +246,18 @@ pub trait Broker: Send + Sync {
         Vec::new()
     }
 
+    /// What the broker stores but still holds back from readers, and will hand out later without
+    /// anything more from the clients: one sentence, or `None`. Asked before a drain ends for
+    /// quiet with acknowledged messages unseen, so that a drain does not call a message lost
+    /// that is only waiting (for Kafka: records past a partition's last stable offset, behind a
+    /// transaction that a dead producer left open until the broker aborts it at its timeout).
+    /// Brokers that never hold anything back keep the default. Best effort: `None` when it
+    /// cannot be read.
+    async fn held_back(&self, dests: &[(String, u32)]) -> Option<String> {
+        let _ = dests;
+        None
+    }
+
     /// Whether a producer of this broker can store one logical message twice even in
     /// exactly-once mode (no producer-side deduplication, e.g. RabbitMQ). The idempotent
     /// consumer of the exactly-once mode then deduplicates by message id; otherwise by

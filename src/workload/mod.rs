@@ -85,6 +85,9 @@ pub struct Workload {
     app: Option<Arc<dyn ProcessorApp>>,
 }
 
+/// How long the drain waits for the broker to say whether it holds messages back.
+const HELD_BACK_WAIT: Duration = Duration::from_secs(15);
+
 /// How the drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DrainEnd {
@@ -296,7 +299,8 @@ impl Workload {
     /// Let consumers read until every acknowledged message arrived (then a short settle for
     /// late duplicates), or nothing arrived for `quiet` while every group's members held all
     /// their shares and kept reading (a rebalancing group, or a member stuck in a call, is
-    /// silent for other reasons), or `timeout` passed.
+    /// silent for other reasons) and the broker held nothing back ([`Broker::held_back`]), or
+    /// `timeout` passed.
     pub async fn drain(&self, quiet: Duration, timeout: Duration, interrupt: &CancellationToken) -> DrainEnd {
         let started = Instant::now();
         let settle = quiet.min(Duration::from_secs(2));
@@ -315,7 +319,23 @@ impl Workload {
             }
             let settled = settled_since.map_or(Duration::ZERO, |t| t.elapsed());
             if idle.min(settled) >= quiet && since_start >= quiet {
-                return DrainEnd::Quiet;
+                // Quiet is no proof of loss while the broker still holds stored messages back
+                // (a transaction a dead producer left open holds back every record after it
+                // until the broker aborts it): wait another quiet time, up to the timeout.
+                let held = match self.ctx.tracker.outstanding() {
+                    0 => None,
+                    _ => tokio::time::timeout(HELD_BACK_WAIT, self.ctx.broker.held_back(&self.dests))
+                        .await
+                        .ok()
+                        .flatten(),
+                };
+                match held {
+                    None => return DrainEnd::Quiet,
+                    Some(why) => {
+                        (self.ctx.log)(&format!("the drain goes on: {why}"));
+                        settled_since = Some(Instant::now());
+                    }
+                }
             }
             if since_start >= timeout {
                 return DrainEnd::TimedOut;

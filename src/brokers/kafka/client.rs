@@ -135,15 +135,13 @@ fn stall_lines(
         let mut ends = Vec::new();
         for partition in 0..*partitions as i32 {
             every_partition.add_partition(topic, partition);
-            let high = end.fetch_watermarks(topic, partition, WAIT).map(|(_, high)| high);
-            let last_stable = stable.fetch_watermarks(topic, partition, WAIT).map(|(_, high)| high);
-            ends.push(match (high, last_stable) {
-                (Ok(high), Ok(last_stable)) if last_stable < high => format!(
+            ends.push(match partition_ends(&end, &stable, topic, partition) {
+                Ok((high, last_stable)) if last_stable < high => format!(
                     "{partition}: {last_stable} of {high} ({} held back by an open transaction)",
                     high - last_stable
                 ),
-                (Ok(high), Ok(_)) => format!("{partition}: {high}"),
-                (Err(e), _) | (_, Err(e)) => format!("{partition}: unreadable ({e})"),
+                Ok((high, _)) => format!("{partition}: {high}"),
+                Err(e) => format!("{partition}: unreadable ({e})"),
             });
         }
         lines.push(format!(
@@ -184,6 +182,51 @@ fn stall_lines(
         Err(e) => lines.push(format!("the consumer groups could not be listed: {e}")),
     }
     lines
+}
+
+/// A partition's end (the high watermark, read by `end`, a `read_uncommitted` client) and its
+/// last stable offset (read by `stable`, a `read_committed` one).
+fn partition_ends(
+    end: &BaseConsumer,
+    stable: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    const WAIT: Duration = Duration::from_secs(5);
+    let (_, high) = end.fetch_watermarks(topic, partition, WAIT)?;
+    let (_, last_stable) = stable.fetch_watermarks(topic, partition, WAIT)?;
+    Ok((high, last_stable))
+}
+
+/// [`Broker::held_back`] for Kafka (blocking): the partitions of the run's topics whose last
+/// stable offset is behind their end, i.e. records that `read_committed` readers cannot have
+/// yet because a transaction before them is still open; `None` when there are none or the
+/// ends cannot be read.
+fn held_back_by_transactions(
+    uncommitted: &ClientConfig,
+    committed: &ClientConfig,
+    dests: &[(String, u32)],
+) -> Option<String> {
+    let (end, stable): (BaseConsumer, BaseConsumer) = (uncommitted.create().ok()?, committed.create().ok()?);
+    let mut held = Vec::new();
+    for (topic, partitions) in dests {
+        for partition in 0..*partitions as i32 {
+            if let Ok((high, last_stable)) = partition_ends(&end, &stable, topic, partition) {
+                if last_stable < high {
+                    held.push(format!(
+                        "{topic}/{partition} {} past offset {last_stable}",
+                        high - last_stable
+                    ));
+                }
+            }
+        }
+    }
+    (!held.is_empty()).then(|| {
+        format!(
+            "records behind an open transaction, which read_committed readers get once it ends (committed, or aborted at its timeout): {}",
+            held.join(", ")
+        )
+    })
 }
 
 fn describe(tpl: &TopicPartitionList) -> String {
@@ -296,6 +339,17 @@ impl KafkaBroker {
             c.set("debug", debug).set_log_level(RDKafkaLogLevel::Debug);
         }
         c
+    }
+
+    /// Two client configurations for reading partition ends: `read_uncommitted` (the high
+    /// watermark) and `read_committed` (the last stable offset).
+    fn both_isolations(&self) -> (ClientConfig, ClientConfig) {
+        let config = |isolation: &str| {
+            let mut c = self.base_config();
+            c.set("isolation.level", isolation);
+            c
+        };
+        (config("read_uncommitted"), config("read_committed"))
     }
 
     /// The run's settings, then the effective producer properties (the mode's preset and the
@@ -483,14 +537,15 @@ impl Broker for KafkaBroker {
     }
 
     async fn stall_report(&self, dests: &[(String, u32)]) -> Vec<String> {
-        let config = |isolation: &str| {
-            let mut c = self.base_config();
-            c.set("isolation.level", isolation);
-            c
-        };
-        let (uncommitted, committed) = (config("read_uncommitted"), config("read_committed"));
+        let (uncommitted, committed) = self.both_isolations();
         let (dests, run) = (dests.to_vec(), self.run.clone());
         blocking(move || stall_lines(&uncommitted, &committed, &dests, &run)).await
+    }
+
+    async fn held_back(&self, dests: &[(String, u32)]) -> Option<String> {
+        let (uncommitted, committed) = self.both_isolations();
+        let dests = dests.to_vec();
+        blocking(move || held_back_by_transactions(&uncommitted, &committed, &dests)).await
     }
 
     async fn producer(&self, spec: &ProducerSpec) -> Result<Box<dyn Producer>, ClientError> {
