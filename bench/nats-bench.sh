@@ -60,7 +60,7 @@ for round in $(seq "$rounds"); do
     subject="natsbench.$round.$$"
     # The stream first (pub creates it), then the fetching clients beside the publishers.
     "$nats" -s "$server" bench js pub async "$subject" --stream "$stream" --create --storage file \
-        --replicas 1 --size 100 --msgs 1 --no-progress > /dev/null
+        --replicas 1 --size 100 --msgs 1 --no-progress > /dev/null 2>&1
     "$nats" -s "$server" bench js fetch --stream "$stream" --clients 3 --batch 20 --acks explicit \
         --msgs 1000000000 --no-progress > "$dir/nats-fetch-$round.log" 2>&1 &
     fetch=$!
