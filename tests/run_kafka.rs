@@ -163,3 +163,108 @@ fn a_campaign_with_an_unknown_key_is_refused_naming_key_and_line() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
 }
+
+/// A transaction that another producer leaves open holds back every later record of its
+/// partitions from read_committed readers until the broker aborts it at its timeout (here 15 s,
+/// found by the broker's abort sweep up to 10 s later). The drain must wait for that instead of
+/// ending for quiet and calling the workload's committed messages behind it lost: with a drain
+/// that ended after 3 quiet seconds, every message sent after the transaction opened was
+/// "lost" (the false loss of kafka-txn seed 2 in docs/evidence.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drain_waits_for_a_transaction_left_open_instead_of_calling_the_messages_behind_it_lost() {
+    let campaign = r#"
+broker = "kafka"
+mode = "exactly-once"
+
+[workload]
+kind = "txn"
+topic = "leftopen"
+partitions = 2
+producers = 1
+consumers = 1
+rate = 100
+txn_size = 2
+
+[drain]
+quiet = 3.0
+timeout = 90.0
+"#;
+    let blocker = tokio::task::spawn_blocking(leave_a_transaction_open);
+    let (code, v, history) = run("left-open", campaign, 10).await;
+    // Kept alive until the run ended, so that only the broker's timeout ends its transaction.
+    let (producer, opened_at) = blocker.await.expect("the test's own transactional producer");
+    drop(producer);
+    let committed = &v["groups"]["read-committed"];
+    eprintln!("transaction left open at {opened_at:?} after the run's topic appeared");
+    assert!(
+        history.lines().count() > 100,
+        "the workload sent and read messages: {v}"
+    );
+    assert_eq!(
+        n(&committed["lost"]),
+        0,
+        "nothing behind the open transaction is lost: {v}"
+    );
+    assert_eq!(v["claim_holds"], true, "{v}");
+    assert_eq!(code, 0);
+}
+
+/// Once the run's topic (`leftopen-<run>`) exists, open a transaction on each of its partitions
+/// with a producer of the test's own, write one record to each, and leave it open.
+fn leave_a_transaction_open() -> (
+    rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    std::time::Duration,
+) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    use rdkafka::ClientConfig;
+    use std::time::{Duration, Instant};
+
+    let port = ackcheck::brokers::kafka::KIND.port(0, ackcheck::nodes::CLIENT_PROXY_SLOT);
+    let bootstrap = format!("127.0.0.1:{port}");
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("a metadata client");
+    // The first run of a fresh machine installs Kafka first: minutes.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let started = Instant::now();
+    let (topic, partitions) = loop {
+        assert!(Instant::now() < deadline, "the run's topic leftopen-… never appeared");
+        if let Ok(metadata) = probe.fetch_metadata(None, Duration::from_secs(2)) {
+            let found = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name().starts_with("leftopen-") && t.partitions().len() == 2);
+            if let Some(t) = found {
+                break (t.name().to_string(), t.partitions().len() as i32);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", format!("{topic}-left-open"))
+        .set("transaction.timeout.ms", "15000")
+        .create()
+        .expect("a transactional producer");
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .expect("init_transactions");
+    producer.begin_transaction().expect("begin_transaction");
+    for partition in 0..partitions {
+        producer
+            .send(
+                BaseRecord::to(&topic)
+                    .partition(partition)
+                    .key("k")
+                    .payload("left open"),
+            )
+            .map_err(|(e, _)| e)
+            .expect("enqueued");
+    }
+    producer
+        .flush(Duration::from_secs(10))
+        .expect("the open transaction's records reach the broker");
+    (producer, started.elapsed())
+}
