@@ -3,7 +3,9 @@
 //! lost acks make at-least-once write messages twice without losing any; the exactly-once
 //! pipeline holds under crashes and faults; at-most-once with crashes never duplicates; the
 //! read_committed group of the txn workload sees no torn or aborted transaction, the
-//! read_uncommitted one does (and the claim, about read_committed, holds). And a campaign with an unknown key is refused, naming key and line.
+//! read_uncommitted one does (and the claim, about read_committed, holds); a drain waits for a
+//! transaction that another producer left open instead of calling the messages behind it lost.
+//! And a campaign with an unknown key is refused, naming key and line.
 
 #![cfg(feature = "kafka")]
 
