@@ -112,6 +112,9 @@ impl ConsumerContext for Ctx {
     }
 }
 
+/// How long each metadata request of the stall report and the held-back check may take.
+const WAIT: Duration = Duration::from_secs(5);
+
 /// [`Broker::stall_report`] for Kafka (blocking): for each partition of the run's topics, its
 /// end for `read_committed` readers (the last stable offset) against its end (the high
 /// watermark): a gap that stays after the producers stopped is a transaction left open, which
@@ -124,7 +127,6 @@ fn stall_lines(
     dests: &[(String, u32)],
     run: &str,
 ) -> Vec<String> {
-    const WAIT: Duration = Duration::from_secs(5);
     let (end, stable): (BaseConsumer, BaseConsumer) = match (uncommitted.create(), committed.create()) {
         (Ok(end), Ok(stable)) => (end, stable),
         (Err(e), _) | (_, Err(e)) => return vec![format!("no Kafka client for the stall report: {e}")],
@@ -192,7 +194,6 @@ fn partition_ends(
     topic: &str,
     partition: i32,
 ) -> Result<(i64, i64), KafkaError> {
-    const WAIT: Duration = Duration::from_secs(5);
     let (_, high) = end.fetch_watermarks(topic, partition, WAIT)?;
     let (_, last_stable) = stable.fetch_watermarks(topic, partition, WAIT)?;
     Ok((high, last_stable))
