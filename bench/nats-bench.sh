@@ -25,21 +25,8 @@ if [ ! -x "$nats" ]; then
     GOBIN=$home/install/natscli-$natscli_version go install "github.com/nats-io/natscli/nats@v$natscli_version"
 fi
 
-cat > "$dir/nats-bench.toml" <<'EOF'
-broker = "nats"
-nodes = 1
-mode = "at-least-once"
-seed = 1
-
-[workload]
-kind = "queue"
-producers = 2
-consumers = 3
-rate = 0
-message_size = 100
-in_flight = 16
-poll_batch = 20
-EOF
+source bench/queue-bench.sh
+queue_bench_campaign nats "$dir/nats-bench.toml"
 
 "$bin" cluster up nats > /dev/null
 trap '"$bin" cluster down nats > /dev/null' EXIT
@@ -47,11 +34,7 @@ trap '"$bin" cluster down nats > /dev/null' EXIT
 server="nats://127.0.0.1:19400"
 
 for round in $(seq "$rounds"); do
-    out="$dir/ackcheck-$round"
-    rm -rf "$out"
-    "$bin" run "$dir/nats-bench.toml" --duration "${seconds}s" --keep-cluster --out "$out" > "$out.stdout" 2>&1 || true
-    line=$(grep "run phase" "$out/run.log")
-    echo "round $round ackcheck: ${line#*] } (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    ackcheck_round "$bin" "$dir/nats-bench.toml" "$seconds" "$dir/ackcheck-$round" "$round"
     # nats bench publishes a count, not for a time: as many as ackcheck acknowledged in this
     # round, so that both run about as long.
     count=$(sed -n 's/.* acknowledged (\([0-9]*\)\/s).*/\1/p' <<<"$line")

@@ -42,21 +42,8 @@ EOF
     rm -rf "$perf" && mv "$perf.partial" "$perf"
 fi
 
-cat > "$dir/rabbitmq-bench.toml" <<'EOF'
-broker = "rabbitmq"
-nodes = 1
-mode = "at-least-once"
-seed = 1
-
-[workload]
-kind = "queue"
-producers = 2
-consumers = 3
-rate = 0
-message_size = 100
-in_flight = 16
-poll_batch = 20
-EOF
+source bench/queue-bench.sh
+queue_bench_campaign rabbitmq "$dir/rabbitmq-bench.toml"
 
 "$bin" cluster up rabbitmq > /dev/null
 trap '"$bin" cluster down rabbitmq > /dev/null' EXIT
@@ -64,11 +51,7 @@ trap '"$bin" cluster down rabbitmq > /dev/null' EXIT
 url="amqp://guest:guest@127.0.0.1:19100/%2f"
 
 for round in $(seq "$rounds"); do
-    out="$dir/ackcheck-$round"
-    rm -rf "$out"
-    "$bin" run "$dir/rabbitmq-bench.toml" --duration "${seconds}s" --keep-cluster --out "$out" > "$out.stdout" 2>&1 || true
-    line=$(grep "run phase" "$out/run.log")
-    echo "round $round ackcheck: ${line#*] } (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    ackcheck_round "$bin" "$dir/rabbitmq-bench.toml" "$seconds" "$dir/ackcheck-$round" "$round"
     java -Xmx256m -cp "$perf/lib/*" com.rabbitmq.perf.PerfTest --uri "$url" \
         --producers 2 --consumers 3 --size 100 --confirm 16 --flag persistent --qos 200 --multi-ack-every 20 \
         --quorum-queue --queue "perftest-$round-$$" --time "$seconds" > "$dir/perftest-$round.log" 2>&1
